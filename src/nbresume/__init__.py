@@ -1,0 +1,52 @@
+"""nbresume: resumable Jupyter notebooks.
+
+``%%checkpoint NAME`` caches a cell's variables and outputs; ``resumable(items)`` makes a loop
+continue where a dead kernel left it. Load it in a notebook with ``%load_ext nbresume``.
+
+Importing this package is cheap: the engines, IPython glue and widgets load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    CheckpointError,
+    CheckpointWarning,
+    NbresumeError,
+    NbresumeWarning,
+    StoreError,
+    StoreVersionError,
+)
+
+if TYPE_CHECKING:
+    from .resumable import resumable
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointWarning",
+    "NbresumeError",
+    "NbresumeWarning",
+    "StoreError",
+    "StoreVersionError",
+    "__version__",
+    "load_ipython_extension",
+    "resumable",
+]
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "resumable":
+        from .resumable import resumable
+
+        return resumable
+    raise AttributeError(f"module 'nbresume' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbresume``: register ``%%checkpoint`` and put ``resumable`` in the namespace."""
+    from ._magics import load
+
+    load(ipython)

@@ -1,0 +1,331 @@
+"""The checkpoint store: a diskcache Cache of signed entries. The only module that imports diskcache.
+
+Layout of one entry (a diskcache file value, written by streaming, never in place)::
+
+    [pickle stream][buffer 0][buffer 1]...[header JSON][HMAC-SHA256, 32 bytes][u32 header length][MAGIC]
+
+The header holds the schema version, the lengths and the xxh3 digests of the out-of-band buffers.
+The HMAC (per-user key, kept outside the store) covers the pickle stream and the header, so nothing
+is unpickled before it verifies; the raw buffers are plain data checked by their digests, hashed
+chunk by chunk while they stream in. A trailer instead of a header lets digests be computed while
+writing, in one pass over the data.
+
+diskcache writes a value's file first and commits its row after, so a kill during a write leaves the
+previous entry under the same key intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import diskcache
+import xxhash
+
+from . import _serialize
+from .errors import StoreError, StoreVersionError
+
+__all__ = ["MISSING", "SCHEMA_VERSION", "Store", "default_store_dir", "open_store"]
+
+SCHEMA_VERSION = 1  # bump on any change of the entry layout or of what the engines store
+MAGIC = b"NBRESUME"
+_TRAILER = struct.Struct("<I8s")  # header length, MAGIC
+_CHUNK = 1 << 22  # 4 MiB: big enough for few syscalls, small enough to hash while hot in cache
+KEY_ENV = "NBRESUME_KEY"  # a signing key given directly (CI, shared service accounts)
+DIR_ENV = "NBRESUME_DIR"  # where the store lives; default ./.nbresume
+DEFAULT_DIR = ".nbresume"
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+def default_store_dir() -> Path:
+    """``$NBRESUME_DIR`` if set, else ``.nbresume`` in the working directory (next to the notebook)."""
+    return Path(os.environ.get(DIR_ENV) or DEFAULT_DIR).absolute()
+
+
+def _config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "nbresume"
+
+
+def signing_key() -> bytes:
+    """The per-user signing key: ``$NBRESUME_KEY``, else a random key created once with mode 0600."""
+    env = os.environ.get(KEY_ENV)
+    if env:
+        return env.encode()
+    path = _config_dir() / "key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = os.urandom(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another kernel created it first
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
+
+
+class _EntryReader:
+    """A file-like object that streams an entry to diskcache without copying the buffers."""
+
+    def __init__(self, pickled: _serialize.Pickled, key: bytes, meta: dict[str, Any]) -> None:
+        self._parts: Iterator[memoryview] = self._generate(pickled, key, meta)
+        self._current = memoryview(b"")
+
+    def _generate(
+        self, pickled: _serialize.Pickled, key: bytes, meta: dict[str, Any]
+    ) -> Iterator[memoryview]:
+        mac = hmac.new(key, pickled.data, hashlib.sha256)
+        yield memoryview(pickled.data)
+        digests = []
+        for buffer in pickled.buffers:
+            h = xxhash.xxh3_128()
+            for start in range(0, buffer.nbytes, _CHUNK):
+                chunk = buffer[start : start + _CHUNK]
+                h.update(chunk)
+                yield chunk
+            digests.append(h.hexdigest())
+        header = json.dumps(
+            {
+                "schema": SCHEMA_VERSION,
+                "pickle": len(pickled.data),
+                "buffers": [b.nbytes for b in pickled.buffers],
+                "digests": digests,
+                "meta": meta,
+            }
+        ).encode()
+        mac.update(header)
+        yield memoryview(header + mac.digest() + _TRAILER.pack(len(header), MAGIC))
+
+    def read(self, size: int = -1) -> memoryview:
+        while not self._current:
+            part = next(self._parts, None)
+            if part is None:
+                return memoryview(b"")
+            self._current = part
+        chunk, self._current = self._current[:size], self._current[size:]
+        return chunk
+
+
+class Store:
+    """Signed checkpoint entries and small JSON records in one diskcache directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with contextlib.suppress(PermissionError):
+                path.chmod(0o700)
+            # NB. diskcache evicts down to 1 GB by default: checkpoints must never vanish silently.
+            self._cache = diskcache.Cache(
+                str(path), eviction_policy="none", size_limit=2**62, cull_limit=0
+            )
+        except (OSError, diskcache.Timeout, Exception) as exc:
+            raise StoreError(
+                f"cannot open the checkpoint store at {str(path)!r}: {exc}; "
+                "check its permissions or move it with %checkpoint dir PATH"
+            ) from exc
+        self._key: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            self._key = signing_key()
+        return self._key
+
+    # -- signed entries ---------------------------------------------------------------------
+
+    def put(self, key: str, pickled: _serialize.Pickled, meta: dict[str, Any] | None = None) -> int:
+        """Write an entry atomically; returns its size in bytes. Raises `StoreError`."""
+        reader = _EntryReader(pickled, self.key, meta or {})
+        try:
+            self._cache.set(key, reader, read=True)
+        except Exception as exc:
+            raise StoreError(f"could not write {key!r} to {str(self.path)!r}: {exc}") from exc
+        return pickled.nbytes
+
+    def get(self, key: str) -> Any:
+        """Read and verify an entry; `MISSING` if absent. Raises `StoreError` if it is unusable."""
+        try:
+            handle = self._cache.get(key, default=None, read=True)
+        except Exception as exc:
+            raise StoreError(f"could not read {key!r} from {str(self.path)!r}: {exc}") from exc
+        if handle is None:
+            return MISSING
+        with handle:
+            return self._read_entry(key, handle)
+
+    def _read_entry(self, key: str, f: IO[bytes]) -> Any:
+        try:
+            end = f.seek(0, os.SEEK_END)
+            if end < _TRAILER.size:
+                raise StoreError("truncated")
+            f.seek(end - _TRAILER.size)
+            header_len, magic = _TRAILER.unpack(f.read(_TRAILER.size))
+            if magic != MAGIC or header_len + 32 + _TRAILER.size > end:
+                raise StoreError("not an nbresume entry or truncated")
+            f.seek(end - _TRAILER.size - 32 - header_len)
+            header_bytes = f.read(header_len)
+            mac = f.read(32)
+            header = json.loads(header_bytes)
+            if header.get("schema") != SCHEMA_VERSION:
+                raise StoreVersionError(
+                    f"entry {key!r} in {str(self.path)!r} has schema {header.get('schema')!r}, "
+                    f"this nbresume reads schema {SCHEMA_VERSION}; it will be recomputed"
+                )
+            f.seek(0)
+            data = f.read(header["pickle"])
+            expected = hmac.new(self.key, data, hashlib.sha256)
+            expected.update(header_bytes)
+            if not hmac.compare_digest(expected.digest(), mac):
+                raise StoreError(
+                    f"entry {key!r} in {str(self.path)!r} is not signed by your key; it was not "
+                    f"loaded. If you trust this store, run: nbresume trust {str(self.path)!r}"
+                )
+            buffers = [
+                self._read_buffer(f, n, d)
+                for n, d in zip(header["buffers"], header["digests"], strict=True)
+            ]
+        except StoreError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
+            raise StoreError(f"entry {key!r} in {str(self.path)!r} is corrupt: {exc}") from exc
+        try:
+            return _serialize.loads(data, buffers)
+        except Exception as exc:
+            raise StoreError(
+                f"entry {key!r} in {str(self.path)!r} could not be unpickled: {exc!r}; "
+                "a module it needs may be missing or changed"
+            ) from exc
+
+    @staticmethod
+    def _read_buffer(f: IO[bytes], nbytes: int, digest: str) -> Any:
+        buffer = _serialize.allocate(nbytes)
+        view = memoryview(buffer).cast("B")
+        h = xxhash.xxh3_128()
+        for start in range(0, nbytes, _CHUNK):
+            chunk = view[start : start + _CHUNK]
+            if f.readinto(chunk) != chunk.nbytes:  # type: ignore[attr-defined]
+                raise StoreError("truncated buffer")
+            h.update(chunk)
+        if h.hexdigest() != digest:
+            raise StoreError("a data buffer does not match its digest")
+        return buffer
+
+    def resign(self) -> int:
+        """Re-sign every entry with this user's key (``nbresume trust``); returns how many."""
+        count = 0
+        for key in list(self._cache.iterkeys()):
+            handle = self._cache.get(key, default=None, read=True)
+            if not hasattr(handle, "read"):
+                continue
+            with handle as f:
+                try:
+                    f.seek(0)
+                    end = f.seek(0, os.SEEK_END)
+                    f.seek(end - _TRAILER.size)
+                    header_len, magic = _TRAILER.unpack(f.read(_TRAILER.size))
+                    if magic != MAGIC:
+                        continue
+                    f.seek(end - _TRAILER.size - 32 - header_len)
+                    header_bytes = f.read(header_len)
+                    header = json.loads(header_bytes)
+                    f.seek(0)
+                    data = f.read(header["pickle"])
+                    buffers = [f.read(n) for n in header["buffers"]]
+                except (OSError, ValueError, KeyError, struct.error):
+                    continue
+            pickled = _serialize.Pickled(data, [memoryview(b) for b in buffers])
+            self.put(key, pickled, header.get("meta", {}))
+            count += 1
+        return count
+
+    # -- small JSON records -----------------------------------------------------------------
+
+    def get_json(self, key: str, default: Any = None) -> Any:
+        try:
+            text = self._cache.get(key, default=None)
+        except Exception as exc:
+            raise StoreError(f"could not read {key!r} from {str(self.path)!r}: {exc}") from exc
+        if not isinstance(text, str):
+            return default
+        try:
+            return json.loads(text)
+        except ValueError:
+            return default
+
+    def put_json(self, key: str, value: Any) -> None:
+        try:
+            self._cache.set(key, json.dumps(value, default=str))
+        except Exception as exc:
+            raise StoreError(f"could not write {key!r} to {str(self.path)!r}: {exc}") from exc
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def delete(self, key: str) -> bool:
+        try:
+            return bool(self._cache.delete(key))
+        except Exception as exc:
+            raise StoreError(f"could not delete {key!r} from {str(self.path)!r}: {exc}") from exc
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return sorted(
+            k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefix)
+        )
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._cache
+
+    @contextlib.contextmanager
+    def transact(self) -> Iterator[None]:
+        """Group several writes into one sqlite transaction (all or nothing)."""
+        with self._cache.transact():
+            yield
+
+    def volume(self) -> int:
+        """Bytes on disk, database and value files included."""
+        return int(self._cache.volume())
+
+    def close(self) -> None:
+        self._cache.close()
+
+
+_stores: dict[Path, Store] = {}
+_lock = threading.Lock()
+
+
+def open_store(path: Path | str | None = None) -> Store:
+    """The `Store` at ``path`` (default: `default_store_dir`), opened once per process."""
+    resolved = Path(path).absolute() if path is not None else default_store_dir()
+    with _lock:
+        store = _stores.get(resolved)
+        if store is None:
+            store = _stores[resolved] = Store(resolved)
+        return store
+
+
+def now() -> float:
+    """Wall-clock time for records (seconds since the epoch)."""
+    return time.time()

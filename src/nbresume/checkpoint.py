@@ -1,0 +1,535 @@
+"""The ``%%checkpoint`` engine: lookup -> hit (restore + replay) | miss (run, record, save).
+
+No IPython decorators here: the engine needs only the few parts of a shell named by `Shell`, so it
+runs against a real kernel, a terminal IPython or a test's fake alike. It never displays anything
+itself except the cell's own outputs (recorded, or replayed); notes go to the ``notify`` callback.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import sys
+import time
+import types
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from . import _host
+from ._capture import Recorder, replay, strip_for_replay
+from ._host import LoopState
+from ._keys import analyze_cell, cell_key, describe_change, fingerprint, hash_text, normalize_source
+from ._progress import PhaseProgress, format_duration
+from ._serialize import dumps_namespace
+from ._store import MISSING, Store, open_store
+from .errors import CheckpointWarning, StoreError
+
+__all__ = ["CheckpointOptions", "Note", "Shell", "phases", "run_checkpoint", "run_checkpoint_async"]
+
+HISTORY = 3  # completed versions kept per phase
+RESULT = "__nbresume_result__"  # the last expression's value, saved among the variables
+
+
+class Shell(Protocol):
+    """The parts of an IPython shell the engine uses."""
+
+    user_ns: dict[str, Any]
+    display_pub: Any
+    displayhook: Any
+    display_formatter: Any
+    compile: Any
+
+    def transform_cell(self, raw_cell: str) -> str: ...
+    def transform_ast(self, node: ast.AST) -> ast.AST: ...
+
+
+@dataclass(frozen=True)
+class CheckpointOptions:
+    """What ``%%checkpoint NAME [options]`` asked for."""
+
+    name: str | None = None
+    force: bool = False
+    no_deps: bool = False
+    exclude: frozenset[str] = frozenset()
+    every: int | str | None = None
+    quiet: bool = False
+    validate: str | None = None
+
+
+@dataclass(frozen=True)
+class Note:
+    """A one-line message about a checkpoint (shown marked with the ``nbresume`` metadata key)."""
+
+    kind: str  # restored | running | resuming | store
+    name: str
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Notify = Callable[[Note], None]
+
+phases: dict[str, PhaseProgress] = {}  # the phases run in this kernel, by name
+_told_store: set[str] = set()
+
+
+@dataclass
+class _Version:
+    key: str
+    source_hash: str
+    inputs: dict[str, str]
+    created: float
+    duration: float
+    size: int = 0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _Version:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+class CheckpointRun:
+    """One execution of a checkpoint cell; also the `LoopHost` of the loops it runs."""
+
+    def __init__(
+        self, shell: Shell, cell: str, options: CheckpointOptions, store: Store, notify: Notify
+    ) -> None:
+        self.shell = shell
+        self.options = options
+        self.store = store
+        self.notify = notify
+        self.transformed = shell.transform_cell(cell)
+        self.source = normalize_source(self.transformed)
+        self.names = analyze_cell(self.transformed)
+        ns = shell.user_ns
+        if options.no_deps:
+            self.inputs: dict[str, str] = {}
+        else:
+            self.inputs = {
+                n: fingerprint(ns[n])
+                for n in self.names.inputs
+                if n in ns and n not in options.exclude and not isinstance(ns[n], types.ModuleType)
+            }
+        self.source_hash = hash_text(self.source)
+        self.name = options.name or "cell-" + cell_key("", self.source_hash, self.inputs)[6:14]
+        self.key = cell_key(self.name, self.source_hash, self.inputs)
+        self.snapshot_key = "snap:" + self.key[len("cell:") :]
+        self.recorder: Recorder | None = None
+        self.loops: list[Any] = []
+        self.loop_states: dict[str, LoopState] = {}
+        self.pending: dict[str, Any] | None = None  # a saved snapshot not yet restored
+        self.unsaved: dict[str, str] = {}  # variables that could not be pickled, and why
+        self.started = time.time()
+        self._warned_store = False
+
+    # -- lookup -------------------------------------------------------------------------------
+
+    def _phase_record(self) -> dict[str, Any]:
+        try:
+            record = self.store.get_json(f"phase:{self.name}", {})
+        except StoreError as exc:
+            self._warn_store(exc)
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    def lookup(self) -> dict[str, Any] | None:
+        if self.options.force:
+            return None
+        try:
+            entry = self.store.get(self.key)
+        except StoreError as exc:
+            self._warn_store(exc)
+            return None
+        return None if entry is MISSING else entry
+
+    def _load_snapshot(self) -> None:
+        try:
+            snapshot = self.store.get(self.snapshot_key)
+        except StoreError as exc:
+            self._warn_store(exc)
+            return
+        if snapshot is not MISSING:
+            self.pending = snapshot
+
+    # -- hit ----------------------------------------------------------------------------------
+
+    def restore(self, entry: dict[str, Any], record: dict[str, Any]) -> Any:
+        values = dict(entry["vars"])
+        has_result = RESULT in values
+        result = values.pop(RESULT, None)
+        self.shell.user_ns.update(values)
+        version = next((v for v in record.get("versions", []) if v.get("key") == self.key), {})
+        when = datetime.fromtimestamp(version.get("created", time.time())).strftime(
+            "%Y-%m-%d %H:%M"
+        )
+        text = f"restored {self.name!r} from checkpoint of {when}, ran {format_duration(version.get('duration'))}"
+        self._notify("restored", text, {"key": self.key, "variables": sorted(values)})
+        replay(entry["outputs"], self.shell.display_pub)
+        self._set_record(record, "restored")
+        if has_result:
+            return result
+        bundle = entry.get("result_bundle")
+        if bundle is not None:
+            _emit_execute_result(self.shell, *bundle)
+        return None
+
+    # -- miss ---------------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        record = self._phase_record()
+        versions = [_Version.from_json(v) for v in record.get("versions", [])]
+        self._load_snapshot()
+        if self.pending is not None:
+            done = sum(len(s.done) for s in self.pending["loops"].values())
+            self._notify(
+                "resuming",
+                f"resuming {self.name!r} from a snapshot: {done} item{'s' * (done != 1)} done",
+                {"key": self.key, "done": done},
+            )
+        elif versions and not self.options.quiet:
+            latest = versions[0]
+            why = (
+                "forced"
+                if self.options.force
+                else describe_change(
+                    latest.source_hash, latest.inputs, self.source_hash, self.inputs
+                )
+            )
+            self._notify("running", f"running {self.name!r}: {why}", {"reason": why})
+        self.record = record
+        self.recorder = Recorder(self.shell.display_pub)
+        phases[self.name] = PhaseProgress(self.name)
+        self._previous_host = _host.set_host(self)
+
+    def end(self, value: Any, has_value: bool) -> None:
+        _host.set_host(self._previous_host)
+        _flush_figures()
+        recorder = self.recorder
+        assert recorder is not None
+        duration = time.time() - self.started
+        values = self._variables()
+        if has_value:
+            values[RESULT] = value
+        outputs = _merge_streams(strip_for_replay(recorder.outputs))
+        extra: dict[str, Any] = {"outputs": outputs}
+        pickled, failures = dumps_namespace(values, extra)
+        if RESULT in failures:
+            failures.pop(RESULT)
+            data, metadata = self.shell.display_formatter.format(value)
+            pickled, more = dumps_namespace(
+                {n: v for n, v in values.items() if n not in failures and n != RESULT},
+                {**extra, "result_bundle": (data, metadata)},
+            )
+            failures.update(more)
+        self._warn_unsaved(failures)
+        try:
+            size = self.store.put(self.key, pickled, {"name": self.name})
+            self._save_record(duration, size)
+            self.store.delete(self.snapshot_key)
+        except StoreError as exc:
+            self._warn_store(exc)
+        phases[self.name].finish("done")
+
+    def fail(self, exc: BaseException) -> None:
+        _host.set_host(self._previous_host)
+        interrupted = isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "CancelledError"
+        if self.loop_states or self.loops:
+            self.snapshot("interrupt" if interrupted else "error")
+        phases[self.name].finish("interrupted" if interrupted else "failed")
+        self._set_record(self._phase_record(), "interrupted" if interrupted else "failed")
+
+    def _variables(self) -> dict[str, Any]:
+        ns = self.shell.user_ns
+        skip = self.options.exclude | self.unsaved.keys()
+        return {n: ns[n] for n in self.names.outputs if n in ns and n not in skip}
+
+    def _warn_unsaved(self, failures: dict[str, str]) -> None:
+        for name, why in failures.items():
+            if name in self.unsaved:
+                continue
+            self.unsaved[name] = why
+            warnings.warn(
+                f"could not save variable {name!r} ({why}); its value stays in the kernel; "
+                f"add --exclude {name} to skip it",
+                CheckpointWarning,
+                stacklevel=2,
+            )
+
+    def _warn_store(self, exc: StoreError) -> None:
+        if self._warned_store:
+            return
+        self._warned_store = True
+        warnings.warn(
+            f"{exc} (the cell's live result is kept; only the checkpoint is affected)",
+            CheckpointWarning,
+            stacklevel=2,
+        )
+
+    def _save_record(self, duration: float, size: int) -> None:
+        record = self._phase_record()
+        versions = [v for v in record.get("versions", []) if v.get("key") != self.key]
+        versions.insert(
+            0, vars(_Version(self.key, self.source_hash, self.inputs, self.started, duration, size))
+        )
+        for old in versions[HISTORY:]:
+            self.store.delete(old["key"])
+        record["versions"] = versions[:HISTORY]
+        self._set_record(record, "done")
+
+    def _set_record(self, record: dict[str, Any], status: str) -> None:
+        record.update(
+            name=self.name, status=status, updated=time.time(), source_hash=self.source_hash
+        )
+        try:
+            self.store.put_json(f"phase:{self.name}", record)
+        except StoreError as exc:
+            self._warn_store(exc)
+
+    def _notify(self, kind: str, text: str, data: dict[str, Any]) -> None:
+        if self.options.quiet:
+            return
+        where = str(self.store.path)
+        if where not in _told_store:
+            _told_store.add(where)
+            text = f"{text} (store: {where})"
+        self.notify(Note(kind, self.name, text, data))
+
+    # -- LoopHost -----------------------------------------------------------------------------
+
+    def parent_key(self) -> str:
+        return "/".join(repr(loop.in_flight_key) for loop in self.loops)
+
+    def attach(self, loop: Any) -> LoopState | None:
+        self.loops.append(loop)
+        if (
+            self.options.every is not None
+            and loop._every_items is None
+            and loop._every_seconds is None
+        ):
+            from .resumable import parse_every
+
+            loop._every_items, loop._every_seconds = parse_every(self.options.every)
+        phase = phases.get(self.name)
+        if phase is not None:
+            phase.loops.append(loop.progress)
+        if self.pending is not None:
+            self._restore_snapshot(self.pending)
+            self.pending = None
+        state = self.loop_states.get(loop.loop_id)
+        recorder = self.recorder
+        if recorder is None:
+            return state
+        have = recorder.mark()  # outputs before a loop never merge with the loop's own
+        saved = self._snapshot_outputs
+        if state is not None and saved is not None:
+            target = state.outputs_end if state.complete else len(saved)
+            if target is not None and have < target:
+                # NB. replayed outputs are shown live but recorded as saved, element for element,
+                # so positions in later snapshots keep matching.
+                recorder.paused += 1
+                try:
+                    replay(saved[have:target], self.shell.display_pub)
+                finally:
+                    recorder.paused -= 1
+                recorder.outputs[have:] = copy.deepcopy(saved[have:target])
+                recorder.mark()
+        return state
+
+    _snapshot_outputs: list[dict[str, Any]] | None = None
+
+    def _restore_snapshot(self, snapshot: dict[str, Any]) -> None:
+        self.shell.user_ns.update(snapshot["vars"])
+        self.loop_states = dict(snapshot["loops"])
+        self._snapshot_outputs = snapshot["outputs"]
+
+    def detach(self, loop: Any, complete: bool) -> None:
+        if loop in self.loops:
+            self.loops.remove(loop)
+        if complete and "/" in loop.loop_id:
+            self.loop_states.pop(loop.loop_id, None)  # a nested loop is done with its outer item
+        elif complete:
+            state = loop.state()
+            state.complete = True
+            state.outputs_end = len(self.recorder.outputs) if self.recorder else None
+            self.loop_states[loop.loop_id] = state
+
+    def snapshot(self, reason: str) -> float:
+        start = time.perf_counter()
+        for loop in self.loops:
+            self.loop_states[loop.loop_id] = loop.state()
+        recorder = self.recorder
+        outputs = strip_for_replay(copy.deepcopy(recorder.outputs)) if recorder else []
+        pickled, failures = dumps_namespace(
+            self._variables(), {"outputs": outputs, "loops": self.loop_states, "reason": reason}
+        )
+        self._warn_unsaved(failures)
+        try:
+            self.store.put(self.snapshot_key, pickled, {"name": self.name, "reason": reason})
+        except StoreError as exc:
+            self._warn_store(exc)
+        for loop in self.loops:
+            loop.progress.last_snapshot = loop.progress.clock()
+        return time.perf_counter() - start
+
+    # -- running the body ---------------------------------------------------------------------
+
+    def compile(self, allow_await: bool) -> tuple[types.CodeType, types.CodeType | None]:
+        """Compile like IPython's ``%%time``: transformers, then the last expression split off."""
+        shell = self.shell
+        tree = shell.transform_ast(shell.compile.ast_parse(self.transformed))
+        assert isinstance(tree, ast.Module)
+        last = None
+        if (
+            tree.body
+            and isinstance(tree.body[-1], ast.Expr)
+            and not _ends_with_semicolon(self.transformed)
+        ):
+            last = ast.Expression(tree.body.pop().value)
+        result = getattr(shell.displayhook, "exec_result", None)
+        count = getattr(result, "execution_count", None) or getattr(shell, "execution_count", 0)
+        filename = shell.compile.cache(self.transformed, count)
+        flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if allow_await else 0
+        body = compile(ast.Module(tree.body, []), filename, "exec", flags=flags, dont_inherit=True)
+        expr = None
+        if last is not None:
+            expr = compile(last, filename, "eval", flags=flags, dont_inherit=True)
+        return body, expr
+
+
+def _ends_with_semicolon(cell: str) -> bool:
+    try:
+        from IPython.core.displayhook import DisplayHook
+
+        return bool(DisplayHook.semicolon_at_end_of_expression(cell))
+    except (ImportError, AttributeError):
+        return cell.rstrip().endswith(";")
+
+
+def _merge_streams(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    merged: list[dict[str, Any]] = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if (
+            last is not None
+            and output["output_type"] == "stream"
+            and last["output_type"] == "stream"
+            and last["name"] == output["name"]
+        ):
+            merged[-1] = {**last, "text": last["text"] + output["text"]}
+        else:
+            merged.append(output)
+    return merged
+
+
+def _flush_figures() -> None:
+    """Publish pending inline matplotlib figures now, while the recorder listens.
+
+    IPython shows them in a post_execute callback, after the magic returned: too late to record.
+    """
+    backend = sys.modules.get("matplotlib_inline.backend_inline")
+    mpl = sys.modules.get("matplotlib")
+    if backend is None or mpl is None:
+        return
+    if "inline" in str(mpl.get_backend()).lower():
+        backend.flush_figures()
+
+
+def _emit_execute_result(shell: Shell, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+    """Show a recorded result through the displayhook (sets ``Out[n]``) when its value is gone."""
+    hook = shell.displayhook
+    hook.check_for_underscore()
+    hook.start_displayhook()
+    hook.write_output_prompt()
+    hook.write_format_data(data, metadata)
+    hook.finish_displayhook()
+
+
+def _prepare(
+    shell: Shell, cell: str, options: CheckpointOptions, notify: Notify, store: Store | None
+) -> tuple[CheckpointRun, dict[str, Any] | None]:
+    try:
+        store = store or open_store()
+    except StoreError as exc:
+        warnings.warn(f"{exc}; the cell runs without a checkpoint", CheckpointWarning, stacklevel=3)
+        raise
+    run = CheckpointRun(shell, cell, options, store, notify)
+    return run, run.lookup()
+
+
+def run_checkpoint(
+    shell: Shell,
+    cell: str,
+    options: CheckpointOptions,
+    notify: Notify,
+    store: Store | None = None,
+) -> Any:
+    """Run or restore one checkpoint cell; returns the value of its last expression."""
+    __tracebackhide__ = True
+    run, entry = _prepare(shell, cell, options, notify, store)
+    if entry is not None:
+        return run.restore(entry, run._phase_record())
+    body, expr = run.compile(allow_await=False)
+    run.begin()
+    assert run.recorder is not None
+    try:
+        with run.recorder:
+            exec(body, shell.user_ns)
+            value = eval(expr, shell.user_ns) if expr is not None else None
+            _check_gate(run)
+    except BaseException as exc:
+        run.fail(exc)
+        raise
+    run.end(value, expr is not None)
+    return value
+
+
+async def run_checkpoint_async(
+    shell: Shell,
+    cell: str,
+    options: CheckpointOptions,
+    notify: Notify,
+    store: Store | None = None,
+) -> Any:
+    """`run_checkpoint` for cells with top-level ``await``."""
+    __tracebackhide__ = True
+    run, entry = _prepare(shell, cell, options, notify, store)
+    if entry is not None:
+        return run.restore(entry, run._phase_record())
+    body, expr = run.compile(allow_await=True)
+    run.begin()
+    assert run.recorder is not None
+    try:
+        with run.recorder:
+            pending = eval(body, shell.user_ns)
+            if pending is not None:
+                await pending
+            value = eval(expr, shell.user_ns) if expr is not None else None
+            if isinstance(value, types.CoroutineType):
+                value = await value
+            _check_gate(run)
+    except BaseException as exc:
+        run.fail(exc)
+        raise
+    run.end(value, expr is not None)
+    return value
+
+
+def _check_gate(run: CheckpointRun) -> None:
+    expr = run.options.validate
+    if not expr:
+        return
+    from .errors import CheckpointError
+
+    ns = run.shell.user_ns
+    if not eval(expr, ns):
+        names = analyze_cell(expr).inputs
+        seen = ", ".join(
+            f"{n}={ns[n]!r:.80}"
+            for n in names
+            if n in ns and not isinstance(ns[n], types.ModuleType | types.FunctionType)
+        )
+        raise CheckpointError(
+            f"phase {run.name!r} failed its gate --validate {expr!r} (saw {seen or 'nothing'}); "
+            "nothing was cached; fix the data or the cell and run it again"
+        )

@@ -1,0 +1,588 @@
+"""`resumable`: a loop that records its progress and continues where a dead kernel left it.
+
+The per-item path is a bare generator step plus one integer comparison; everything else (clock
+reads, progress, snapshots) happens every K items, K adapted to the loop's speed as tqdm's
+``miniters``. Progress lives in memory and reaches the store in time-based snapshots.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+from types import FrameType
+from typing import Any, Generic, TypeVar
+
+from . import _host
+from ._host import LoopHost, LoopState
+from ._progress import LoopProgress
+from .errors import CheckpointError, CheckpointWarning, StoreError
+
+__all__ = ["Position", "resumable"]
+
+T = TypeVar("T")
+
+CHECK_SECONDS = 0.02  # aim for a clock read about this often, whatever the loop's speed
+SNAPSHOT_SECONDS = 10.0  # default: snapshot about this often...
+SNAPSHOT_BUDGET = 0.02  # ...but spend at most this share of the loop's wall time on snapshots
+PROGRESS_SECONDS = 0.1  # listeners (widget, on_progress) hear at most 10 times a second
+MAX_STEP = 100_000  # never go longer than this many items without a clock read
+
+_SIMPLE_KEYS = (str, bytes, int, float, bool, type(None), PurePath)
+
+
+@dataclass(frozen=True)
+class Position:
+    """The key of an item that has no natural key: its position in the iterable."""
+
+    index: int
+
+
+def default_key(item: Any, index: int) -> Any:
+    """The item itself for str, bytes, numbers, None, paths and tuples of those, else its position."""
+    if isinstance(item, _SIMPLE_KEYS) or (
+        type(item) is tuple and all(isinstance(part, _SIMPLE_KEYS) for part in item)
+    ):
+        return item
+    return Position(index)
+
+
+_EVERY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\s*$")
+
+
+def parse_every(every: int | float | str | None) -> tuple[int | None, float | None]:
+    """``5`` -> every 5 items; ``"30s"`` -> every 30 seconds; None -> adaptive."""
+    if every is None:
+        return None, None
+    if isinstance(every, bool):
+        raise CheckpointError(f"every={every!r} is not valid; give a number of items or '30s'")
+    if isinstance(every, int):
+        if every < 1:
+            raise CheckpointError(
+                f"every={every!r} is not valid; give a number of items >= 1 or seconds like '30s'"
+            )
+        return every, None
+    if isinstance(every, float):
+        seconds = every
+    else:
+        text = str(every)
+        if text.strip().isdigit():
+            return parse_every(int(text))
+        match = _EVERY_RE.match(text)
+        if match is None:
+            raise CheckpointError(
+                f"every={every!r} is not valid; give a number of items (5) or seconds ('30s')"
+            )
+        seconds = float(match.group(1))
+    if seconds <= 0:
+        raise CheckpointError(f"every={every!r} is not valid; the interval must be positive")
+    return None, seconds
+
+
+class resumable(Generic[T]):  # noqa: N801 - used like a builtin: `for x in resumable(items)`
+    """Iterate over ``items``, recording progress so a re-run continues at the first unfinished item.
+
+    An item counts as done when the loop asks for the next one; the item in flight when the kernel
+    dies, that raised, or after which the loop ``break``-s is run again next time.
+
+    Inside a ``%%checkpoint`` cell, snapshots also hold every variable the cell has assigned so far
+    (``results``, ``model``...) and its outputs: after a kernel death, re-running the cell restores
+    them when the loop starts and continues with the first item not done. Elsewhere (another cell, a
+    script), the done items are remembered under ``name`` and skipped on the next run; a loop that
+    completes forgets them.
+
+    Parameters
+    ----------
+    items : iterable
+        Any iterable: a list, a range, a generator, a file.
+    key : callable, optional
+        ``key(item)`` -> a hashable key that identifies an item across runs. Default: the item itself
+        for str, bytes, numbers, None, paths and tuples of those; else its position.
+    name : str, optional
+        Where the progress of a loop outside a checkpoint cell is kept; default: the call site.
+    total : int, optional
+        The number of items, for generators and other unsized iterables.
+    desc : str, optional
+        Label of the progress bar.
+    every : int or str, optional
+        Snapshot every N items (``5``) or seconds (``"30s"``). Default: about every 10 s, spending
+        at most 2% of the loop's time on snapshots.
+    batch : int, optional
+        Yield lists of ``batch`` items; a batch is done as a whole.
+    on_progress : callable, optional
+        Called with ``(completed, total, skipped)`` at most 10 times a second.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> os.environ["NBRESUME_DIR"] = tempfile.mkdtemp()
+    >>> squares = []
+    >>> for x in resumable(range(4), name="doctest-squares"):
+    ...     squares.append(x * x)
+    >>> squares
+    [0, 1, 4, 9]
+    """
+
+    def __init__(
+        self,
+        items: Iterable[T],
+        *,
+        key: Callable[[T], Any] | None = None,
+        name: str | None = None,
+        total: int | None = None,
+        desc: str | None = None,
+        every: int | float | str | None = None,
+        batch: int | None = None,
+        on_progress: Callable[[int, int | None, int], object] | None = None,
+    ) -> None:
+        if not isinstance(items, Iterable):
+            raise CheckpointError(
+                f"resumable() needs an iterable (a list, range or generator); got {items!r}"
+            )
+        if key is not None and not callable(key):
+            raise CheckpointError(f"key={key!r} is not callable; pass a function item -> key")
+        if batch is not None and (
+            isinstance(batch, bool) or not isinstance(batch, int) or batch < 1
+        ):
+            raise CheckpointError(f"batch={batch!r} is not valid; give a whole number >= 1")
+        if name is not None and not isinstance(name, str):
+            raise CheckpointError(f"name={name!r} is not valid; give a string")
+        self._items = items
+        self._seq: Sequence[Any] | None = (
+            items if isinstance(items, list | tuple | range) and batch is None else None
+        )
+        if total is None and hasattr(items, "__len__"):
+            total = len(items)  # type: ignore[arg-type]
+        if total is not None and batch is not None:
+            total = -(-total // batch)
+        self.total = total
+        self._keyfn = key
+        self._batch = batch
+        self._every_items, self._every_seconds = parse_every(every)
+        self._on_progress = on_progress
+        frame = sys._getframe(1)
+        self.name = name
+        self.loop_id = _site_id(frame)
+        self.progress = LoopProgress(desc or name or self.loop_id.split("@")[0], total=total)
+        self._done: list[Any] = []
+        self._fast_from = 0  # position where the current fast run started
+        self._fast_base = 0  # len(self._done) at that point
+        self._pos = 0  # positions done in the fast run, as of the last check
+        self._fast = False  # in the fast run (no saved keys left to skip)
+        self._gen: Iterator[T] | None = None
+        self._current_key: Any = None
+        self._host: LoopHost | None = None
+        self._listeners: list[Callable[[LoopProgress], object]] = []
+
+    # -- state --------------------------------------------------------------------------------
+
+    def _key(self, item: Any, index: int) -> Any:
+        if self._keyfn is None:
+            return default_key(item, index)
+        try:
+            key = self._keyfn(item)
+            hash(key)
+        except Exception as exc:
+            raise CheckpointError(
+                f"key function failed on item {index} ({item!r:.60}): {exc!r}; it must return a "
+                "hashable value such as a str, int or tuple"
+            ) from exc
+        return key
+
+    def _position(self) -> int:
+        """Positions done in the current fast run (the in-flight item is not done)."""
+        gen = self._gen
+        frame: FrameType | None = getattr(gen, "gi_frame", None)
+        if frame is not None and not getattr(gen, "gi_running", False):
+            # NB. the fast loop keeps its index in a local only (an attribute store per item
+            # would double the loop's cost); suspended at `yield`, item `n` is in flight.
+            n = frame.f_locals.get("n")
+            if isinstance(n, int) and n >= self._fast_from:
+                return n
+        return self._pos
+
+    def state(self) -> LoopState:
+        """The keys of the done items, materialised lazily for sequences."""
+        seq = self._seq
+        if seq is not None and self._fast:
+            pos = self._position()
+            have = len(self._done) - self._fast_base + self._fast_from
+            self._done.extend(self._key(seq[i], i) for i in range(have, pos))
+        return LoopState(done=list(self._done), total=self.total)
+
+    def done_count(self, position: int) -> int:
+        return self._fast_base + position - self._fast_from
+
+    @property
+    def in_flight_key(self) -> Any:
+        """The key of the item being processed (nested loops are told apart by it)."""
+        seq = self._seq
+        if seq is not None and self._fast:
+            pos = self._position()
+            if pos < len(seq):
+                return self._key(seq[pos], pos)
+        return self._current_key
+
+    # -- iteration ----------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[T]:
+        if self._gen is not None:
+            raise CheckpointError(
+                "this resumable() was already iterated; create a new one for each loop"
+            )
+        host = _host.current_host()
+        own: _OwnHost | None = None
+        if host is None:
+            own = _OwnHost(self.name or self.loop_id)
+            host = own
+        self._host = host
+        self._gen = self._run(host, own) if self._batch is None else self._run_batches(host, own)
+        return self._gen
+
+    def _attach(self, host: LoopHost) -> Counter[Any]:
+        parent = host.parent_key()
+        if parent:
+            self.loop_id = f"{self.loop_id}/{parent}"
+        saved = host.attach(self)
+        if saved is None:
+            return Counter()
+        self._done = list(saved.done)
+        self.progress.skipped = self.progress.done = len(self._done)
+        return Counter(self._done)
+
+    def _run(self, host: LoopHost, own: _OwnHost | None) -> Iterator[T]:  # noqa: C901
+        remaining = self._attach(host)
+        guard = _Guard(host) if own is not None or _Guard.active is None else None
+        complete = False
+        index = 0
+        it = iter(self._items)
+        clock = self.progress.clock
+        last_check = last_snapshot = clock()
+        snapshot_cost = 0.0
+        every_items, every_seconds = self._every_items, self._every_seconds
+        step = 1
+        try:
+            if guard is not None:
+                guard.install()
+            if own is not None:
+                own.enter()
+            # catch-up: skip the items a saved state says are done, compute keys one by one
+            while remaining:
+                item = next(it, _END)
+                if item is _END:
+                    break
+                key = self._key(item, index)
+                index += 1
+                if remaining[key] > 0:
+                    remaining[key] -= 1
+                    if not remaining[key]:
+                        del remaining[key]
+                    continue
+                self._current_key = key
+                yield item
+                self._done.append(key)
+                self._tick(len(self._done))
+            # fast path: one comparison per item; keys of sequences are computed at snapshot time
+            self._fast_from = self._pos = index
+            self._fast_base = len(self._done)
+            self._fast = True
+            next_check = index
+            keyed = self._seq is None
+            for n, item in enumerate(it, index):
+                if keyed:
+                    key = self._key(item, n)
+                    self._current_key = key
+                    yield item
+                    self._done.append(key)
+                else:
+                    yield item
+                if n < next_check:
+                    continue
+                # -- every K items: clock, progress, snapshot policy ------------------------
+                self._pos = n + 1
+                now = clock()
+                self._tick(self.done_count(n + 1), now)
+                if every_items is not None:
+                    due = self.done_count(n + 1) % every_items == 0
+                elif every_seconds is not None:
+                    due = now - last_snapshot >= every_seconds
+                else:
+                    due = now - last_snapshot >= max(
+                        SNAPSHOT_SECONDS, snapshot_cost / SNAPSHOT_BUDGET
+                    )
+                if due:
+                    snapshot_cost = host.snapshot("periodic")
+                    last_snapshot = clock()
+                    self.progress.last_snapshot = last_snapshot
+                    self.progress.snapshots += 1
+                    now = last_snapshot
+                elapsed = now - last_check
+                last_check = now
+                grown = int(step * CHECK_SECONDS / elapsed) if elapsed > 0 else 2 * step
+                step = max(1, min(grown, 2 * step, MAX_STEP))
+                if every_items is not None:
+                    step = min(step, every_items - self.done_count(n + 1) % every_items)
+                next_check = n + step
+            else:
+                self._pos = self._position_after(index)
+            complete = True
+            self._tick(self.done_count(self._pos))
+        except GeneratorExit:
+            self.progress.status = "interrupted"
+            raise
+        except BaseException:
+            self.progress.status = "failed"
+            raise
+        finally:
+            self._finish(host, own, guard, complete)
+
+    def _position_after(self, index: int) -> int:
+        seq = self._seq
+        if seq is not None:
+            return len(seq)
+        return index + len(self._done) - self._fast_base
+
+    def _run_batches(self, host: LoopHost, own: _OwnHost | None) -> Iterator[Any]:
+        """``batch=N``: lists of N items, each batch done as a whole (keys recorded together)."""
+        remaining = self._attach(host)
+        guard = _Guard(host) if own is not None or _Guard.active is None else None
+        complete = False
+        size = self._batch or 1
+        clock = self.progress.clock
+        last_snapshot = clock()
+        batches = 0
+        try:
+            if guard is not None:
+                guard.install()
+            if own is not None:
+                own.enter()
+            batch: list[Any] = []
+            keys: list[Any] = []
+            for index, item in enumerate(self._items):
+                key = self._key(item, index)
+                if remaining[key] > 0:
+                    remaining[key] -= 1
+                    continue
+                batch.append(item)
+                keys.append(key)
+                if len(batch) < size:
+                    continue
+                self._current_key = keys[0]
+                yield batch
+                self._done.extend(keys)
+                batch, keys = [], []
+                batches += 1
+                now = clock()
+                self._tick(-(-len(self._done) // size), now)
+                if self._snapshot_due(batches, now - last_snapshot):
+                    host.snapshot("periodic")
+                    last_snapshot = clock()
+            if batch:
+                self._current_key = keys[0]
+                yield batch
+                self._done.extend(keys)
+            complete = True
+            self._tick(-(-len(self._done) // size))
+        except GeneratorExit:
+            self.progress.status = "interrupted"
+            raise
+        except BaseException:
+            self.progress.status = "failed"
+            raise
+        finally:
+            self._finish(host, own, guard, complete)
+
+    def _snapshot_due(self, count: int, since: float) -> bool:
+        if self._every_items is not None:
+            return count % self._every_items == 0
+        return since >= (self._every_seconds or SNAPSHOT_SECONDS)
+
+    def _finish(
+        self, host: LoopHost, own: _OwnHost | None, guard: _Guard | None, complete: bool
+    ) -> None:
+        if complete:
+            self.progress.status = "done"
+        try:
+            host.detach(self, complete)
+        finally:
+            if guard is not None:
+                guard.remove()
+            if own is not None:
+                own.close()
+            self._emit(force=True)
+
+    # -- progress -----------------------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[LoopProgress], object]) -> None:
+        """Call ``listener(progress)`` at most 10 times a second (the widget uses this)."""
+        self._listeners.append(listener)
+
+    def _tick(self, done: int, now: float | None = None) -> None:
+        progress = self.progress
+        progress.done = done
+        progress.updated = progress.clock() if now is None else now
+        self._emit()
+
+    _last_emit = -1.0
+
+    def _emit(self, force: bool = False) -> None:
+        if not self._listeners and self._on_progress is None:
+            return
+        now = self.progress.updated
+        if not force and now - self._last_emit < PROGRESS_SECONDS:
+            return
+        self._last_emit = now
+        if self._on_progress is not None:
+            self._on_progress(self.progress.done, self.progress.total, self.progress.skipped)
+        for listener in self._listeners:
+            listener(self.progress)
+
+    def __repr__(self) -> str:
+        return f"<resumable {self.progress.text()}>"
+
+
+_END: Any = object()
+
+
+def _site_id(frame: FrameType) -> str:
+    """A stable id of a call site: function name and line, plus the file for scripts.
+
+    Notebook cells have volatile file names (``/tmp/ipykernel_123/456.py``); the line's text
+    stands in for them.
+    """
+    code = frame.f_code
+    filename = code.co_filename
+    if filename.startswith("<") or "ipykernel_" in filename or "ipython-input" in filename:
+        import linecache
+
+        line = linecache.getline(filename, frame.f_lineno).strip()
+        import xxhash
+
+        return f"{code.co_name}:{frame.f_lineno}@{xxhash.xxh3_64_hexdigest(line.encode())[:8]}"
+    return f"{code.co_name}:{frame.f_lineno}@{os.path.abspath(filename)}"
+
+
+class _OwnHost:
+    """Hosts loops outside a checkpoint cell: done keys under ``loop:NAME`` in the store."""
+
+    def __init__(self, name: str) -> None:
+        from ._store import open_store
+
+        self.key = f"loop:{name}"
+        self.loops: list[resumable[Any]] = []
+        self.saved: dict[str, LoopState] = {}
+        self._previous: LoopHost | None = None
+        self._warned = False
+        try:
+            self.store = open_store()
+            saved = self.store.get(self.key)
+        except StoreError as exc:
+            self._warn(exc)
+            self.store = None
+        else:
+            if isinstance(saved, dict):
+                self.saved = saved
+
+    def enter(self) -> None:
+        """Become the host of loops nested in this one."""
+        self._previous = _host.set_host(self)
+
+    def _warn(self, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"{exc}; the loop goes on, but its progress is not saved",
+                CheckpointWarning,
+                stacklevel=4,
+            )
+
+    def parent_key(self) -> str:
+        return "/".join(repr(loop.in_flight_key) for loop in self.loops)
+
+    def attach(self, loop: Any) -> LoopState | None:
+        self.loops.append(loop)
+        return self.saved.get(loop.loop_id)
+
+    def detach(self, loop: Any, complete: bool) -> None:
+        if loop in self.loops:
+            self.loops.remove(loop)
+        if complete:
+            self.saved.pop(loop.loop_id, None)
+        if self.loops:
+            return
+        if complete and not self.saved:
+            self._write(delete=True)
+        else:
+            self.snapshot("exit")
+
+    def snapshot(self, reason: str) -> float:
+        start = time.perf_counter()
+        for loop in self.loops:
+            self.saved[loop.loop_id] = loop.state()
+        self._write()
+        return time.perf_counter() - start
+
+    def _write(self, delete: bool = False) -> None:
+        if self.store is None:
+            return
+        from ._serialize import dumps
+
+        try:
+            if delete:
+                self.store.delete(self.key)
+            else:
+                self.store.put(self.key, dumps(self.saved))
+        except StoreError as exc:
+            self._warn(exc)
+
+    def close(self) -> None:
+        if not self.loops:
+            _host.set_host(self._previous)
+
+
+class _Guard:
+    """Flush on SIGTERM and at interpreter exit while a top-level loop runs.
+
+    ipykernel installs no SIGTERM handler, and a JupyterLab restart sends SIGINT, then SIGTERM, then
+    SIGKILL; SIGKILL flushes nothing, which is why periodic snapshots exist at all.
+    """
+
+    active: _Guard | None = None
+
+    def __init__(self, host: LoopHost) -> None:
+        self.host = host
+        self._previous: Any = None
+        self._main = threading.current_thread() is threading.main_thread()
+
+    def install(self) -> None:
+        _Guard.active = self
+        atexit.register(self._flush, "atexit")
+        if self._main:
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def remove(self) -> None:
+        if _Guard.active is self:
+            _Guard.active = None
+        atexit.unregister(self._flush)
+        if self._main and signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+            signal.signal(signal.SIGTERM, self._previous or signal.SIG_DFL)
+
+    def _flush(self, reason: str) -> None:
+        try:
+            self.host.snapshot(reason)
+        except Exception as exc:  # noqa: BLE001 - dying anyway; say why nothing was saved
+            print(f"nbresume: could not save progress at {reason}: {exc}", file=sys.stderr)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self._flush("sigterm")
+        self.remove()
+        os.kill(os.getpid(), signum)  # die as SIGTERM would have made us
