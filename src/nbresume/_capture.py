@@ -11,6 +11,7 @@ same display id, consecutive writes to one stream are merged.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import sys
 from typing import Any, Protocol
@@ -121,10 +122,8 @@ class Recorder:
             if had:
                 setattr(obj, attr, old)
             else:
-                try:
+                with contextlib.suppress(AttributeError):
                     delattr(obj, attr)
-                except AttributeError:
-                    pass
 
     def _wrap_write(self, name: str) -> Any:
         def wrap(original: Any) -> Any:
@@ -171,8 +170,8 @@ class Recorder:
 def strip_for_replay(outputs: list[Output]) -> list[Output]:
     """Outputs as they are saved: live widget views become their text form, ids are dropped."""
     saved = []
-    for output in outputs:
-        output = dict(output)
+    for recorded in outputs:
+        output = dict(recorded)
         if output["output_type"] == "display_data":
             data = dict(output["data"])
             model = data.pop(WIDGET_MIME, None)

@@ -78,7 +78,7 @@ def _size(n: int) -> str:
 def clear(store: _store.Store, name: str | None) -> int:
     """Delete a phase (or everything, ``name=None``): entries, snapshots, records. Returns count."""
     count = 0
-    for key in store.keys():
+    for key in store.keys(prefix=""):
         parts = key.split(":")
         if name is None or (len(parts) > 1 and parts[1] == name):
             count += store.delete(key)

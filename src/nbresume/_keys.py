@@ -148,7 +148,7 @@ class _Scope(ast.NodeVisitor):
             for decorator in node.decorator_list:
                 self.visit(decorator)
         params = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
-        body = node.body if isinstance(node.body, list) else [node.body]
+        body: list[Any] = node.body if isinstance(node.body, list) else [node.body]
         self._free_loads(body, params | _bound_in(body))
         if not isinstance(node, ast.Lambda):
             self._store(node.name)
@@ -181,7 +181,7 @@ class _Scope(ast.NodeVisitor):
             self._store(name)  # a function that declares `global x` may assign it
 
 
-def _bound_in(body: list[ast.stmt]) -> set[str]:
+def _bound_in(body: list[Any]) -> set[str]:
     """Names bound anywhere in a function body (Python makes them local to the whole function)."""
     bound: set[str] = set()
     for stmt in body:

@@ -101,7 +101,7 @@ def show_note(note: checkpoint.Note) -> None:
     """Display a note so that it is never mistaken for the cell's own output."""
     from IPython.display import publish_display_data
 
-    publish_display_data(
+    publish_display_data(  # type: ignore[no-untyped-call]
         {"text/plain": note.text},
         metadata={NOTE_KEY: {"kind": note.kind, "name": note.name, **note.data}},
     )
@@ -117,7 +117,8 @@ class CheckpointMagics(Magics):
 
             return _commands.run_line(self.shell, line)
         options = parse_cell_args(line)
-        return checkpoint.run_checkpoint(self.shell, cell, options, show_note)
+        shell: Any = self.shell
+        return checkpoint.run_checkpoint(shell, cell, options, show_note)
 
     checkpoint.__doc__ = CHECKPOINT_DOC
 
@@ -128,7 +129,8 @@ async def run_async_cell(line: str, cell: str) -> Any:
     from IPython import get_ipython
 
     options = parse_cell_args(line)
-    return await checkpoint.run_checkpoint_async(get_ipython(), cell, options, show_note)
+    shell: Any = get_ipython()
+    return await checkpoint.run_checkpoint_async(shell, cell, options, show_note)
 
 
 def _has_top_level_await(shell: Any, body: str) -> bool:

@@ -57,7 +57,7 @@ def dumps_namespace(
     """
     try:
         return dumps({"vars": dict(values), **extra}), {}
-    except Exception:  # noqa: S110 - find out below which names are at fault
+    except Exception:
         pass
     failures: dict[str, str] = {}
     for name, value in values.items():

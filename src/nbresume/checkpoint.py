@@ -70,6 +70,9 @@ class Note:
 
 
 Notify = Callable[[Note], None]
+Watch = Callable[[PhaseProgress, str], None]
+"""A view of a running phase, called with events "start", "progress" (at most 10/s per loop),
+"end" (status done/failed/interrupted) and "restored"."""
 
 phases: dict[str, PhaseProgress] = {}  # the phases run in this kernel, by name
 _told_store: set[str] = set()
@@ -93,9 +96,16 @@ class CheckpointRun:
     """One execution of a checkpoint cell; also the `LoopHost` of the loops it runs."""
 
     def __init__(
-        self, shell: Shell, cell: str, options: CheckpointOptions, store: Store, notify: Notify
+        self,
+        shell: Shell,
+        cell: str,
+        options: CheckpointOptions,
+        store: Store,
+        notify: Notify,
+        watch: Watch | None = None,
     ) -> None:
         self.shell = shell
+        self.watch = watch
         self.options = options
         self.store = store
         self.notify = notify
@@ -159,14 +169,20 @@ class CheckpointRun:
         has_result = RESULT in values
         result = values.pop(RESULT, None)
         self.shell.user_ns.update(values)
-        version = next((v for v in record.get("versions", []) if v.get("key") == self.key), {})
+        version: dict[str, Any] = next(
+            (v for v in record.get("versions", []) if v.get("key") == self.key), {}
+        )
         when = datetime.fromtimestamp(version.get("created", time.time())).strftime(
             "%Y-%m-%d %H:%M"
         )
-        text = f"restored {self.name!r} from checkpoint of {when}, ran {format_duration(version.get('duration'))}"
+        ran = format_duration(version.get("duration"))
+        text = f"restored {self.name!r} from checkpoint of {when}, ran {ran}"
         self._notify("restored", text, {"key": self.key, "variables": sorted(values)})
         replay(entry["outputs"], self.shell.display_pub)
         self._set_record(record, "restored")
+        phase = phases[self.name] = PhaseProgress(self.name, status="restored")
+        phase.finish("restored")
+        self._watch(phase, "restored")
         if has_result:
             return result
         bundle = entry.get("result_bundle")
@@ -199,7 +215,8 @@ class CheckpointRun:
             self._notify("running", f"running {self.name!r}: {why}", {"reason": why})
         self.record = record
         self.recorder = Recorder(self.shell.display_pub)
-        phases[self.name] = PhaseProgress(self.name)
+        phase = phases[self.name] = PhaseProgress(self.name)
+        self._watch(phase, "start")
         self._previous_host = _host.set_host(self)
 
     def end(self, value: Any, has_value: bool) -> None:
@@ -230,6 +247,7 @@ class CheckpointRun:
         except StoreError as exc:
             self._warn_store(exc)
         phases[self.name].finish("done")
+        self._watch(phases[self.name], "end")
 
     def fail(self, exc: BaseException) -> None:
         _host.set_host(self._previous_host)
@@ -237,6 +255,7 @@ class CheckpointRun:
         if self.loop_states or self.loops:
             self.snapshot("interrupt" if interrupted else "error")
         phases[self.name].finish("interrupted" if interrupted else "failed")
+        self._watch(phases[self.name], "end")
         self._set_record(self._phase_record(), "interrupted" if interrupted else "failed")
 
     def _variables(self) -> dict[str, Any]:
@@ -286,6 +305,15 @@ class CheckpointRun:
         except StoreError as exc:
             self._warn_store(exc)
 
+    def _watch(self, phase: PhaseProgress, event: str) -> None:
+        if self.watch is None or self.options.quiet:
+            return
+        try:
+            self.watch(phase, event)
+        except Exception as exc:  # a broken view must never break the cell
+            warnings.warn(f"progress display failed: {exc!r}", CheckpointWarning, stacklevel=2)
+            self.watch = None
+
     def _notify(self, kind: str, text: str, data: dict[str, Any]) -> None:
         if self.options.quiet:
             return
@@ -313,6 +341,7 @@ class CheckpointRun:
         phase = phases.get(self.name)
         if phase is not None:
             phase.loops.append(loop.progress)
+            loop.subscribe(lambda _progress: self._watch(phase, "progress"))
         if self.pending is not None:
             self._restore_snapshot(self.pending)
             self.pending = None
@@ -385,7 +414,9 @@ class CheckpointRun:
             and isinstance(tree.body[-1], ast.Expr)
             and not _ends_with_semicolon(self.transformed)
         ):
-            last = ast.Expression(tree.body.pop().value)
+            node = tree.body.pop()
+            assert isinstance(node, ast.Expr)
+            last = ast.Expression(node.value)
         result = getattr(shell.displayhook, "exec_result", None)
         count = getattr(result, "execution_count", None) or getattr(shell, "execution_count", 0)
         filename = shell.compile.cache(self.transformed, count)
@@ -401,7 +432,7 @@ def _ends_with_semicolon(cell: str) -> bool:
     try:
         from IPython.core.displayhook import DisplayHook
 
-        return bool(DisplayHook.semicolon_at_end_of_expression(cell))
+        return bool(DisplayHook.semicolon_at_end_of_expression(cell))  # type: ignore[no-untyped-call]
     except (ImportError, AttributeError):
         return cell.rstrip().endswith(";")
 
@@ -446,14 +477,19 @@ def _emit_execute_result(shell: Shell, data: dict[str, Any], metadata: dict[str,
 
 
 def _prepare(
-    shell: Shell, cell: str, options: CheckpointOptions, notify: Notify, store: Store | None
+    shell: Shell,
+    cell: str,
+    options: CheckpointOptions,
+    notify: Notify,
+    store: Store | None,
+    watch: Watch | None,
 ) -> tuple[CheckpointRun, dict[str, Any] | None]:
     try:
         store = store or open_store()
     except StoreError as exc:
         warnings.warn(f"{exc}; the cell runs without a checkpoint", CheckpointWarning, stacklevel=3)
         raise
-    run = CheckpointRun(shell, cell, options, store, notify)
+    run = CheckpointRun(shell, cell, options, store, notify, watch)
     return run, run.lookup()
 
 
@@ -463,10 +499,11 @@ def run_checkpoint(
     options: CheckpointOptions,
     notify: Notify,
     store: Store | None = None,
+    watch: Watch | None = None,
 ) -> Any:
     """Run or restore one checkpoint cell; returns the value of its last expression."""
     __tracebackhide__ = True
-    run, entry = _prepare(shell, cell, options, notify, store)
+    run, entry = _prepare(shell, cell, options, notify, store, watch)
     if entry is not None:
         return run.restore(entry, run._phase_record())
     body, expr = run.compile(allow_await=False)
@@ -490,10 +527,11 @@ async def run_checkpoint_async(
     options: CheckpointOptions,
     notify: Notify,
     store: Store | None = None,
+    watch: Watch | None = None,
 ) -> Any:
     """`run_checkpoint` for cells with top-level ``await``."""
     __tracebackhide__ = True
-    run, entry = _prepare(shell, cell, options, notify, store)
+    run, entry = _prepare(shell, cell, options, notify, store, watch)
     if entry is not None:
         return run.restore(entry, run._phase_record())
     body, expr = run.compile(allow_await=True)

@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 from . import _host
 from ._host import LoopHost, LoopState
 from ._progress import LoopProgress
+from ._store import Store, open_store
 from .errors import CheckpointError, CheckpointWarning, StoreError
 
 __all__ = ["Position", "resumable"]
@@ -88,7 +89,7 @@ def parse_every(every: int | float | str | None) -> tuple[int | None, float | No
     return None, seconds
 
 
-class resumable(Generic[T]):  # noqa: N801 - used like a builtin: `for x in resumable(items)`
+class resumable(Generic[T]):
     """Iterate over ``items``, recording progress so a re-run continues at the first unfinished item.
 
     An item counts as done when the loop asks for the next one; the item in flight when the kernel
@@ -259,7 +260,7 @@ class resumable(Generic[T]):  # noqa: N801 - used like a builtin: `for x in resu
         self.progress.skipped = self.progress.done = len(self._done)
         return Counter(self._done)
 
-    def _run(self, host: LoopHost, own: _OwnHost | None) -> Iterator[T]:  # noqa: C901
+    def _run(self, host: LoopHost, own: _OwnHost | None) -> Iterator[T]:
         remaining = self._attach(host)
         guard = _Guard(host) if own is not None or _Guard.active is None else None
         complete = False
@@ -332,8 +333,7 @@ class resumable(Generic[T]):  # noqa: N801 - used like a builtin: `for x in resu
                 if every_items is not None:
                     step = min(step, every_items - self.done_count(n + 1) % every_items)
                 next_check = n + step
-            else:
-                self._pos = self._position_after(index)
+            self._pos = self._position_after(index)
             complete = True
             self._tick(self.done_count(self._pos))
         except GeneratorExit:
@@ -475,11 +475,10 @@ class _OwnHost:
     """Hosts loops outside a checkpoint cell: done keys under ``loop:NAME`` in the store."""
 
     def __init__(self, name: str) -> None:
-        from ._store import open_store
-
         self.key = f"loop:{name}"
         self.loops: list[resumable[Any]] = []
         self.saved: dict[str, LoopState] = {}
+        self.store: Store | None = None
         self._previous: LoopHost | None = None
         self._warned = False
         try:
@@ -579,7 +578,7 @@ class _Guard:
     def _flush(self, reason: str) -> None:
         try:
             self.host.snapshot(reason)
-        except Exception as exc:  # noqa: BLE001 - dying anyway; say why nothing was saved
+        except Exception as exc:
             print(f"nbresume: could not save progress at {reason}: {exc}", file=sys.stderr)
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
