@@ -8,7 +8,7 @@ Importing this package is cheap: the engines, IPython glue and widgets load on f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import (
     CheckpointError,
@@ -19,8 +19,9 @@ from .errors import (
     StoreVersionError,
 )
 
-if TYPE_CHECKING:
-    from .resumable import resumable
+# NB. bound here, after the submodule of the same name: `from nbresume import resumable` must give
+# the class, and importing the submodule first would otherwise leave the module in its place.
+from .resumable import resumable
 
 __all__ = [
     "CheckpointError",
@@ -35,14 +36,6 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str) -> Any:
-    if name == "resumable":
-        from .resumable import resumable
-
-        return resumable
-    raise AttributeError(f"module 'nbresume' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

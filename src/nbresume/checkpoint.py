@@ -195,7 +195,8 @@ class CheckpointRun:
     def begin(self) -> None:
         record = self._phase_record()
         versions = [_Version.from_json(v) for v in record.get("versions", [])]
-        self._load_snapshot()
+        if not self.options.force:
+            self._load_snapshot()
         if self.pending is not None:
             done = sum(len(s.done) for s in self.pending["loops"].values())
             self._notify(
@@ -375,9 +376,11 @@ class CheckpointRun:
     def detach(self, loop: Any, complete: bool) -> None:
         if loop in self.loops:
             self.loops.remove(loop)
-        if complete and "/" in loop.loop_id:
+        if not complete:
+            self.loop_states[loop.loop_id] = loop.state()
+        elif "/" in loop.loop_id:
             self.loop_states.pop(loop.loop_id, None)  # a nested loop is done with its outer item
-        elif complete:
+        else:
             state = loop.state()
             state.complete = True
             state.outputs_end = len(self.recorder.outputs) if self.recorder else None

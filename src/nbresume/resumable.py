@@ -20,13 +20,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from types import FrameType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _host
 from ._host import LoopHost, LoopState
 from ._progress import LoopProgress
-from ._store import Store, open_store
 from .errors import CheckpointError, CheckpointWarning, StoreError
+
+if TYPE_CHECKING:
+    from ._store import Store
 
 __all__ = ["Position", "resumable"]
 
@@ -296,7 +298,7 @@ class resumable(Generic[T]):
             self._fast_from = self._pos = index
             self._fast_base = len(self._done)
             self._fast = True
-            next_check = index
+            next_check = n = index
             keyed = self._seq is None
             for n, item in enumerate(it, index):
                 if keyed:
@@ -338,9 +340,13 @@ class resumable(Generic[T]):
             self._tick(self.done_count(self._pos))
         except GeneratorExit:
             self.progress.status = "interrupted"
+            if self._fast:
+                self._pos = n  # the item in flight is not done
             raise
         except BaseException:
             self.progress.status = "failed"
+            if self._fast:
+                self._pos = n
             raise
         finally:
             self._finish(host, own, guard, complete)
@@ -479,6 +485,11 @@ class _OwnHost:
         self.loops: list[resumable[Any]] = []
         self.saved: dict[str, LoopState] = {}
         self.store: Store | None = None
+        # diskcache loads on first use, not with nbresume
+        from ._serialize import dumps
+        from ._store import open_store
+
+        self._dumps = dumps
         self._previous: LoopHost | None = None
         self._warned = False
         try:
@@ -512,10 +523,12 @@ class _OwnHost:
         return self.saved.get(loop.loop_id)
 
     def detach(self, loop: Any, complete: bool) -> None:
-        if loop in self.loops:
-            self.loops.remove(loop)
         if complete:
             self.saved.pop(loop.loop_id, None)
+        else:
+            self.saved[loop.loop_id] = loop.state()
+        if loop in self.loops:
+            self.loops.remove(loop)
         if self.loops:
             return
         if complete and not self.saved:
@@ -533,13 +546,11 @@ class _OwnHost:
     def _write(self, delete: bool = False) -> None:
         if self.store is None:
             return
-        from ._serialize import dumps
-
         try:
             if delete:
                 self.store.delete(self.key)
             else:
-                self.store.put(self.key, dumps(self.saved))
+                self.store.put(self.key, self._dumps(self.saved))
         except StoreError as exc:
             self._warn(exc)
 
