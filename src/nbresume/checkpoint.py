@@ -102,6 +102,7 @@ class CheckpointRun:
         options: CheckpointOptions,
         store: Store,
         notify: Notify,
+        *,
         watch: Watch | None = None,
     ) -> None:
         self.shell = shell
@@ -484,6 +485,7 @@ def _prepare(
     cell: str,
     options: CheckpointOptions,
     notify: Notify,
+    *,
     store: Store | None,
     watch: Watch | None,
 ) -> tuple[CheckpointRun, dict[str, Any] | None]:
@@ -492,7 +494,7 @@ def _prepare(
     except StoreError as exc:
         warnings.warn(f"{exc}; the cell runs without a checkpoint", CheckpointWarning, stacklevel=3)
         raise
-    run = CheckpointRun(shell, cell, options, store, notify, watch)
+    run = CheckpointRun(shell, cell, options, store, notify, watch=watch)
     return run, run.lookup()
 
 
@@ -501,12 +503,13 @@ def run_checkpoint(
     cell: str,
     options: CheckpointOptions,
     notify: Notify,
+    *,
     store: Store | None = None,
     watch: Watch | None = None,
 ) -> Any:
     """Run or restore one checkpoint cell; returns the value of its last expression."""
     __tracebackhide__ = True
-    run, entry = _prepare(shell, cell, options, notify, store, watch)
+    run, entry = _prepare(shell, cell, options, notify, store=store, watch=watch)
     if entry is not None:
         return run.restore(entry, run._phase_record())
     body, expr = run.compile(allow_await=False)
@@ -529,12 +532,13 @@ async def run_checkpoint_async(
     cell: str,
     options: CheckpointOptions,
     notify: Notify,
+    *,
     store: Store | None = None,
     watch: Watch | None = None,
 ) -> Any:
     """`run_checkpoint` for cells with top-level ``await``."""
     __tracebackhide__ = True
-    run, entry = _prepare(shell, cell, options, notify, store, watch)
+    run, entry = _prepare(shell, cell, options, notify, store=store, watch=watch)
     if entry is not None:
         return run.restore(entry, run._phase_record())
     body, expr = run.compile(allow_await=True)
