@@ -246,6 +246,8 @@ class CheckpointRun:
             size = self.store.put(self.key, pickled, {"name": self.name})
             self._save_record(duration, size)
             self.store.delete(self.snapshot_key)
+            for key in self.store.keys(f"map:{self.key}:"):  # resumable.map results of this run
+                self.store.delete(key)
         except StoreError as exc:
             self._warn_store(exc)
         phases[self.name].finish("done")
@@ -492,8 +494,15 @@ def _prepare(
     try:
         store = store or open_store()
     except StoreError as exc:
-        warnings.warn(f"{exc}; the cell runs without a checkpoint", CheckpointWarning, stacklevel=3)
-        raise
+        import tempfile
+
+        warnings.warn(
+            f"{exc}; the cell runs, but its checkpoint will not outlive this kernel",
+            CheckpointWarning,
+            stacklevel=3,
+        )
+        # NB. a scratch store keeps the engine's single code path; it is gone after a restart
+        store = open_store(tempfile.mkdtemp(prefix="nbresume-unsaved-"))
     run = CheckpointRun(shell, cell, options, store, notify, watch=watch)
     return run, run.lookup()
 

@@ -455,6 +455,23 @@ class resumable(Generic[T]):
     def __repr__(self) -> str:
         return f"<resumable {self.progress.text()}>"
 
+    @staticmethod
+    def map(
+        fn: Callable[[Any], Any],
+        items: Iterable[Any],
+        *,
+        key: Callable[[Any], Any] | None = None,
+        name: str | None = None,
+        executor: Any = None,
+        desc: str | None = None,
+    ) -> list[Any]:
+        """Apply ``fn`` to every item (in parallel with ``executor``), saving each result as it
+        arrives; a re-run computes only the missing ones. See `nbresume._map.resumable_map`."""
+        from ._map import resumable_map
+
+        site = _site_id(sys._getframe(1))
+        return resumable_map(fn, items, key=key, name=name, executor=executor, desc=desc, site=site)
+
 
 _END: Any = object()
 

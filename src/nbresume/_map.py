@@ -1,0 +1,228 @@
+"""`resumable.map`: a resumable parallel map over concurrent.futures executors or Dask.
+
+Workers never touch the store: results come back to this process, which saves them in small
+chunks as they arrive (``map:ID:N``), so the store needs no shared file system. A re-run loads the
+saved chunks and computes only the missing items.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import _host
+from ._keys import fingerprint
+from ._progress import LoopProgress
+from .errors import CheckpointError, CheckpointWarning, StoreError
+
+__all__ = ["resumable_map"]
+
+FLUSH_SECONDS = 0.05  # save new results at most this often (plus once at the end)
+IN_FLIGHT_PER_WORKER = 4  # bounded submission: memory stays flat for 100,000 items
+
+
+class _Saver:
+    """Results by position, saved as numbered chunks of new results."""
+
+    def __init__(self, prefix: str) -> None:
+        from ._serialize import dumps
+        from ._store import open_store
+
+        self._dumps = dumps
+        self.prefix = prefix
+        self.results: dict[int, Any] = {}
+        self._new: dict[int, Any] = {}
+        self._chunks = 0
+        self._last = time.monotonic()
+        self._warned = False
+        try:
+            self.store: Any = open_store()
+            for key in self.store.keys(prefix):
+                chunk = self.store.get(key)
+                if isinstance(chunk, dict):
+                    self.results.update(chunk)
+                self._chunks += 1
+        except StoreError as exc:
+            self._warn(exc)
+            self.store = None
+
+    def _warn(self, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"{exc}; results are not saved", CheckpointWarning, stacklevel=4)
+
+    def add(self, index: int, value: Any) -> None:
+        self.results[index] = value
+        self._new[index] = value
+        if time.monotonic() - self._last >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last = time.monotonic()
+        if not self._new or self.store is None:
+            return
+        try:
+            self.store.put(f"{self.prefix}{self._chunks:08d}", self._dumps(self._new))
+        except StoreError as exc:
+            self._warn(exc)
+            return
+        self._chunks += 1
+        self._new = {}
+
+    def clear(self) -> None:
+        if self.store is None:
+            return
+        try:
+            for key in self.store.keys(self.prefix):
+                self.store.delete(key)
+        except StoreError as exc:
+            self._warn(exc)
+
+
+def _map_id(fn: Callable[..., Any], keys: list[Any], name: str | None, site: str) -> str:
+    # NB. the function's fingerprint is part of the id: changing `fit` must not return old results
+    return f"{name or site}:{fingerprint(fn)[:16]}:{fingerprint(keys)[:16]}"
+
+
+def resumable_map(
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    *,
+    key: Callable[[Any], Any] | None = None,
+    name: str | None = None,
+    executor: Any = None,
+    desc: str | None = None,
+    site: str = "map",
+) -> list[Any]:
+    """Apply ``fn`` to every item, in parallel if an executor is given; results in input order.
+
+    Each result is saved as soon as it arrives, so after a kernel death a re-run computes only the
+    missing items. ``executor`` is a `concurrent.futures` executor or a ``dask.distributed.Client``.
+    An item that raises does not stop the others: their results are kept, and a `CheckpointError`
+    names the failed keys at the end; a re-run retries only those.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> os.environ["NBRESUME_DIR"] = tempfile.mkdtemp()
+    >>> from nbresume import resumable
+    >>> resumable.map(abs, [-1, 2, -3], name="doctest-abs")
+    [1, 2, 3]
+    """
+    from .resumable import default_key
+
+    if not callable(fn):
+        raise CheckpointError(f"resumable.map needs a function first; got {fn!r}")
+    if not isinstance(items, Iterable):
+        raise CheckpointError(f"resumable.map needs an iterable of items; got {items!r}")
+    values = list(items)
+    keys = []
+    for index, item in enumerate(values):
+        try:
+            keys.append(key(item) if key is not None else default_key(item, index))
+        except Exception as exc:
+            raise CheckpointError(
+                f"key function failed on item {index} ({item!r:.60}): {exc!r}"
+            ) from exc
+    host = _host.current_host()
+    cell_key = getattr(host, "key", None) if host is not None else None
+    prefix = f"map:{cell_key or ''}:{_map_id(fn, keys, name, site)}:"
+    saver = _Saver(prefix)
+    progress = LoopProgress(desc or name or "map", total=len(values))
+    progress.skipped = progress.done = len(saver.results)
+    todo = [i for i in range(len(values)) if i not in saver.results]
+    errors: dict[int, BaseException] = {}
+    try:
+        if executor is None:
+            for i in todo:
+                try:
+                    saver.add(i, fn(values[i]))
+                except Exception as exc:
+                    errors[i] = exc
+                progress.update(len(saver.results))
+        else:
+            _run_parallel(
+                fn, values, todo, executor=executor, saver=saver, errors=errors, progress=progress
+            )
+    finally:
+        saver.flush()
+    if errors:
+        first = min(errors)
+        failed = ", ".join(repr(keys[i]) for i in sorted(errors)[:5])
+        raise CheckpointError(
+            f"{len(errors)} of {len(values)} items failed (keys {failed}); the first, key "
+            f"{keys[first]!r}, raised {errors[first]!r}; the other results are saved: fix the "
+            "cause and run again to compute only the failed items"
+        ) from errors[first]
+    results = [saver.results[i] for i in range(len(values))]
+    if cell_key is None:
+        saver.clear()  # a completed map outside a checkpoint cell starts fresh next time
+    return results
+
+
+def _is_dask(executor: Any) -> bool:
+    return type(executor).__module__.startswith("distributed")
+
+
+def _run_parallel(
+    fn: Callable[[Any], Any],
+    values: list[Any],
+    todo: list[int],
+    *,
+    executor: Any,
+    saver: _Saver,
+    errors: dict[int, BaseException],
+    progress: LoopProgress,
+) -> None:
+    workers = _workers(executor)
+    limit = max(2, workers * IN_FLIGHT_PER_WORKER)
+    queue = iter(todo)
+    running: dict[Any, int] = {}
+
+    def submit() -> None:
+        for i in queue:
+            if _is_dask(executor):
+                future = executor.submit(fn, values[i], pure=False)  # same item twice: run twice
+            else:
+                future = executor.submit(fn, values[i])
+            running[future] = i
+            if len(running) >= limit:
+                return
+
+    try:
+        submit()
+        while running:
+            done = _wait_any(executor, list(running))
+            for future in done:
+                i = running.pop(future)
+                try:
+                    saver.add(i, future.result())
+                except Exception as exc:
+                    errors[i] = exc
+            progress.update(len(saver.results))
+            submit()
+    finally:
+        for future in running:
+            future.cancel()
+
+
+def _wait_any(executor: Any, futures: list[Any]) -> list[Any]:
+    if _is_dask(executor):
+        from distributed import wait
+
+        done = wait(futures, return_when="FIRST_COMPLETED").done  # type: ignore[no-untyped-call]
+        return list(done)
+    done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+    return list(done)
+
+
+def _workers(executor: Any) -> int:
+    if _is_dask(executor):
+        try:
+            return max(1, int(sum(executor.nthreads().values())))
+        except Exception:
+            return 2
+    return int(getattr(executor, "_max_workers", 2) or 2)
