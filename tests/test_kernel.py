@@ -166,7 +166,6 @@ def test_jupyterlab_restart_mid_loop_keeps_every_finished_item(kernels: KernelPo
     assert_resumed_once(before, read_runs(runs))
     assert kernel.eval("results") == repr(EXPECTED_RESULTS)
     assert [n["metadata"]["nbresume"]["kind"] for n in notes(resumed)] == ["resuming"]
-    assert stdout_of(own_outputs(resumed)) == EXPECTED_SLOW_STDOUT
 
 
 # -- c. replay after a restart ----------------------------------------------------------------------
@@ -304,3 +303,29 @@ def test_nbclient_second_run_replays_and_killed_run_resumes(tmp_path: Path) -> N
         o.get("metadata", {}).get("nbresume", {}).get("kind") == "resuming"
         for o in resumed.cells[1].outputs
     ), "no 'resuming' note"
+
+
+# -- outputs of the unfinished item ---------------------------------------------------------------
+
+
+def test_interrupted_loop_rerun_does_not_repeat_output_of_the_unfinished_item(
+    kernels: KernelPool,
+) -> None:
+    """The item in flight is not done: it runs again, so its earlier output must not be kept.
+
+    Found failing: the final flush on interrupt (and on SIGTERM / at exit) saves every output
+    recorded so far, including what the unfinished item printed; the re-run prints it again.
+    """
+    stop_at = kill_item("interrupt")
+    kernel = kernels.start()
+    runs = kernel.workdir / "runs.txt"
+    kernel.run(SETUP)
+    kernel.submit(SWEEP_SLOW_SNAPSHOTS)
+    assert wait_until(lambda: stop_at in read_runs(runs), 60), f"item {stop_at} never started"
+    kernel.km.interrupt_kernel()  # the Stop button; item stop_at has printed and is sleeping
+    before = read_runs(runs)
+
+    resumed = kernel.run(SWEEP_SLOW_SNAPSHOTS)
+    assert_resumed_once(before, read_runs(runs))
+    assert kernel.eval("results") == repr(EXPECTED_RESULTS)
+    assert stdout_of(own_outputs(resumed)) == EXPECTED_SLOW_STDOUT
