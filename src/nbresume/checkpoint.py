@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import os
 import sys
 import time
 import types
@@ -30,6 +31,7 @@ from .errors import CheckpointWarning, StoreError
 __all__ = ["CheckpointOptions", "Note", "Shell", "phases", "run_checkpoint", "run_checkpoint_async"]
 
 HISTORY = 3  # completed versions kept per phase
+PROGRESS_RECORD_SECONDS = 1.0  # how often a running phase rewrites its progress:NAME record
 RESULT = "__nbresume_result__"  # the last expression's value, saved among the variables
 
 
@@ -133,6 +135,7 @@ class CheckpointRun:
         self.unsaved: dict[str, str] = {}  # variables that could not be pickled, and why
         self.started = time.time()
         self._warned_store = False
+        self._progress_written = 0.0
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -309,7 +312,22 @@ class CheckpointRun:
         except StoreError as exc:
             self._warn_store(exc)
 
+    def _on_progress(self, phase: PhaseProgress) -> None:
+        self._watch(phase, "progress")
+        if time.monotonic() - self._progress_written >= PROGRESS_RECORD_SECONDS:
+            self._write_progress(phase)
+
+    def _write_progress(self, phase: PhaseProgress) -> None:
+        """``progress:NAME``: a small JSON record that other processes (the dashboard) can read."""
+        self._progress_written = time.monotonic()
+        try:
+            self.store.put_json(f"progress:{self.name}", progress_record(phase))
+        except StoreError as exc:
+            self._warn_store(exc)
+
     def _watch(self, phase: PhaseProgress, event: str) -> None:
+        if event in ("start", "end", "restored"):
+            self._write_progress(phase)
         if self.watch is None or self.options.quiet:
             return
         try:
@@ -345,7 +363,7 @@ class CheckpointRun:
         phase = phases.get(self.name)
         if phase is not None:
             phase.loops.append(loop.progress)
-            loop.subscribe(lambda _progress: self._watch(phase, "progress"))
+            loop.subscribe(lambda _progress: self._on_progress(phase))
         if self.pending is not None:
             self._restore_snapshot(self.pending)
             self.pending = None
@@ -432,6 +450,38 @@ class CheckpointRun:
         if last is not None:
             expr = compile(last, filename, "eval", flags=flags, dont_inherit=True)
         return body, expr
+
+
+def progress_record(phase: PhaseProgress) -> dict[str, Any]:
+    """The JSON form of a phase's progress (wall-clock times as epoch seconds)."""
+    offset = time.time() - phase.clock()
+    loops = [
+        {
+            "desc": loop.desc,
+            "status": loop.status,
+            "done": loop.done,
+            "total": loop.total,
+            "skipped": loop.skipped,
+            "rate": loop.rate,
+            "eta": loop.eta,
+            "elapsed": loop.elapsed,
+            "last_snapshot": None if loop.last_snapshot is None else loop.last_snapshot + offset,
+        }
+        for loop in phase.loops
+    ]
+    active = next(
+        (loop for loop in loops if loop["status"] == "running"), loops[0] if loops else {}
+    )
+    return {
+        "name": phase.name,
+        "status": phase.status,
+        "started": phase.started + offset,
+        "finished": None if phase.finished is None else phase.finished + offset,
+        "updated": time.time(),
+        "pid": os.getpid(),
+        **{k: active.get(k) for k in ("done", "total", "skipped", "rate", "eta", "last_snapshot")},
+        "loops": loops,
+    }
 
 
 def _ends_with_semicolon(cell: str) -> bool:
