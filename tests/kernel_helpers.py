@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import copy
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -23,13 +24,14 @@ from typing import Any
 from jupyter_client import KernelManager
 
 __all__ = [
+    "KERNEL_ARGS",
     "NOTE_KEY",
     "TEST_KEY",
     "Kernel",
-    "KERNEL_ARGS",
     "KernelPool",
     "kernel_env",
     "merge_streams",
+    "note_kinds",
     "notes",
     "own_outputs",
     "read_runs",
@@ -160,6 +162,15 @@ def notes(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [o for o in outputs if _is_note(o)]
 
 
+def note_kinds(outputs: list[dict[str, Any]]) -> list[str]:
+    """The kinds of nbresume's one-line notes (restored, resuming, running...), in order.
+
+    nbresume's progress view is marked with the same metadata key but has no kind.
+    """
+    kinds = (o["metadata"][NOTE_KEY].get("kind") for o in notes(outputs))
+    return [kind for kind in kinds if kind is not None]
+
+
 def stdout_of(outputs: list[dict[str, Any]]) -> str:
     return "".join(
         o["text"] for o in outputs if o["output_type"] == "stream" and o["name"] == "stdout"
@@ -218,6 +229,14 @@ class Kernel:
     def submit(self, code: str) -> str:
         """Start running ``code`` and return at once (the msg_id of the request)."""
         return str(self.kc.execute(code))
+
+    def wait_reply(self, msg_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        """The execute_reply's content of a `submit`-ted request (its outputs are not kept)."""
+        end = time.monotonic() + timeout
+        while True:
+            msg = self.kc.get_shell_msg(timeout=max(0.0, end - time.monotonic()))
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return dict(msg["content"])
 
     def eval(self, expr: str) -> str:
         """``repr(expr)`` evaluated in the kernel's namespace (not pretty-printed)."""
@@ -285,11 +304,14 @@ class KernelPool:
             raise errors[0]
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _describe_error(reply: dict[str, Any], outputs: list[dict[str, Any]]) -> str:
-    lines = [f"cell failed: {reply.get('ename')}: {reply.get('evalue')}"]
+    lines = [f"cell {reply.get('status')}: {reply.get('ename')}: {reply.get('evalue')}"]
     for output in outputs:
         if output["output_type"] == "stream":
             lines.append(f"[{output['name']}] {output['text']}")
         elif output["output_type"] == "error":
-            lines.append("\n".join(output["traceback"]))
+            lines.append(_ANSI.sub("", "\n".join(output["traceback"])))
     return "\n".join(lines)

@@ -40,6 +40,7 @@ class Recorder:
         self._by_id: dict[str, list[Output]] = {}
         self._undo: list[tuple[Any, str, bool, Any]] = []
         self._busy = 0  # >0 while a display call runs: the terminal prints text, don't record twice
+        self.before_output: Any = None  # called before each recorded output (loop boundaries)
         self.paused = 0  # >0 while nbresume shows its own notes and widgets
 
     # -- normalisation ----------------------------------------------------------------------
@@ -50,6 +51,8 @@ class Recorder:
         self._sealed = 0
 
     def _append(self, output: Output) -> None:
+        if self.before_output is not None:
+            self.before_output()
         if self._pending_clear:
             self._clear()
             self._pending_clear = False

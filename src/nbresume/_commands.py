@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,17 @@ from . import _store
 from ._progress import format_duration
 from .errors import StoreError
 
-__all__ = ["phase_rows", "run_line"]
+__all__ = [
+    "Removal",
+    "clear",
+    "format_age",
+    "format_rows",
+    "gc_apply",
+    "gc_plan",
+    "key_phase",
+    "phase_rows",
+    "run_line",
+]
 
 USAGE = "use %checkpoint status | list | clear NAME | clear --all | dir [PATH]"
 
@@ -75,14 +88,254 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+def key_phase(key: str) -> str | None:
+    """The phase (or standalone loop) a store key belongs to, or None.
+
+    ``phase:NAME``, ``progress:NAME``, ``cell:NAME:HASH``, ``snap:NAME:HASH``, ``loop:NAME`` and the
+    ``resumable.map`` results of a cell ``map:cell:NAME:HASH:...``; other maps belong to none.
+
+    Examples
+    --------
+    >>> key_phase("snap:sweep:0123abcd"), key_phase("map:cell:sweep:0123abcd:f00:1")
+    ('sweep', 'sweep')
+    """
+    kind, _, rest = key.partition(":")
+    if kind == "map":
+        kind, _, rest = rest.partition(":")
+        if kind != "cell":
+            return None
+    if kind in ("phase", "progress", "loop"):
+        return rest or None
+    if kind in ("cell", "snap"):
+        return rest.split(":", 1)[0] or None
+    return None
+
+
 def clear(store: _store.Store, name: str | None) -> int:
     """Delete a phase (or everything, ``name=None``): entries, snapshots, records. Returns count."""
     count = 0
     for key in store.keys(prefix=""):
-        parts = key.split(":")
-        if name is None or (len(parts) > 1 and parts[1] == name):
+        if name is None or key_phase(key) == name:
             count += store.delete(key)
     return count
+
+
+@dataclass(frozen=True)
+class Removal:
+    """One entry `gc_plan` would remove, and why."""
+
+    key: str
+    owner: str  # the phase (or loop) it belongs to
+    what: str  # version | phase | progress | snapshot | map | loop
+    reason: str
+    when: float | None = None  # when it was created or last written
+    size: int = 0  # bytes of its value file, if known
+
+
+def gc_plan(
+    reader: _store.StoreReader,
+    *,
+    older_than: float | None = None,
+    keep_last: int | None = None,
+    running: Collection[str] = (),
+    now: float | None = None,
+) -> list[Removal]:
+    """What ``nbresume gc`` removes; nothing of the phases in ``running``.
+
+    - versions older than ``older_than`` seconds and/or beyond the newest ``keep_last`` of each
+      phase (with both rules, only versions that both select);
+    - a phase with no version left and not run within ``older_than``: its records;
+    - snapshots and ``resumable.map`` results left by runs that completed since;
+    - with ``older_than``, unfinished progress saved longer ago than that: snapshots of
+      interrupted loops, partial map results, loops outside checkpoint cells.
+    """
+    now = _store.now() if now is None else now
+    cutoff = None if older_than is None else now - older_than
+    age = f"older than {format_age(older_than)}" if older_than is not None else ""
+    infos = {info.key: info for info in reader.rows()}
+    plan: list[Removal] = []
+    for key in [k for k in infos if k.startswith("phase:")]:
+        name = key[len("phase:") :]
+        record = reader.get_json(key, {})
+        if name in running or not isinstance(record, dict):
+            continue
+        kept = 0
+        for index, version in enumerate(record.get("versions", [])):
+            old = cutoff is not None and (version.get("created") or 0.0) < cutoff
+            beyond = keep_last is not None and index >= keep_last
+            both = cutoff is not None and keep_last is not None
+            if not ((old and beyond) if both else (old or beyond)):
+                kept += 1
+                continue
+            why = " and ".join(
+                ([age] if old else []) + ([f"beyond the newest {keep_last}"] if beyond else [])
+            )
+            entry = infos.get(version["key"])  # NB. size 0: a small value kept in the database
+            size = (entry.size if entry is not None else 0) or version.get("size") or 0
+            plan.append(Removal(version["key"], name, "version", why, version.get("created"), size))
+        updated = record.get("updated") or infos[key].stored
+        if not kept and cutoff is not None and updated < cutoff:
+            plan.append(Removal(key, name, "phase", "no version left", updated))
+            if f"progress:{name}" in infos:
+                plan.append(Removal(f"progress:{name}", name, "progress", "no version left"))
+    for info in infos.values():
+        removal = _leftover(info, infos, cutoff, age)
+        if removal is not None and removal.owner not in running:
+            plan.append(removal)
+    return plan
+
+
+def _leftover(
+    info: _store.EntryInfo, infos: Mapping[str, Any], cutoff: float | None, age: str
+) -> Removal | None:
+    key = info.key
+    owner = key_phase(key) or key.partition(":")[2].rpartition(":")[0]  # map:HOST:ID:N -> HOST:ID
+    old = cutoff is not None and info.stored < cutoff
+    if key.startswith(("snap:", "map:cell:")):
+        what = "snapshot" if key.startswith("snap:") else "map"
+        cell = (
+            "cell:" + key[len("snap:") :] if what == "snapshot" else ":".join(key.split(":")[1:4])
+        )
+        if cell in infos:
+            return Removal(key, owner, what, "its run completed", info.stored, info.size)
+        if old:
+            return Removal(key, owner, what, f"unfinished and {age}", info.stored, info.size)
+    elif key.startswith(("loop:", "map:")) and old:
+        what = "loop" if key.startswith("loop:") else "map"
+        return Removal(key, owner, what, f"unfinished and {age}", info.stored, info.size)
+    elif key.startswith("progress:") and old and f"phase:{owner}" not in infos:
+        return Removal(key, owner, "progress", f"no phase and {age}", info.stored, info.size)
+    return None
+
+
+def gc_apply(store: _store.Store, plan: list[Removal]) -> int:
+    """Carry out `gc_plan`: per phase, its record and its entries change in one transaction."""
+    removed = 0
+    by_owner: dict[str, set[str]] = {}
+    for item in plan:
+        by_owner.setdefault(item.owner, set()).add(item.key)
+    for name, gone in by_owner.items():
+        with store.transact():
+            record = store.get_json(f"phase:{name}")  # re-read: a kernel may have written since
+            if isinstance(record, dict) and f"phase:{name}" not in gone:
+                versions = record.get("versions", [])
+                record["versions"] = [v for v in versions if v.get("key") not in gone]
+                if record["versions"] != versions:
+                    store.put_json(f"phase:{name}", record)
+            for key in sorted(gone):
+                removed += store.delete(key)
+                if key.startswith("cell:"):  # resumable.map results of that run
+                    for leftover in store.keys(f"map:{key}:"):
+                        removed += store.delete(leftover)
+    return removed
+
+
+def format_age(seconds: float) -> str:
+    """A coarse age: ``45s``, ``12m``, ``3h``, ``9d``.
+
+    Examples
+    --------
+    >>> format_age(5400), format_age(86400 * 9)
+    ('1h', '9d')
+    """
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(int(seconds), 0)}s"
+
+
+# -- %checkpoint status: the table view ------------------------------------------------------
+
+
+def notebook_path(shell: Any) -> Path | None:
+    """The notebook this kernel runs, if its frontend said so and it is saved on disk.
+
+    jupyter_server tells the kernel in ``JPY_SESSION_NAME`` (ipykernel copies it to
+    ``__session__``), VS Code in ``__vsc_ipynb_file__``; nbclient says nothing.
+    """
+    ns = getattr(shell, "user_ns", None) or {}
+    for candidate in (
+        ns.get("__session__"),
+        ns.get("__vsc_ipynb_file__"),
+        os.environ.get("JPY_SESSION_NAME"),
+    ):
+        if isinstance(candidate, str) and candidate.endswith(".ipynb"):
+            path = Path(candidate)
+            if path.is_file():
+                return path
+    return None
+
+
+def notebook_sources(shell: Any, path: Path) -> dict[str, str]:
+    """Phase name -> source hash, as the engine computes it, of each named checkpoint cell."""
+    from ._keys import hash_text, normalize_source
+    from ._magics import parse_cell_args
+
+    try:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    hashes: dict[str, str] = {}
+    for cell in notebook.get("cells", []) if isinstance(notebook, dict) else []:
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        first, _, body = source.lstrip("\n").partition("\n")
+        if cell.get("cell_type") != "code" or first.split()[:1] != ["%%checkpoint"]:
+            continue
+        try:
+            name = parse_cell_args(first.strip()[len("%%checkpoint") :]).name
+        except UsageError:
+            continue
+        if name is not None:  # an unnamed cell's phase is named after its source: never stale
+            hashes[name] = hash_text(normalize_source(shell.transform_cell(body)))
+    return hashes
+
+
+def status_rows(shell: Any, store: _store.Store) -> list[dict[str, Any]]:
+    """`phase_rows` plus what this kernel can tell: stale cells and loop progress."""
+    from ._progress import table_status, visible_loops
+    from .checkpoint import phases
+
+    path = notebook_path(shell)
+    current = notebook_sources(shell, path) if path is not None else {}
+    rows = phase_rows(store)
+    for row in rows:
+        name = row["name"]
+        record = store.get_json(f"phase:{name}", {})
+        versions = record.get("versions") if isinstance(record, dict) else None
+        saved = versions[0].get("source_hash") if versions else None
+        changed = name in current and saved is not None and current[name] != saved
+        row["status"] = table_status(row["status"], changed)
+        live = phases.get(name)
+        if live is not None and live.loops:
+            row["loops"] = ", ".join(
+                f"{loop.desc} {loop.position()}" for loop in visible_loops(live.loops)
+            )
+        else:
+            progress = store.get_json(f"progress:{name}", {})
+            done = progress.get("done") if isinstance(progress, dict) else None
+            if isinstance(done, int):
+                total = progress.get("total")
+                row["loops"] = f"{done:,}/{'?' if total is None else f'{total:,}'}"
+    return rows
+
+
+def show_status(shell: Any, store: _store.Store) -> None:
+    """``%checkpoint status``: the store's phases as an HTML table, with a text form."""
+    from IPython.display import display
+
+    from ._capture import NOTE_KEY
+    from ._progress import format_size, table_html, table_text
+
+    rows = status_rows(shell, store)
+    where = f"store {store.path} ({format_size(store.volume())})"
+    if notebook_path(shell) is None:
+        where += "; stale cells cannot be told: the kernel does not know its notebook file"
+    display(  # type: ignore[no-untyped-call]
+        {"text/plain": f"{table_text(rows)}\n{where}", "text/html": table_html(rows, where)},
+        raw=True,
+        metadata={NOTE_KEY: {"view": "status"}},
+    )
 
 
 def run_line(shell: Any, line: str) -> None:
@@ -107,7 +360,10 @@ def run_line(shell: Any, line: str) -> None:
         if command in ("status", "list"):
             if rest:
                 raise UsageError(f"%checkpoint {command} takes no arguments; got {rest!r}")
-            print(format_rows(phase_rows(store)))
+            if command == "status":
+                show_status(shell, store)
+            else:
+                print(format_rows(phase_rows(store)))
         elif command == "clear":
             if rest == ["--all"]:
                 print(f"cleared {clear(store, None)} entries from {store.path}")

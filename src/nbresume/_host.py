@@ -20,6 +20,7 @@ class LoopState:
     done: list[Any] = field(default_factory=list)
     complete: bool = False
     outputs_end: int | None = None  # number of cell outputs when the loop completed
+    outputs_start: int | None = None  # number of cell outputs when the item in flight started
     total: int | None = None
 
 
@@ -27,6 +28,7 @@ class LiveLoop(Protocol):
     loop_id: str
 
     def state(self) -> LoopState: ...
+    def done_so_far(self) -> int: ...
 
 
 class LoopHost(Protocol):

@@ -118,7 +118,10 @@ class CheckpointMagics(Magics):
             return _commands.run_line(self.shell, line)
         options = parse_cell_args(line)
         shell: Any = self.shell
-        return checkpoint.run_checkpoint(shell, cell, options, show_note)
+        from .widget import PhaseView
+
+        watch = None if options.quiet else PhaseView()
+        return checkpoint.run_checkpoint(shell, cell, options, show_note, watch=watch)
 
     checkpoint.__doc__ = CHECKPOINT_DOC
 
@@ -130,7 +133,10 @@ async def run_async_cell(line: str, cell: str) -> Any:
 
     options = parse_cell_args(line)
     shell: Any = get_ipython()
-    return await checkpoint.run_checkpoint_async(shell, cell, options, show_note)
+    from .widget import PhaseView
+
+    watch = None if options.quiet else PhaseView()
+    return await checkpoint.run_checkpoint_async(shell, cell, options, show_note, watch=watch)
 
 
 def _has_top_level_await(shell: Any, body: str) -> bool:

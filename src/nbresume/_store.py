@@ -21,10 +21,13 @@ import hashlib
 import hmac
 import json
 import os
+import sqlite3
 import struct
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,7 +37,15 @@ import xxhash
 from . import _serialize
 from .errors import StoreError, StoreVersionError
 
-__all__ = ["MISSING", "SCHEMA_VERSION", "Store", "default_store_dir", "open_store"]
+__all__ = [
+    "MISSING",
+    "SCHEMA_VERSION",
+    "EntryInfo",
+    "Store",
+    "StoreReader",
+    "default_store_dir",
+    "open_store",
+]
 
 SCHEMA_VERSION = 1  # bump on any change of the entry layout or of what the engines store
 MAGIC = b"NBRESUME"
@@ -181,11 +192,11 @@ class Store:
         try:
             end = f.seek(0, os.SEEK_END)
             if end < _TRAILER.size:
-                raise StoreError("truncated")
+                raise ValueError("truncated")
             f.seek(end - _TRAILER.size)
             header_len, magic = _TRAILER.unpack(f.read(_TRAILER.size))
             if magic != MAGIC or header_len + 32 + _TRAILER.size > end:
-                raise StoreError("not an nbresume entry or truncated")
+                raise ValueError("not an nbresume entry or truncated")
             f.seek(end - _TRAILER.size - 32 - header_len)
             header_bytes = f.read(header_len)
             mac = f.read(32)
@@ -228,10 +239,10 @@ class Store:
         for start in range(0, nbytes, _CHUNK):
             chunk = view[start : start + _CHUNK]
             if f.readinto(chunk) != chunk.nbytes:  # type: ignore[attr-defined]
-                raise StoreError("truncated buffer")
+                raise ValueError("truncated buffer")
             h.update(chunk)
         if h.hexdigest() != digest:
-            raise StoreError("a data buffer does not match its digest")
+            raise ValueError("a data buffer does not match its digest")
         return buffer
 
     def resign(self) -> int:
@@ -329,3 +340,123 @@ def open_store(path: Path | str | None = None) -> Store:
 def now() -> float:
     """Wall-clock time for records (seconds since the epoch)."""
     return time.time()
+
+
+# -- read-only access for other processes -----------------------------------------------------
+
+DB_FILE = "cache.db"  # diskcache's database, inside the store directory
+READ_TIMEOUT = 0.5  # seconds a reader waits for sqlite; WAL readers wait only during recovery
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """What the database row of an entry says, without reading the entry."""
+
+    key: str
+    stored: float  # epoch seconds of the last write
+    size: int  # bytes of the value file (0 for small values kept in the row)
+
+
+class StoreReader:
+    """A read-only view of a store for other processes (the dashboard).
+
+    `Store` opens through ``diskcache.Cache``, which writes its settings and schema on every
+    open; a reader must never write to the store of a running loop. This opens the database in
+    sqlite's read-only mode: in WAL mode readers neither block the writer nor wait for it. Only
+    JSON records are decoded; signed entries are listed (`rows`), never read or unpickled.
+
+    Raises `StoreError` if the directory holds no store or sqlite fails.
+    """
+
+    def __init__(self, path: Path, timeout: float = READ_TIMEOUT) -> None:
+        self.path = Path(path)
+        db = self.path / DB_FILE
+        if not db.is_file():
+            raise StoreError(f"no checkpoint store at {str(self.path)!r} (no {DB_FILE})")
+        uri = "file:" + urllib.parse.quote(str(db.absolute())) + "?mode=ro"
+        try:
+            self._db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot read the checkpoint store at {str(self.path)!r}: {exc}"
+            ) from exc
+        self._tables: set[str] = set()
+
+    def __enter__(self) -> StoreReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot read the checkpoint store at {str(self.path)!r}: {exc}"
+            ) from exc
+
+    def _ready(self) -> bool:
+        """Whether diskcache has created its tables (a store being created has a bare file)."""
+        if not self._tables:
+            found = self._query("SELECT name FROM sqlite_master WHERE type = 'table'")
+            self._tables = {name for (name,) in found}
+        return {"Cache", "Settings"} <= self._tables
+
+    def rows(self) -> list[EntryInfo]:
+        """Every entry with a string key (all of nbresume's), sorted by key."""
+        if not self._ready():
+            return []
+        found = self._query(
+            "SELECT key, store_time, size FROM Cache WHERE raw = 1 AND "
+            "(expire_time IS NULL OR expire_time > ?)",
+            (time.time(),),
+        )
+        rows = [
+            EntryInfo(key, float(stored or 0.0), int(size or 0))
+            for key, stored, size in found
+            if isinstance(key, str)
+        ]
+        return sorted(rows, key=lambda row: row.key)
+
+    def get_json(self, key: str, default: Any = None) -> Any:
+        """A record written by `Store.put_json`; ``default`` if absent or not JSON."""
+        if not self._ready():
+            return default
+        found = self._query(
+            "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1 AND "
+            "(expire_time IS NULL OR expire_time > ?)",
+            (key, time.time()),
+        )
+        text = self._text(*found[0]) if found else None
+        if text is None:
+            return default
+        try:
+            return json.loads(text)
+        except ValueError:
+            return default
+
+    def _text(self, mode: int, filename: str | None, value: Any) -> str | None:
+        if mode == diskcache.core.MODE_RAW:
+            return value if isinstance(value, str) else None
+        if mode != diskcache.core.MODE_TEXT or not isinstance(filename, str):
+            return None  # NB. pickled or binary values are never decoded here
+        file = (self.path / filename).resolve()
+        if not file.is_relative_to(self.path.resolve()):
+            return None
+        try:
+            return file.read_text(encoding="UTF-8")
+        except OSError:  # replaced between reading the row and the file: gone
+            return None
+
+    def volume(self) -> int:
+        """Bytes on disk, database and value files included (as `Store.volume`)."""
+        if not self._ready():
+            return 0
+        ((pages,),) = self._query("PRAGMA page_count")
+        ((page_size,),) = self._query("PRAGMA page_size")
+        found = self._query("SELECT value FROM Settings WHERE key = 'size'")
+        return int(pages) * int(page_size) + (int(found[0][0] or 0) if found else 0)

@@ -136,6 +136,7 @@ class CheckpointRun:
         self.started = time.time()
         self._warned_store = False
         self._progress_written = 0.0
+        self._item_start: dict[str, tuple[int, int]] = {}  # loop id -> (done, outputs then)
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -220,13 +221,13 @@ class CheckpointRun:
             self._notify("running", f"running {self.name!r}: {why}", {"reason": why})
         self.record = record
         self.recorder = Recorder(self.shell.display_pub)
+        self.recorder.before_output = self._before_output
         phase = phases[self.name] = PhaseProgress(self.name)
         self._watch(phase, "start")
         self._previous_host = _host.set_host(self)
 
     def end(self, value: Any, has_value: bool) -> None:
         _host.set_host(self._previous_host)
-        _flush_figures()
         recorder = self.recorder
         assert recorder is not None
         duration = time.time() - self.started
@@ -374,7 +375,7 @@ class CheckpointRun:
         have = recorder.mark()  # outputs before a loop never merge with the loop's own
         saved = self._snapshot_outputs
         if state is not None and saved is not None:
-            target = state.outputs_end if state.complete else len(saved)
+            target = state.outputs_end if state.complete else state.outputs_start
             if target is not None and have < target:
                 # NB. replayed outputs are shown live but recorded as saved, element for element,
                 # so positions in later snapshots keep matching.
@@ -394,11 +395,38 @@ class CheckpointRun:
         self.loop_states = dict(snapshot["loops"])
         self._snapshot_outputs = snapshot["outputs"]
 
+    def _before_output(self) -> None:
+        """Note where the item in flight of each loop began its output.
+
+        Done lazily, on output rather than per item: a loop body that prints pays a frame read,
+        a silent one pays nothing. An interrupted item's partial output is then never replayed
+        (the item runs again and prints it again).
+        """
+        recorder = self.recorder
+        if recorder is None or not self.loops:
+            return
+        for loop in self.loops:
+            done = loop.done_so_far()
+            seen = self._item_start.get(loop.loop_id)
+            if seen is None or seen[0] != done:
+                count = recorder.mark()  # the item's output never merges into earlier output
+                self._item_start[loop.loop_id] = (done, count)
+
+    def _outputs_start(self, loop: Any) -> int | None:
+        """Outputs before the item in flight of ``loop`` (all outputs if it printed nothing)."""
+        seen = self._item_start.get(loop.loop_id)
+        count = len(self.recorder.outputs) if self.recorder is not None else 0
+        if seen is not None and seen[0] == loop.done_so_far():
+            return min(seen[1], count)
+        return count
+
     def detach(self, loop: Any, complete: bool) -> None:
         if loop in self.loops:
             self.loops.remove(loop)
         if not complete:
-            self.loop_states[loop.loop_id] = loop.state()
+            state = loop.state()
+            state.outputs_start = self._outputs_start(loop)
+            self.loop_states[loop.loop_id] = state
         elif "/" in loop.loop_id:
             self.loop_states.pop(loop.loop_id, None)  # a nested loop is done with its outer item
         else:
@@ -410,7 +438,9 @@ class CheckpointRun:
     def snapshot(self, reason: str) -> float:
         start = time.perf_counter()
         for loop in self.loops:
-            self.loop_states[loop.loop_id] = loop.state()
+            state = loop.state()
+            state.outputs_start = self._outputs_start(loop)
+            self.loop_states[loop.loop_id] = state
         recorder = self.recorder
         outputs = strip_for_replay(copy.deepcopy(recorder.outputs)) if recorder else []
         pickled, failures = dumps_namespace(
@@ -578,6 +608,7 @@ def run_checkpoint(
         with run.recorder:
             exec(body, shell.user_ns)
             value = eval(expr, shell.user_ns) if expr is not None else None
+            _flush_figures()  # NB. inside the recorder: IPython would show them after we return
             _check_gate(run)
     except BaseException as exc:
         run.fail(exc)
@@ -611,6 +642,7 @@ async def run_checkpoint_async(
             value = eval(expr, shell.user_ns) if expr is not None else None
             if isinstance(value, types.CoroutineType):
                 value = await value
+            _flush_figures()  # NB. inside the recorder: IPython would show them after we return
             _check_gate(run)
     except BaseException as exc:
         run.fail(exc)

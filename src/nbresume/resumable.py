@@ -222,6 +222,12 @@ class resumable(Generic[T]):
             self._done.extend(self._key(seq[i], i) for i in range(have, pos))
         return LoopState(done=list(self._done), total=self.total)
 
+    def done_so_far(self) -> int:
+        """Items done so far; it changes exactly when the item in flight changes."""
+        if self._fast and self._seq is not None:
+            return self.done_count(self._position())
+        return len(self._done)
+
     def done_count(self, position: int) -> int:
         return self._fast_base + position - self._fast_from
 

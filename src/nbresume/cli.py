@@ -1,0 +1,1107 @@
+"""The ``nbresume`` command: run notebooks that survive a dead kernel; look after checkpoint stores.
+
+Each subcommand is a function ``cmd_NAME(args) -> exit code``. Heavy imports (nbclient, IPython,
+the store) happen inside them, so ``nbresume --help`` starts fast. A failure is one line on stderr,
+``nbresume: error: ...``: exit 1; a usage error exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from ._capture import NOTE_KEY  # the metadata key of nbresume's notes in a cell's outputs
+from .errors import NbresumeError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXTENSION = "nbresume"
+KERNEL_CONFIG = "ipython_kernel_config.json"  # read by every IPython kernel; no .d directory exists
+CREATED_MARKER = ".nbresume-created"  # next to a config file that `install` created
+SKIP_TAG = "skip-execution"  # nbclient's default skip_cells_with_tag
+
+DESCRIPTION = """\
+Resumable Jupyter notebooks. `nbresume run` executes a notebook headless and, when the kernel
+dies, starts a fresh one and runs it again: %%checkpoint cells restore, interrupted loops go on.
+The other commands look after the checkpoint store (./.nbresume next to the notebook, or
+$NBRESUME_DIR)."""
+
+EPILOG = """\
+examples:
+  nbresume run train.ipynb                 run; on a kernel death restart and resume (3 times)
+  nbresume run train.ipynb -o out.ipynb --timeout 3600 --retries 5
+  nbresume list                            phases in ./.nbresume: status, age, size
+  nbresume show sweep                      the versions of phase 'sweep' and their inputs
+  nbresume gc --older-than 7d --dry-run    what pruning would remove
+  nbresume status --json | jq '.phases[] | {name, status}'
+  nbresume install                         load nbresume in every kernel of this environment
+
+exit status: 0 success, 1 failure (a cell raised, the kernel kept dying, a store problem),
+2 usage error, 128+N stopped by signal N (130: Ctrl-C)."""
+
+RUN_EPILOG = """\
+The notebook runs in a fresh kernel whose working directory is --cwd (default: the notebook's
+folder), so its checkpoints go to .nbresume there. If the kernel dies (killed, out of memory,
+os._exit), nbresume starts a new kernel in the same directory and runs the notebook again from the
+top, up to --retries times: finished %%checkpoint cells restore in a moment and an interrupted
+resumable() loop continues after its last snapshot. A cell that raises stops the run (no retry).
+
+The executed notebook is written to -o OUT, by default NAME.out.ipynb next to NAME.ipynb, also
+when the run fails (with the error in it). On success it holds every cell's complete outputs.
+nbresume is loaded in the kernel before the first cell, so %load_ext nbresume is optional.
+
+examples:
+  nbresume run sweep.ipynb                 writes sweep.out.ipynb
+  nbresume run sweep.ipynb --cwd data/ --kernel python3 --timeout 600"""
+
+GC_EPILOG = """\
+AGE is a number and a unit: 90s, 30m, 12h, 7d, 2w. With both options, a version goes only if it
+is older than AGE and not among the newest N. A phase left with no version and not run within AGE
+goes too, and so does unfinished progress saved longer ago than AGE (the snapshot of a loop that
+was interrupted, partial resumable.map results, loops outside checkpoint cells). Entries left
+behind by runs that completed always go. Nothing of a phase running in a kernel is touched.
+
+examples:
+  nbresume gc --older-than 7d --dry-run
+  nbresume gc --keep-last 1"""
+
+
+class CliError(Exception):
+    """A failure reported as one line on stderr; exit status 1."""
+
+
+class UsageError(Exception):
+    """Bad arguments, reported as one line on stderr; exit status 2."""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        # NB. argparse measures the command names without their extra indent: "uninstall" wraps.
+        for sub in getattr(action, "_get_subactions", list)():
+            width = len(sub.metavar or sub.dest) + self._current_indent + 2 * self._indent_increment
+            self._action_max_length = max(self._action_max_length, width)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+# -- entry point --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``nbresume`` command line; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            raise UsageError("missing COMMAND (see nbresume --help)")
+        return int(args.func(args))
+    except SystemExit as exc:  # --help and --version print and exit 0
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except (CliError, NbresumeError) as exc:
+        _error(str(exc))
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 128 + 2
+    except BrokenPipeError:  # `nbresume status --json | head`: the reader left, not an error
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _error(message: str) -> None:
+    print(f"nbresume: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(
+        prog="nbresume",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"nbresume {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
+
+    def command(name: str, help: str, epilog: str | None = None) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(
+            name,
+            help=help,
+            description=help[0].upper() + help[1:] + ".",
+            epilog=epilog,
+            formatter_class=_Formatter,
+        )
+        sub.set_defaults(func=globals()[f"cmd_{name}"])
+        return sub
+
+    def store_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--dir",
+            metavar="D",
+            help="the store, or a folder holding .nbresume (default: $NBRESUME_DIR, else "
+            "./.nbresume)",
+        )
+
+    run = command(
+        "run", "execute a notebook; if the kernel dies, restart it and resume", RUN_EPILOG
+    )
+    run.add_argument("notebook", metavar="NOTEBOOK.ipynb", help="the notebook to execute")
+    run.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="where to write the executed notebook (default: NOTEBOOK.out.ipynb next to it)",
+    )
+    run.add_argument(
+        "--retries",
+        metavar="N",
+        type=_non_negative_int,
+        default=3,
+        help="restarts after a kernel death (default: 3)",
+    )
+    run.add_argument(
+        "--timeout", metavar="S", type=_seconds, help="fail a cell that runs longer than S seconds"
+    )
+    run.add_argument(
+        "--cwd",
+        metavar="DIR",
+        help="the kernel's working directory (default: the notebook's folder)",
+    )
+    run.add_argument(
+        "--kernel", metavar="NAME", help="kernel to use (default: the notebook's kernelspec)"
+    )
+
+    store_option(command("list", "list the phases in the store with status, age and size"))
+
+    show = command("show", "show the versions of one phase, their inputs and sizes")
+    show.add_argument("name", metavar="NAME")
+    store_option(show)
+
+    status = command("status", "show the whole state of the store, loop progress included")
+    status.add_argument("--json", action="store_true", help="print it as a JSON document")
+    store_option(status)
+
+    clear = command("clear", "delete the checkpoints of one phase, or all of them")
+    which = clear.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "name", metavar="NAME", nargs="?", help="the phase to delete (as nbresume list names it)"
+    )
+    which.add_argument("--all", action="store_true", help="delete everything in the store")
+    store_option(clear)
+
+    gc = command("gc", "prune old versions of phases and leftovers of completed runs", GC_EPILOG)
+    gc.add_argument("--older-than", metavar="AGE", type=_age, help="remove versions older than AGE")
+    gc.add_argument(
+        "--keep-last", metavar="N", type=_positive_int, help="keep the newest N versions per phase"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
+    store_option(gc)
+
+    trust = command(
+        "trust",
+        "accept a store made by another user: sign it with your key",
+        "nbresume never loads an entry signed by another key. Trust only stores whose origin you\n"
+        "trust: loading an entry unpickles it, which can run code.",
+    )
+    trust.add_argument("path", metavar="PATH", help="the store, or a folder holding .nbresume")
+
+    for name, help in (
+        ("install", "load nbresume in every new IPython kernel of this environment"),
+        ("uninstall", "undo install: remove nbresume from the kernels' configuration"),
+    ):
+        sub = command(
+            name,
+            help,
+            f"Edits sys.prefix/etc/ipython/{KERNEL_CONFIG} (with --user: the file in your IPython\n"
+            "profile), adding or removing nbresume in InteractiveShellApp.extra_extensions and\n"
+            "keeping everything else in the file. Running kernels need a restart.",
+        )
+        sub.add_argument("--user", action="store_true", help="your IPython profile instead")
+        sub.add_argument("--prefix", help=argparse.SUPPRESS)  # tests: another environment
+    return parser
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _age(text: str) -> float:
+    """``7d`` -> seconds."""
+    number, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    try:
+        value = float(number) * _UNITS[unit]
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"expected an age such as 90s, 30m, 12h, 7d or 2w, got {text!r}"
+        ) from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"an age must be 0 or more, got {text!r}")
+    return value
+
+
+# -- the store commands -------------------------------------------------------------------------
+#
+# Reading commands go through the dashboard's read-only view (sqlite read-only mode: looking at
+# the store of a running loop never blocks or writes to it) and show what it shows; clear, gc and
+# trust write through `Store`.
+
+TIME_FIELDS = ("updated", "started", "last_snapshot")  # epoch seconds in rows; ISO 8601 in JSON
+
+
+def _store_path(directory: str | None) -> Path:
+    """An existing store: ``directory`` itself or its ``.nbresume``; never creates one."""
+    from ._store import DB_FILE, DEFAULT_DIR, default_store_dir
+
+    path = Path(directory).expanduser().absolute() if directory else default_store_dir()
+    for candidate in (path, path / DEFAULT_DIR):
+        if (candidate / DB_FILE).is_file():
+            return candidate
+    what = "no checkpoint store at" if not path.exists() else "not a checkpoint store:"
+    raise CliError(
+        f"{what} {str(path)!r}; pass --dir PATH (or set NBRESUME_DIR), or run a notebook "
+        "with %%checkpoint cells first"
+    )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The store as the dashboard sees it: ``{"size", "running", "updated", "phases": rows}``."""
+    from .server._dashboard import read_store
+
+    state: dict[str, Any] = read_store(path)
+    return state
+
+
+def _label(row: dict[str, Any]) -> str:
+    """How a row is named on the command line: ``sweep``, ``loop:NAME``, ``map:NAME``."""
+    return str(row["name"]) if row["kind"] == "phase" else f"{row['kind']}:{row['name']}"
+
+
+def _find(state: dict[str, Any], label: str, path: Path) -> dict[str, Any]:
+    row: dict[str, Any] | None = next((r for r in state["phases"] if _label(r) == label), None)
+    if row is None:
+        raise CliError(f"no phase named {label!r} in {str(path)!r}; see nbresume list")
+    return row
+
+
+def _items(progress: dict[str, Any] | None) -> str | None:
+    """``12/40`` from a row's progress, if a loop reported any."""
+    done = (progress or {}).get("done")
+    if done is None:
+        return None
+    total = (progress or {}).get("total")
+    return f"{int(done):,}/{'?' if total is None else f'{int(total):,}'}"
+
+
+def _local(t: float | None) -> str:
+    from ._progress import format_when
+
+    return format_when(t)
+
+
+def _ago(t: float | None) -> str:
+    from ._commands import format_age
+
+    return f"{format_age(time.time() - t)} ago" if t else "never"
+
+
+def _iso(t: float | None) -> str | None:
+    import datetime as dt
+
+    if t is None:
+        return None
+    return dt.datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ._progress import format_size, table_text
+
+    path = _store_path(args.dir)
+    state = _read(path)
+    rows = [
+        {
+            "name": _label(row),
+            "status": row["status"],
+            "last_run": row["updated"],
+            "duration": row["duration"],
+            "loops": _items(row["progress"]),
+            "size": row["size"],
+        }
+        for row in state["phases"]
+    ]
+    print(table_text(rows))
+    count = f"{len(rows)} phase{'s' * (len(rows) != 1)}"
+    if state["running"]:
+        count += f" ({state['running']} running)"
+    print(f"{count}, {format_size(state['size'])} in {path}; last change {_ago(state['updated'])}")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from ._keys import describe_change
+    from ._progress import format_duration, format_size
+    from ._store import StoreReader
+
+    path = _store_path(args.dir)
+    row = _find(_read(path), args.name, path)
+    with StoreReader(path) as reader:
+        record = reader.get_json(f"phase:{row['name']}") if row["kind"] == "phase" else None
+    versions = record.get("versions", []) if isinstance(record, dict) else []
+    count = f"{len(versions)} version{'s' * (len(versions) != 1)}"
+    print(
+        f"{row['kind']} {row['name']!r}: {row['status']}, last change {_local(row['updated'])} "
+        f"({_ago(row['updated'])}), {count}, {format_size(row['size'])} in {path}"
+    )
+    for number, version in enumerate(versions, 1):
+        older = versions[number] if number < len(versions) else None
+        change = "the oldest kept"
+        if older is not None:
+            change = describe_change(
+                older.get("source_hash"),
+                older.get("inputs", {}),
+                version.get("source_hash", ""),
+                version.get("inputs", {}),
+            )
+        print(
+            f"  #{number} {_local(version.get('created'))}  ran "
+            f"{format_duration(version.get('duration'))}, {format_size(version.get('size') or 0)}, "
+            f"{change}  [{version.get('key')}]"
+        )
+        inputs = version.get("inputs") or {}
+        fingerprints = " ".join(f"{name}={fp[:12]}" for name, fp in sorted(inputs.items()))
+        print(f"      inputs: {fingerprints or 'none'}")
+    line = _progress_line(row)
+    if line:
+        print(f"  {line}")
+    return EXIT_OK
+
+
+def _progress_line(row: dict[str, Any]) -> str | None:
+    """What a running or resumable row's loop has done: ``running: 12/40 items, 3.1 it/s...``."""
+    from ._progress import format_duration, format_rate
+
+    if not (row["running"] or row["resumable"]):
+        return None
+    progress = row["progress"] or {}
+    parts = [f"{_items(progress) or '?'} items" if progress else "progress saved"]
+    if row["running"]:
+        parts.append(format_rate(progress.get("rate")))
+        if progress.get("eta") is not None:
+            parts.append(f"ETA {format_duration(progress['eta'])}")
+    if row["last_snapshot"]:
+        parts.append(f"last snapshot {_ago(row['last_snapshot'])}")
+    if row["resumable"]:
+        parts.append("re-run the cell to resume" if row["kind"] == "phase" else "re-run to resume")
+    return f"{'running' if row['running'] else row['status']}: {', '.join(parts)}"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    path = _store_path(args.dir)
+    state = _read(path)
+    if not args.json:
+        cmd_list(args)
+        for row in state["phases"]:
+            line = _progress_line(row)
+            if line:
+                print(f"{_label(row)}: {line}")
+        return EXIT_OK
+    from ._store import StoreReader
+
+    with StoreReader(path) as reader:
+        phases = [_json_row(row, reader) for row in state["phases"]]
+    document = {
+        "store": str(path),
+        "size": state["size"],
+        "running": state["running"],
+        "updated": _iso(state["updated"]),
+        "phases": phases,
+    }
+    print(json.dumps(document, indent=2))
+    return EXIT_OK
+
+
+def _json_row(row: dict[str, Any], reader: Any) -> dict[str, Any]:
+    """A dashboard row for people: ISO 8601 times; ``started``/``completed`` of the last run."""
+    progress = row.get("progress")
+    record = reader.get_json(f"phase:{row['name']}") if row["kind"] == "phase" else None
+    versions = record.get("versions", []) if isinstance(record, dict) else []
+    latest = versions[0] if versions else {}
+    started, duration = latest.get("created"), latest.get("duration")
+    completed = started + duration if started is not None and duration is not None else None
+    if row["running"] or row["status"] == "interrupted":  # the run under way, or the one that died
+        started, completed = (progress or {}).get("started") or started, None
+    out = {
+        "name": row["name"],
+        "kind": row["kind"],
+        "status": row["status"],
+        "started": _iso(started),
+        "completed": _iso(completed),
+        **_iso_fields(row),
+    }
+    if isinstance(progress, dict):
+        out["progress"] = _iso_fields(progress)
+        out["progress"]["loops"] = [_iso_fields(loop) for loop in progress.get("loops", [])]
+    return out
+
+
+def _iso_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: _iso(v) if k in TIME_FIELDS else v for k, v in fields.items()}
+
+
+def cmd_clear(args: argparse.Namespace) -> int:
+    from ._commands import clear
+    from ._store import open_store
+    from .server._dashboard import NotAStore, clear_group
+
+    path = _store_path(args.dir)
+    state = _read(path)
+    if args.all:
+        running = [_label(r) for r in state["phases"] if r["running"]]
+        if running:
+            raise CliError(
+                f"phase {running[0]!r} is running in a kernel; interrupt it first, or clear the "
+                "others by name"
+            )
+        print(f"cleared {clear(open_store(path), None)} entries from {path}")
+        return EXIT_OK
+    row = _find(state, args.name, path)
+    try:
+        count = clear_group(path, row["kind"], row["name"])
+    except NotAStore:  # cleared by someone else meanwhile
+        count = 0
+    print(f"cleared {row['kind']} {row['name']!r} ({count} entries)")
+    return EXIT_OK
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from ._commands import gc_apply, gc_plan
+    from ._progress import format_size
+    from ._store import StoreReader, open_store
+
+    if args.older_than is None and args.keep_last is None:
+        raise UsageError(
+            "gc needs --older-than AGE, --keep-last N, or both (see nbresume gc --help)"
+        )
+    path = _store_path(args.dir)
+    running = {r["name"] for r in _read(path)["phases"] if r["running"]}
+    with StoreReader(path) as reader:
+        plan = gc_plan(
+            reader, older_than=args.older_than, keep_last=args.keep_last, running=running
+        )
+    verb = "would remove" if args.dry_run else "remove"
+    groups: dict[tuple[str, str, str], list[Any]] = {}
+    for item in plan:
+        groups.setdefault((item.what, item.owner, item.reason), []).append(item)
+    for (what, owner, reason), items in groups.items():
+        size = format_size(sum(item.size for item in items))
+        when = _local(max((item.when or 0.0) for item in items))
+        if what == "version":
+            for item in items:
+                print(
+                    f"{verb} {owner!r} version of {_local(item.when)} ({format_size(item.size)}): {reason}"
+                )
+        elif what == "phase":
+            print(f"{verb} phase {owner!r} (last run {when}): {reason}")
+        elif what == "snapshot":
+            print(f"{verb} the loop snapshot of {owner!r} (saved {when}, {size}): {reason}")
+        elif what in ("map", "loop"):
+            noun = "loop" if what == "loop" else f"{len(items)} resumable.map results of"
+            print(f"{verb} {noun} {owner!r} (saved {when}, {size}): {reason}")
+        elif reason != "no version left":  # a phase's progress record goes with the phase
+            print(f"{verb} the progress record of {owner!r}: {reason}")
+    if running:
+        print(f"left alone while running: {', '.join(repr(name) for name in sorted(running))}")
+    if not plan:
+        print(f"nothing to remove in {path}")
+        return EXIT_OK
+    if args.dry_run:
+        known = format_size(sum(item.size for item in plan))
+        print(f"would free about {known}; run again without --dry-run to remove them")
+        return EXIT_OK
+    store = open_store(path)
+    before = store.volume()
+    removed = gc_apply(store, plan)
+    after = store.volume()
+    print(
+        f"removed {removed} entries, freed {format_size(max(before - after, 0))}; "
+        f"{format_size(after)} left in {path}"
+    )
+    return EXIT_OK
+
+
+def cmd_trust(args: argparse.Namespace) -> int:
+    from ._store import open_store
+
+    store = open_store(_store_path(args.path))
+    count = store.resign()
+    print(f"re-signed {count} entries in {store.path} with your key; nbresume will load them now")
+    return EXIT_OK
+
+
+# -- install / uninstall ------------------------------------------------------------------------
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    if args.prefix:
+        return Path(args.prefix).absolute() / "etc" / "ipython" / KERNEL_CONFIG
+    if args.user:
+        from IPython.paths import get_ipython_dir
+
+        return Path(get_ipython_dir()) / "profile_default" / KERNEL_CONFIG
+    return Path(sys.prefix) / "etc" / "ipython" / KERNEL_CONFIG
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise CliError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
+    try:
+        config = json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise CliError(f"{str(path)!r} is not valid JSON ({exc}); fix or remove it first") from exc
+    if not isinstance(config, dict):
+        raise CliError(f"{str(path)!r} does not hold a JSON object; fix or remove it first")
+    return config
+
+
+def _extensions(config: dict[str, Any], path: Path) -> tuple[dict[str, Any], list[Any]]:
+    """The ``InteractiveShellApp`` section and its ``extra_extensions`` list (created if absent)."""
+    section = config.setdefault("InteractiveShellApp", {})
+    if not isinstance(section, dict):
+        raise CliError(f"InteractiveShellApp in {str(path)!r} is not an object; fix it first")
+    extra = section.setdefault("extra_extensions", [])
+    if not isinstance(extra, list):
+        raise CliError(
+            f"InteractiveShellApp.extra_extensions in {str(path)!r} is not a list; fix it first"
+        )
+    return section, extra
+
+
+def _write_config(path: Path, config: dict[str, Any], *, user: bool) -> None:
+    """Replace the file atomically: a kernel starting meanwhile reads the old or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.chmod(path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        hint = "" if user else "; try --user to change only your own profile"
+        raise CliError(f"cannot write {str(path)!r}: {exc.strerror or exc}{hint}") from exc
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    path = _config_path(args)
+    config = _read_config(path)
+    section, extra = _extensions(config, path)
+    if EXTENSION in section.get("extensions", []):
+        print(f"nbresume is already loaded by InteractiveShellApp.extensions in {path}")
+        return EXIT_OK
+    if EXTENSION in extra:
+        print(f"nbresume is already installed in {path}")
+        return EXIT_OK
+    created = not path.exists()
+    extra.append(EXTENSION)
+    _write_config(path, config, user=args.user)
+    if created:
+        with contextlib.suppress(OSError):
+            (path.parent / CREATED_MARKER).write_text(path.name + "\n")
+    print(
+        f"added nbresume to InteractiveShellApp.extra_extensions in {path}: new IPython kernels "
+        "load it (restart running ones); undo with nbresume uninstall"
+        + (" --user" if args.user else "")
+    )
+    return EXIT_OK
+
+
+def cmd_uninstall(args: argparse.Namespace) -> int:
+    path = _config_path(args)
+    config = _read_config(path)
+    section = config.get("InteractiveShellApp")
+    extra = section.get("extra_extensions") if isinstance(section, dict) else None
+    if not isinstance(extra, list) or EXTENSION not in extra:
+        print(f"nbresume is not installed in {path}; nothing to do")
+        return EXIT_OK
+    assert isinstance(section, dict)
+    extra[:] = [name for name in extra if name != EXTENSION]
+    if not extra:
+        del section["extra_extensions"]
+    if not section:
+        del config["InteractiveShellApp"]
+    marker = path.parent / CREATED_MARKER
+    try:
+        if not config and marker.is_file():  # the file is ours and holds nothing else
+            path.unlink()
+            print(f"removed {path} (nbresume had created it)")
+        else:
+            _write_config(path, config, user=args.user)
+            print(f"removed nbresume from InteractiveShellApp.extra_extensions in {path}")
+        marker.unlink(missing_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot change {str(path)!r}: {exc.strerror or exc}") from exc
+    return EXIT_OK
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import nbformat
+
+    path = Path(args.notebook).expanduser()
+    if not path.is_file():
+        raise CliError(f"no such notebook: {str(path)!r}")
+    try:
+        nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CliError(f"cannot read {str(path)!r} as a notebook: {exc}") from exc
+    output = (
+        Path(args.output).expanduser() if args.output else path.with_name(f"{path.stem}.out.ipynb")
+    )
+    if output.absolute() == path.absolute():
+        raise CliError(f"-o {str(output)!r} would overwrite the notebook; choose another file")
+    cwd = Path(args.cwd).expanduser() if args.cwd else path.parent
+    if not cwd.is_dir():
+        raise CliError(f"--cwd {str(cwd)!r} is not a directory")
+    runner = NotebookRun(
+        nb,
+        cwd=cwd.absolute(),
+        kernel=args.kernel,
+        timeout=args.timeout,
+        retries=args.retries,
+        report=Report(sys.stdout),
+    )
+    result = runner.run()
+    if result.ran:  # a kernel ran cells: the notebook holds outputs, also when the run failed
+        try:
+            _write_notebook(result.nb, output)
+        except OSError as exc:
+            raise CliError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from exc
+    if result.error is not None:
+        where = f"; the executed notebook is in {output}" if result.ran else ""
+        raise CliError(result.error + where)
+    if result.signal:
+        _error(
+            f"stopped by {_signal_name(result.signal)}; checkpoints are kept: run again to resume"
+        )
+        return 128 + result.signal
+    runner.report.line(result.summary + f"; wrote {output}")
+    return EXIT_OK
+
+
+def _write_notebook(nb: Any, output: Path) -> None:
+    import nbformat
+
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    try:
+        nbformat.write(nb, tmp)  # type: ignore[no-untyped-call]
+        os.replace(tmp, output)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def loads_extension(nb: Any) -> bool:
+    """Whether a code cell of ``nb`` runs ``%load_ext nbresume`` itself."""
+    import re
+
+    pattern = re.compile(r"^\s*%load_ext\s+(.*\s)?nbresume(\s|$)", re.MULTILINE)
+    return any(c.cell_type == "code" and pattern.search(c.source) for c in nb.cells)
+
+
+def cell_label(source: str, width: int = 40) -> str:
+    """The first line of code of a cell, shortened: ``%%checkpoint sweep --every 1``."""
+    lines = [line.strip() for line in source.splitlines()]
+    line = next((ln for ln in lines if ln and not ln.startswith("#")), lines[0] if lines else "")
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def cell_notes(outputs: list[Any]) -> dict[str, dict[str, Any]]:
+    """nbresume's notes among a cell's outputs, by kind (restored, resuming, running...)."""
+    notes: dict[str, dict[str, Any]] = {}
+    for output in outputs:
+        meta = output.get("metadata") or {}
+        note = meta.get(NOTE_KEY) if isinstance(meta, dict) else None
+        if output.get("output_type") == "display_data" and isinstance(note, dict):
+            notes[str(note.get("kind"))] = note
+    return notes
+
+
+class Report:
+    """Progress lines: one per cell when it ends; on a terminal also a live line while it runs."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.cell: str | None = None  # "[3/7] %%checkpoint sweep" while a cell runs
+        self.started = 0.0
+        self.note = ""
+
+    def start(self, label: str) -> None:
+        self.cell, self.started, self.note = label, time.monotonic(), ""
+        self.draw()
+
+    def noted(self, text: str) -> None:
+        self.note = " ".join(text.split())
+        self.draw()
+
+    def draw(self) -> None:
+        if not self.tty or self.cell is None:
+            return
+        import shutil
+
+        from ._progress import format_duration
+
+        text = f"{self.cell} ... {format_duration(time.monotonic() - self.started)}"
+        if self.note:
+            text += f"  {self.note}"
+        width = shutil.get_terminal_size().columns - 1
+        self.stream.write("\r\x1b[K" + text[:width])
+        self.stream.flush()
+
+    def end(self, outcome: str) -> None:
+        """The running cell's last line; without one (between cells), ``outcome`` alone."""
+        self.line(outcome if self.cell is None else f"{self.cell} ... {outcome}")
+        self.cell = None
+
+    def line(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+        print(text, file=self.stream, flush=True)
+
+
+@dataclass
+class RunResult:
+    nb: Any
+    error: str | None = None  # one line, when the run failed
+    signal: int = 0  # when stopped by SIGINT/SIGTERM
+    ran: bool = False  # a kernel ran at least one cell: the notebook holds outputs
+    summary: str = ""
+
+
+@dataclass
+class _Attempt:
+    nb: Any
+    process: Any = None  # the kernel's Popen, to tell how it died
+    cell: int | None = None  # index of the cell running (or failed) when the attempt ended
+    started: bool = False  # the kernel answered: cells began
+    restored: int = 0
+
+
+class NotebookRun:
+    """Run a notebook with nbclient; after a kernel death, run it again in a fresh kernel."""
+
+    def __init__(
+        self,
+        nb: Any,
+        *,
+        cwd: Path,
+        kernel: str | None,
+        timeout: float | None,
+        retries: int,
+        report: Report,
+    ) -> None:
+        self.original = nb
+        self.cwd = cwd
+        self.kernel = kernel
+        self.timeout = timeout
+        self.retries = retries
+        self.report = report
+        self.signal = 0  # SIGINT or SIGTERM received: stop, no retry
+        self._task: Any = None  # the asyncio task running the attempts
+        code = [
+            i
+            for i, cell in enumerate(nb.cells)
+            if cell.cell_type == "code"
+            and cell.source.strip()
+            and SKIP_TAG not in cell.metadata.get("tags", [])
+        ]
+        self.numbers = {index: n for n, index in enumerate(code, 1)}
+        self.labels = {
+            index: f"[{n}/{len(code)}] {cell_label(nb.cells[index].source)}"
+            for index, n in self.numbers.items()
+        }
+        # NB. loading it twice prints "already loaded": preload only for notebooks that do not.
+        self.preload = not loads_extension(nb)
+
+    def run(self) -> RunResult:
+        import asyncio
+
+        return asyncio.run(self._run())
+
+    async def _run(self) -> RunResult:
+        import asyncio
+        import copy
+
+        from jupyter_client.kernelspec import NoSuchKernel
+        from nbclient.exceptions import CellControlSignal
+
+        self._task = asyncio.current_task()
+        began = time.monotonic()
+        deaths: list[str] = []
+        for number in range(self.retries + 1):
+            attempt = _Attempt(copy.deepcopy(self.original))
+            try:
+                await self._execute(attempt)
+            except (RuntimeError, CellControlSignal, NoSuchKernel) as exc:
+                result = self._stopped(attempt, exc, deaths)
+                if result is not None:
+                    return result
+                self.report.end(f"kernel died ({deaths[-1]}), retry {number + 1}/{self.retries}")
+                continue
+            return self._succeeded(attempt, deaths, time.monotonic() - began)
+        raise AssertionError("unreachable: the last attempt returns")
+
+    def _stopped(self, attempt: _Attempt, exc: Exception, deaths: list[str]) -> RunResult | None:
+        """The result of an attempt that raised ``exc``, or None to try again."""
+        if self.signal:
+            if self.report.cell is not None:
+                self.report.end(f"stopped by {_signal_name(self.signal)}")
+            return RunResult(attempt.nb, signal=self.signal, ran=attempt.started)
+        why = self._failure(attempt, exc)
+        if why is not None:
+            if self.report.cell is not None:  # a cell error was reported as the cell ended
+                self.report.end(why)
+            return RunResult(attempt.nb, error=f"{self._where(attempt)} {why}", ran=attempt.started)
+        deaths.append(self._how(attempt))
+        if len(deaths) <= self.retries:
+            return None
+        self.report.end(f"kernel died ({deaths[-1]})")
+        return RunResult(
+            attempt.nb,
+            error=f"the kernel died {len(deaths)} times, last in {self._where(attempt)} "
+            f"({deaths[-1]}); gave up after {self.retries} retries; checkpoints are kept: run "
+            "again to resume",
+            ran=True,
+        )
+
+    def _failure(self, attempt: _Attempt, exc: Exception) -> str | None:
+        """Why the run failed for good, or None for a kernel death worth a retry."""
+        from jupyter_client.kernelspec import NoSuchKernel
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+        if isinstance(exc, NoSuchKernel):
+            return (
+                f"needs kernel {exc.args[0]!r}, which is not installed; see jupyter kernelspec "
+                "list, or pass --kernel NAME"
+            )
+        if isinstance(exc, CellExecutionError):
+            return f"raised {exc.ename}: {_first_line(exc.evalue)}"
+        if isinstance(exc, CellTimeoutError):
+            return f"timed out after {self.timeout:g}s (--timeout)"
+        if not isinstance(exc, DeadKernelError):
+            return f"could not start a kernel: {_first_line(str(exc))}"
+        if not attempt.started:
+            return f"the kernel died as it started ({self._how(attempt)})"
+        return None
+
+    def _succeeded(self, attempt: _Attempt, deaths: list[str], seconds: float) -> RunResult:
+        from ._progress import format_duration
+
+        cells = len(self.labels)
+        parts = [f"ran {cells} cell{'s' * (cells != 1)} in {format_duration(seconds)}"]
+        if attempt.restored:
+            parts.append(f"{attempt.restored} restored")
+        if deaths:
+            parts.append(f"{len(deaths)} kernel restart{'s' * (len(deaths) != 1)}")
+        attempt.nb.metadata[NOTE_KEY] = {"attempts": len(deaths) + 1, "kernel_deaths": deaths}
+        return RunResult(attempt.nb, ran=True, summary=", ".join(parts))
+
+    def _where(self, attempt: _Attempt) -> str:
+        if attempt.cell is None or attempt.cell not in self.numbers:
+            return "the notebook"
+        label = cell_label(attempt.nb.cells[attempt.cell].source)
+        return f"code cell {self.numbers[attempt.cell]} ({label})"
+
+    @staticmethod
+    def _how(attempt: _Attempt) -> str:
+        process = attempt.process
+        code = process.poll() if process is not None else None
+        if code is None:
+            return "stopped responding"
+        if code < 0:
+            return _signal_name(-code)
+        return f"exit code {code}"
+
+    async def _execute(self, attempt: _Attempt) -> None:
+        import asyncio
+
+        client = _client_class()(
+            attempt.nb,
+            runner=self,
+            attempt=attempt,
+            kernel_name=self.kernel or "",
+            timeout=math.ceil(self.timeout) if self.timeout else None,
+            resources={"metadata": {"path": str(self.cwd)}},
+            extra_arguments=[f"--InteractiveShellApp.extra_extensions={EXTENSION}"]
+            if self.preload
+            else [],
+        )
+        ticker = asyncio.ensure_future(self._tick()) if self.report.tty else None
+        try:
+            await client.async_execute()
+        except asyncio.CancelledError:
+            if not self.signal:
+                raise
+            from nbclient.exceptions import DeadKernelError
+
+            raise DeadKernelError("stopped") from None
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+
+    async def _tick(self) -> None:
+        import asyncio
+
+        while True:
+            await asyncio.sleep(1)
+            self.report.draw()
+
+    def _stop(self, signum: int) -> None:
+        self.signal = signum
+        if self._task is not None:
+            self._task.cancel()
+
+    # -- nbclient hooks -------------------------------------------------------------------------
+
+    def on_start(self, attempt: _Attempt, client: Any) -> None:
+        import asyncio
+        import signal
+
+        attempt.started = True
+        attempt.process = getattr(getattr(client.km, "provisioner", None), "process", None)
+        # NB. replaces nbclient's handlers, which stop the kernel: that would look like a death
+        # to retry. nbclient removes ours when the attempt ends.
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(RuntimeError, NotImplementedError, ValueError):
+                loop.add_signal_handler(signum, self._stop, signum)
+
+    def on_cell_start(self, attempt: _Attempt, index: int) -> None:
+        if index in self.labels:
+            attempt.cell = index
+            self.report.start(self.labels[index])
+
+    def on_cell_executed(self, attempt: _Attempt, cell: Any, index: int, reply: Any) -> None:
+        from ._progress import format_duration
+
+        if index not in self.labels:
+            return
+        content = (reply or {}).get("content", {})
+        if content.get("status") == "error":
+            if "raises-exception" in cell.metadata.get("tags", []):
+                self.report.end(f"raised {content.get('ename')} (allowed by its tag)")
+            else:
+                self.report.end(
+                    f"failed: {content.get('ename')}: {_first_line(content.get('evalue', ''))}"
+                )
+            return
+        notes = cell_notes(cell.outputs)
+        elapsed = format_duration(time.monotonic() - self.report.started)
+        if "restored" in notes:
+            attempt.restored += 1
+            self.report.end("restored")
+        elif "resuming" in notes:
+            done = notes["resuming"].get("done")
+            self.report.end(f"done in {elapsed} (resumed after {done} items)")
+        elif "running" in notes and notes["running"].get("reason"):
+            self.report.end(f"done in {elapsed} ({notes['running']['reason']})")
+        else:
+            self.report.end(f"done in {elapsed}")
+        attempt.cell = None
+
+
+def _first_line(text: str) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+_CLIENT: Any = None
+
+
+def _client_class() -> Any:
+    """nbclient's NotebookClient, calling our hooks and showing nbresume's notes as they arrive."""
+    global _CLIENT
+    if _CLIENT is not None:
+        return _CLIENT
+    from nbclient import NotebookClient
+
+    class Client(NotebookClient):
+        def __init__(self, nb: Any, *, runner: NotebookRun, attempt: _Attempt, **kw: Any) -> None:
+            super().__init__(
+                nb,
+                on_notebook_start=lambda notebook: runner.on_start(attempt, self),
+                on_cell_start=lambda cell, cell_index: runner.on_cell_start(attempt, cell_index),
+                on_cell_executed=lambda cell, cell_index, execute_reply: runner.on_cell_executed(
+                    attempt, cell, cell_index, execute_reply
+                ),
+                **kw,
+            )
+            self.runner = runner
+
+        def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
+            content = msg.get("content") or {}
+            meta = content.get("metadata")
+            if (
+                msg.get("msg_type") in ("display_data", "update_display_data")
+                and isinstance(meta, dict)
+                and NOTE_KEY in meta
+            ):
+                self.runner.report.noted(str(content.get("data", {}).get("text/plain", "")))
+            return super().process_message(msg, cell, cell_index)
+
+    _CLIENT = Client
+    return Client

@@ -1,0 +1,330 @@
+"""What the dashboard shows: the stores under a root directory, their phases and live progress.
+
+No Jupyter here (handlers.py is the HTTP edge). Stores are read through `StoreReader`, sqlite's
+read-only mode, so looking at the store of a running loop never blocks, waits for or writes to it;
+signed entries are listed from their database rows and never read. Clearing a phase is the one
+write, through `Store.delete`, as ``%checkpoint clear`` does.
+
+Keys and what owns them::
+
+    phase:NAME  progress:NAME  cell:NAME:HASH  snap:NAME:HASH  map:cell:NAME:HASH:...   phase NAME
+    loop:NAME                                  the saved done keys of a loop outside a cell
+    map:HOST:ID:N                              results of a resumable.map outside a cell
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .._store import DB_FILE, DEFAULT_DIR, EntryInfo, Store, StoreReader
+from ..errors import NbresumeError
+
+__all__ = [
+    "NotAStore",
+    "PathRefused",
+    "PhaseRunning",
+    "StoreIndex",
+    "clear_group",
+    "find_stores",
+    "read_store",
+    "resolve_store",
+]
+
+MAX_DEPTH = 6  # directory levels searched below the root for .nbresume stores
+MAX_DIRS = 20_000  # directories visited per search at most: a huge root must not stall the server
+SCAN_SECONDS = 5.0  # a search is reused this long; the page polls every 2 s
+SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages"})  # never hold notebooks
+STALE_SECONDS = 60.0  # a "running" record not rewritten for this long, whose process cannot be
+# checked (no pid, or another host), is shown as interrupted
+KINDS = ("phase", "loop", "map")
+
+
+class PathRefused(NbresumeError):
+    """A store path that is absolute or resolves outside the root (HTTP 403)."""
+
+
+class NotAStore(NbresumeError):
+    """A path inside the root that holds no store, or a phase that is not in it (HTTP 404)."""
+
+
+class PhaseRunning(NbresumeError):
+    """Clearing a phase whose loop is running in a live kernel (HTTP 409)."""
+
+
+# -- finding and naming stores --------------------------------------------------------------------
+
+
+def find_stores(root: Path, max_depth: int = MAX_DEPTH, max_dirs: int = MAX_DIRS) -> list[str]:
+    """The ``.nbresume`` stores under ``root``, as sorted POSIX paths relative to it.
+
+    Breadth first, so that shallow stores are found when the budget of ``max_dirs`` runs out.
+    Hidden directories, ``node_modules`` and symbolic links are not entered.
+    """
+    found: list[str] = []
+    queue: deque[tuple[str, int]] = deque([(str(root), 0)])
+    visited = 0
+    while queue and visited < max_dirs:
+        directory, depth = queue.popleft()
+        visited += 1
+        try:
+            with os.scandir(directory) as entries:
+                subdirs = [e for e in entries if e.is_dir(follow_symlinks=False)]
+        except OSError:  # unreadable or vanished: not ours to report
+            continue
+        for entry in sorted(subdirs, key=lambda e: e.name):
+            if entry.name == DEFAULT_DIR:
+                if os.path.isfile(os.path.join(entry.path, DB_FILE)):
+                    found.append(Path(entry.path).relative_to(root).as_posix())
+            elif depth < max_depth and entry.name[0] != "." and entry.name not in SKIP_DIRS:
+                queue.append((entry.path, depth + 1))
+    return sorted(found)
+
+
+def resolve_store(root: Path, relative: str) -> Path:
+    """The store directory at ``relative`` (a POSIX path from `find_stores`) under ``root``.
+
+    Raises `PathRefused` for absolute paths, ``..`` and anything (symbolic links included) that
+    resolves outside ``root``; `NotAStore` if the directory holds no store.
+    """
+    if not relative or "\x00" in relative:
+        raise NotAStore(f"no store path given ({relative!r})")
+    path = PurePosixPath(relative)
+    if path.is_absolute() or ".." in path.parts or relative.startswith("~"):
+        raise PathRefused(f"store path {relative!r} is not inside the server root")
+    real_root = root.resolve()
+    target = (real_root / path).resolve()
+    if not target.is_relative_to(real_root):
+        raise PathRefused(f"store path {relative!r} resolves outside the server root")
+    if not (target / DB_FILE).is_file():
+        raise NotAStore(f"no checkpoint store at {relative!r}")
+    return target
+
+
+@dataclass
+class StoreIndex:
+    """`find_stores` under one root, reused for `SCAN_SECONDS`."""
+
+    root: Path
+    ttl: float = SCAN_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    _found: list[str] = field(default_factory=list)
+    _when: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stores(self) -> list[str]:
+        with self._lock:
+            now = self.clock()
+            if self._when is None or now - self._when >= self.ttl:
+                self._found = find_stores(self.root)
+                self._when = now
+            return list(self._found)
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._when = None
+
+
+# -- reading one store ----------------------------------------------------------------------------
+
+
+def owner(key: str) -> tuple[str, str] | None:
+    """``(kind, name)`` of the row a key belongs to (see the module docstring), or None."""
+    prefix, _, rest = key.partition(":")
+    kind, name = "phase", ""
+    if prefix in ("phase", "progress"):
+        name = rest
+    elif prefix in ("cell", "snap"):
+        name = rest.rpartition(":")[0]
+    elif prefix == "loop":
+        kind, name = "loop", rest
+    elif prefix == "map":
+        series = rest.rpartition(":")[0]  # without the chunk number
+        if series.startswith("cell:"):
+            name = series[len("cell:") :].split(":")[0]
+        else:
+            kind, name = "map", series
+    return (kind, name) if name else None
+
+
+def _number(value: Any) -> float | None:
+    """A finite number from a record, else None (records are written by other processes)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _alive(progress: dict[str, Any], now: float) -> bool:
+    """Whether the process that writes a running progress record still runs."""
+    pid = progress.get("pid")
+    host = progress.get("host")
+    if isinstance(pid, int) and pid > 0 and host in (None, socket.gethostname()):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # another user's process: alive
+            return True
+        except OSError:
+            pass
+        else:
+            return True
+    updated = _number(progress.get("updated"))
+    return updated is not None and now - updated < STALE_SECONDS
+
+
+PROGRESS_FIELDS = ("done", "total", "skipped", "rate", "eta", "elapsed", "last_snapshot")
+
+
+def _progress_view(progress: dict[str, Any]) -> dict[str, Any]:
+    view: dict[str, Any] = {k: _number(progress.get(k)) for k in PROGRESS_FIELDS}
+    view["updated"] = _number(progress.get("updated"))
+    view["started"] = _number(progress.get("started"))
+    loops = progress.get("loops")
+    view["loops"] = [
+        {
+            "desc": str(loop.get("desc") or ""),
+            "status": str(loop.get("status") or ""),
+            **{k: _number(loop.get(k)) for k in PROGRESS_FIELDS},
+        }
+        for loop in (loops if isinstance(loops, list) else [])
+        if isinstance(loop, dict)
+    ]
+    if view["elapsed"] is None and view["loops"]:  # the active loop's, like the other fields
+        running = [loop for loop in view["loops"] if loop["status"] == "running"]
+        view["elapsed"] = (running or view["loops"])[0]["elapsed"]
+    return view
+
+
+def _phase_row(
+    name: str, infos: list[EntryInfo], reader: StoreReader, now: float
+) -> dict[str, Any]:
+    keys = {info.key for info in infos}
+    record = reader.get_json(f"phase:{name}") if f"phase:{name}" in keys else None
+    record = record if isinstance(record, dict) else {}
+    progress = reader.get_json(f"progress:{name}") if f"progress:{name}" in keys else None
+    progress = progress if isinstance(progress, dict) else {}
+    snaps = [info for info in infos if info.key.startswith("snap:")]
+    entries = [info for info in infos if info.key.startswith("cell:")]
+    snapshot = max(snaps, key=lambda info: info.stored, default=None)
+
+    running = progress.get("status") == "running" and _alive(progress, now)
+    if running:
+        status = "running"
+    elif progress.get("status") == "running":
+        status = "interrupted"  # the kernel died in the middle (SIGKILL, OOM): nothing said so
+    elif isinstance(record.get("status"), str):
+        status = record["status"]
+    elif isinstance(progress.get("status"), str):
+        status = progress["status"]
+    else:
+        status = "interrupted" if snapshot else "done" if entries else "unknown"
+
+    versions = record.get("versions")
+    versions = [v for v in versions if isinstance(v, dict)] if isinstance(versions, list) else []
+    last_snapshot = max(
+        (t for t in (_number(progress.get("last_snapshot")), snapshot and snapshot.stored) if t),
+        default=None,
+    )
+    notebook = progress.get("notebook") or record.get("notebook")  # the kernel's JPY_SESSION_NAME
+    return {
+        "kind": "phase",
+        "name": name,
+        "notebook": notebook if isinstance(notebook, str) else None,
+        "status": status,
+        "running": running,
+        "resumable": snapshot is not None and not running,
+        "updated": _number(record.get("updated"))
+        or _number(progress.get("updated"))
+        or max(info.stored for info in infos),
+        "duration": _number(versions[0].get("duration")) if versions else None,
+        "versions": len(versions),
+        "size": sum(info.size for info in infos),
+        "last_snapshot": last_snapshot if (running or snapshot) else None,
+        "snapshot_size": snapshot.size if snapshot else None,
+        "progress": _progress_view(progress) if progress else None,
+    }
+
+
+def _other_row(kind: str, name: str, infos: list[EntryInfo]) -> dict[str, Any]:
+    """A loop or map outside a checkpoint cell: only its saved, unfinished progress is stored."""
+    last = max(info.stored for info in infos)
+    return {
+        "kind": kind,
+        "name": name,
+        "notebook": None,
+        "status": "incomplete",
+        "running": False,
+        "resumable": True,
+        "updated": last,
+        "duration": None,
+        "versions": 0,
+        "size": sum(info.size for info in infos),
+        "last_snapshot": last,
+        "snapshot_size": None,
+        "progress": None,
+    }
+
+
+def _groups(rows: list[EntryInfo]) -> dict[tuple[str, str], list[EntryInfo]]:
+    groups: dict[tuple[str, str], list[EntryInfo]] = {}
+    for info in rows:
+        group = owner(info.key)
+        if group is not None:
+            groups.setdefault(group, []).append(info)
+    return groups
+
+
+def read_store(path: Path, now: float | None = None) -> dict[str, Any]:
+    """Everything the dashboard shows of one store: its rows (phases first), size and counts.
+
+    Raises `StoreError` if sqlite cannot read it.
+    """
+    now = time.time() if now is None else now
+    with StoreReader(path) as reader:
+        groups = _groups(reader.rows())
+        rows = [
+            _phase_row(name, infos, reader, now)
+            if kind == "phase"
+            else _other_row(kind, name, infos)
+            for (kind, name), infos in groups.items()
+        ]
+        volume = reader.volume()
+    order = {status: i for i, status in enumerate(("running", "interrupted", "failed"))}
+    rows.sort(key=lambda r: (KINDS.index(r["kind"]), order.get(r["status"], 9), -r["updated"]))
+    return {
+        "size": volume,
+        "phases": rows,
+        "running": sum(r["running"] for r in rows),
+        "updated": max((r["updated"] for r in rows), default=None),
+    }
+
+
+def clear_group(path: Path, kind: str, name: str) -> int:
+    """Delete every entry of one row (as listed by `read_store`); returns how many.
+
+    Raises `NotAStore` if there is no such row, `PhaseRunning` if its loop runs in a live kernel
+    (its next progress write would bring the row back), `StoreError` if the store cannot be written.
+    """
+    now = time.time()
+    with StoreReader(path) as reader:
+        infos = _groups(reader.rows()).get((kind, name))
+        if not infos:
+            raise NotAStore(f"no {kind} named {name!r} in this store")
+        if kind == "phase" and _phase_row(name, infos, reader, now)["running"]:
+            raise PhaseRunning(
+                f"phase {name!r} is running in a kernel; interrupt it first, then clear it"
+            )
+    store = Store(path)
+    try:
+        return sum(store.delete(info.key) for info in infos)
+    finally:
+        store.close()

@@ -1,0 +1,206 @@
+"""HTTP handlers of the dashboard: the page, its two assets and the JSON API under ``/nbresume/``.
+
+Every handler is a Jupyter handler with ``@tornado.web.authenticated`` and ``@authorized``, so it
+takes the server's own identity provider, authorizer, origin checks and XSRF protection: an API
+request without credentials gets 403, the page redirects to the login page, and a POST
+authenticated by cookie needs the ``_xsrf`` cookie's value in ``X-XSRFToken`` (a POST with the
+token in its Authorization header is exempt, as everywhere in Jupyter).
+
+Store work is blocking sqlite and directory walks, so it runs in the default thread pool, never on
+the server's event loop.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tornado.web
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.serverapp import ServerApp
+from jupyter_server.utils import url_path_join
+from tornado.ioloop import IOLoop
+
+from .. import __version__
+from ..errors import StoreError
+from ._dashboard import (
+    KINDS,
+    NotAStore,
+    PathRefused,
+    PhaseRunning,
+    StoreIndex,
+    clear_group,
+    read_store,
+    resolve_store,
+)
+
+__all__ = ["setup_handlers"]
+
+STATIC = Path(__file__).parent / "static"
+ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+AUTH_RESOURCE = "nbresume"  # what a custom Authorizer sees; GET is "read", POST "write"
+
+T = TypeVar("T")
+
+
+class _Handler(APIHandler):
+    auth_resource = AUTH_RESOURCE
+
+    def initialize(self, index: StoreIndex) -> None:
+        self.index = index
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await IOLoop.current().run_in_executor(None, fn, *args)
+
+    def _store_path(self, relative: str) -> Path:
+        try:
+            return resolve_store(self.index.root, relative)
+        except PathRefused as exc:
+            raise tornado.web.HTTPError(403, str(exc)) from None
+        except NotAStore as exc:
+            raise tornado.web.HTTPError(404, str(exc)) from None
+
+    async def _read(self, relative: str) -> dict[str, Any]:
+        path = self._store_path(relative)
+        try:
+            view = await self._run(read_store, path)
+        except StoreError as exc:
+            raise tornado.web.HTTPError(503, str(exc)) from None
+        return {"store": relative, "dir": _notebook_dir(relative), **view}
+
+    def _reply(self, body: dict[str, Any]) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps({"now": time.time(), **body}))
+
+
+def _notebook_dir(relative: str) -> str:
+    """Where the notebooks of a store are: its parent directory, ``""`` for the root."""
+    return relative.rpartition("/")[0]
+
+
+class StoresHandler(_Handler):
+    """``GET /nbresume/api/stores``: every store under the root, with a summary."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        stores = []
+        for relative in await self._run(self.index.stores):
+            try:
+                view = await self._read(relative)
+            except tornado.web.HTTPError as exc:  # vanished or unreadable since the search
+                stores.append(
+                    {"store": relative, "dir": _notebook_dir(relative), "error": exc.log_message}
+                )
+                continue
+            view["phases"] = len(view["phases"])
+            stores.append(view)
+        self._reply({"stores": stores})
+
+
+class PhasesHandler(_Handler):
+    """``GET /nbresume/api/phases?store=REL``: the rows of one store."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self._reply(await self._read(self.get_query_argument("store")))
+
+
+class ProgressHandler(_Handler):
+    """``GET /nbresume/api/progress?store=REL``: the progress records of one store's phases."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        view = await self._read(self.get_query_argument("store"))
+        progress = [
+            {"name": row["name"], "status": row["status"], **row["progress"]}
+            for row in view["phases"]
+            if row["progress"] is not None
+        ]
+        self._reply({"store": view["store"], "running": view["running"], "progress": progress})
+
+
+class ClearHandler(_Handler):
+    """``POST /nbresume/api/clear`` with ``{"store": REL, "name": NAME, "kind": "phase"}``."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.get_json_body() or {}
+        relative, name, kind = body.get("store"), body.get("name"), body.get("kind", "phase")
+        if not isinstance(relative, str) or not isinstance(name, str) or not name:
+            raise tornado.web.HTTPError(400, 'send {"store": PATH, "name": NAME}')
+        if kind not in KINDS:
+            raise tornado.web.HTTPError(400, f"kind must be one of {KINDS}; got {kind!r}")
+        path = self._store_path(relative)
+        try:
+            count = await self._run(clear_group, path, kind, name)
+        except NotAStore as exc:
+            raise tornado.web.HTTPError(404, str(exc)) from None
+        except PhaseRunning as exc:
+            raise tornado.web.HTTPError(409, str(exc)) from None
+        except StoreError as exc:
+            raise tornado.web.HTTPError(503, str(exc)) from None
+        self.index.invalidate()
+        self.log.info("nbresume: cleared %s %r in %s (%d entries)", kind, name, relative, count)
+        self._reply({"store": relative, "name": name, "kind": kind, "cleared": count})
+
+
+class PageHandler(JupyterHandler):
+    """``GET /nbresume/``: the dashboard page (its script calls the API above)."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self) -> None:
+        self.xsrf_token  # noqa: B018  NB. sets the _xsrf cookie the page's POST sends back
+        page = (STATIC / "dashboard.html").read_text(encoding="utf-8")
+        base = url_path_join(self.base_url, "nbresume") + "/"
+        page = page.replace("{{base}}", html.escape(base)).replace("{{version}}", __version__)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(page)
+
+
+class AssetHandler(JupyterHandler):
+    """``GET /nbresume/static/NAME``: the page's script and style sheet."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self, name: str) -> None:
+        if name not in ASSETS:
+            raise tornado.web.HTTPError(404)
+        self.set_header("Content-Type", ASSETS[name])
+        self.set_header("Cache-Control", "no-cache")
+        self.finish((STATIC / name).read_bytes())
+
+
+def setup_handlers(serverapp: ServerApp) -> str:
+    """Add the dashboard's handlers to the server; returns the page's URL path."""
+    root = getattr(serverapp.contents_manager, "root_dir", None) or serverapp.root_dir
+    index = StoreIndex(Path(root))
+    base = url_path_join(serverapp.web_app.settings["base_url"], "nbresume")
+    api = {"index": index}
+    # NB. ServerWebApplication overrides tornado's add_handlers without annotations
+    serverapp.web_app.add_handlers(  # type: ignore[no-untyped-call]
+        ".*$",
+        [
+            (url_path_join(base, "api", "stores"), StoresHandler, api),
+            (url_path_join(base, "api", "phases"), PhasesHandler, api),
+            (url_path_join(base, "api", "progress"), ProgressHandler, api),
+            (url_path_join(base, "api", "clear"), ClearHandler, api),
+            (url_path_join(base, "static", "([a-z.]+)"), AssetHandler),
+            (base + "/?", PageHandler),
+        ],
+    )
+    return base + "/"
