@@ -138,8 +138,13 @@ def test_killing_the_process_mid_map_then_rerunning_computes_only_missing_items(
     assert len(rerun) <= 10, rerun
 
 
-def test_dask_local_cluster_survives_a_killed_worker(tmp_path: Path) -> None:
+def test_dask_local_cluster_survives_a_killed_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     distributed = pytest.importorskip("distributed")
+    # an in-process IPython shell (other tests) leaves a __main__ without __spec__ behind,
+    # which multiprocessing's spawn of the Dask nannies needs
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -13,7 +13,6 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from . import _store
-from ._progress import format_duration
 from .errors import StoreError
 
 __all__ = [
@@ -31,61 +30,103 @@ __all__ = [
 USAGE = "use %checkpoint status | list | clear NAME | clear --all | dir [PATH]"
 
 
-def phase_rows(store: _store.Store) -> list[dict[str, Any]]:
-    """One row per phase recorded in ``store``, newest first."""
+def phase_rows(
+    store: _store.Store, current: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One row per phase of ``store``, newest first; JSON-ready.
+
+    Statuses as this kernel sees them: a phase not run here yet is pending, unless its latest run
+    failed or was interrupted; a run that was still running when its kernel died (a SIGKILL
+    writes nothing) is interrupted, and re-running the cell resumes it; a run in another live
+    kernel on this store is running. ``current`` maps phase names to the source hash of their
+    cell in the notebook now (`notebook_sources`): a phase whose saved version has another source
+    is stale.
+    """
+    from ._progress import table_status, visible_loops
     from .checkpoint import phases
 
-    rows = []
-    for key in store.keys("phase:"):
-        record = store.get_json(key, {})
-        if not isinstance(record, dict):
+    records: dict[str, dict[str, Any]] = {}
+    snapshots: set[str] = set()
+    progress: dict[str, dict[str, Any]] = {}
+    for key in store.keys(""):
+        kind, name = key.partition(":")[0], key_phase(key)
+        if name is None:
             continue
-        name = record.get("name", key[len("phase:") :])
-        versions = record.get("versions", [])
+        if kind == "phase":
+            record = store.get_json(key, {})
+            records[name] = record if isinstance(record, dict) else {}
+        elif kind == "snap" and "cell:" + key[len("snap:") :] not in store:
+            snapshots.add(name)  # a run that has not completed since
+        elif kind == "progress":
+            record = store.get_json(key, {})
+            progress[name] = record if isinstance(record, dict) else {}
+    rows = []
+    for name in records.keys() | snapshots | progress.keys():
+        record = records.get(name, {})
+        versions = record.get("versions") or []
         latest = versions[0] if versions else {}
         live = phases.get(name)
-        status = live.status if live is not None else "pending"
-        if live is None and record.get("status") in ("failed", "interrupted"):
-            status = record["status"]
+        status = _kernel_status(live, record, name in snapshots, progress.get(name, {}))
+        saved = latest.get("source_hash")
+        changed = bool(current and name in current and saved and current[name] != saved)
+        loops = ""
+        if live is not None and live.loops:
+            loops = ", ".join(
+                f"{loop.desc} {loop.position()}" for loop in visible_loops(live.loops)
+            )
+        elif isinstance(progress.get(name, {}).get("done"), int):
+            done, total = progress[name]["done"], progress[name].get("total")
+            loops = f"{done:,}/{'?' if total is None else f'{total:,}'}"
         rows.append(
             {
                 "name": name,
-                "status": status,
-                "last_run": record.get("updated"),
+                "status": table_status(status, changed),
+                "last_run": record.get("updated") or progress.get(name, {}).get("updated"),
                 "duration": latest.get("duration"),
+                "loops": loops,
                 "size": latest.get("size", 0),
                 "versions": len(versions),
             }
         )
-    rows.sort(key=lambda r: -(r["last_run"] or 0))
+    rows.sort(key=lambda r: (-(r["last_run"] or 0), r["name"]))
     return rows
 
 
+def _kernel_status(
+    live: Any, record: dict[str, Any], snapshot: bool, progress: dict[str, Any]
+) -> str:
+    if live is not None:  # ran or was restored in this kernel
+        return str(live.status)
+    last = progress.get("status")  # the latest run's, whichever kernel ran it
+    if last == "running":
+        pid = progress.get("pid")
+        return "running" if pid != os.getpid() and _alive(pid) else "interrupted"
+    if last in ("failed", "interrupted"):
+        return str(last)
+    if last is None and snapshot:  # a store without progress records
+        return "interrupted"
+    if last is None and record.get("status") in ("failed", "interrupted"):
+        return str(record["status"])
+    return "pending"
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "no checkpoints yet"
-    import datetime as dt
+    """`phase_rows` as a text table."""
+    from ._progress import table_text
 
-    lines = [f"{'phase':<24} {'status':<12} {'last run':<17} {'duration':>9} {'size':>10}"]
-    for row in rows:
-        when = (
-            dt.datetime.fromtimestamp(row["last_run"]).strftime("%Y-%m-%d %H:%M")
-            if row["last_run"]
-            else "-"
-        )
-        lines.append(
-            f"{row['name']:<24} {row['status']:<12} {when:<17} "
-            f"{format_duration(row['duration']):>9} {_size(row['size']):>10}"
-        )
-    return "\n".join(lines)
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"
+    return table_text(rows)
 
 
 def key_phase(key: str) -> str | None:
@@ -292,32 +333,9 @@ def notebook_sources(shell: Any, path: Path) -> dict[str, str]:
 
 
 def status_rows(shell: Any, store: _store.Store) -> list[dict[str, Any]]:
-    """`phase_rows` plus what this kernel can tell: stale cells and loop progress."""
-    from ._progress import table_status, visible_loops
-    from .checkpoint import phases
-
+    """`phase_rows`, stale cells included when the kernel knows its notebook file."""
     path = notebook_path(shell)
-    current = notebook_sources(shell, path) if path is not None else {}
-    rows = phase_rows(store)
-    for row in rows:
-        name = row["name"]
-        record = store.get_json(f"phase:{name}", {})
-        versions = record.get("versions") if isinstance(record, dict) else None
-        saved = versions[0].get("source_hash") if versions else None
-        changed = name in current and saved is not None and current[name] != saved
-        row["status"] = table_status(row["status"], changed)
-        live = phases.get(name)
-        if live is not None and live.loops:
-            row["loops"] = ", ".join(
-                f"{loop.desc} {loop.position()}" for loop in visible_loops(live.loops)
-            )
-        else:
-            progress = store.get_json(f"progress:{name}", {})
-            done = progress.get("done") if isinstance(progress, dict) else None
-            if isinstance(done, int):
-                total = progress.get("total")
-                row["loops"] = f"{done:,}/{'?' if total is None else f'{total:,}'}"
-    return rows
+    return phase_rows(store, notebook_sources(shell, path) if path is not None else None)
 
 
 def show_status(shell: Any, store: _store.Store) -> None:
@@ -363,7 +381,7 @@ def run_line(shell: Any, line: str) -> None:
             if command == "status":
                 show_status(shell, store)
             else:
-                print(format_rows(phase_rows(store)))
+                print(format_rows(status_rows(shell, store)))
         elif command == "clear":
             if rest == ["--all"]:
                 print(f"cleared {clear(store, None)} entries from {store.path}")

@@ -12,7 +12,7 @@ import pickle
 import re
 import sys
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
@@ -72,6 +72,8 @@ class _Scope(ast.NodeVisitor):
     def __init__(self, nested: bool = False) -> None:
         self.inputs: dict[str, None] = {}
         self.assigned: dict[str, None] = {}
+        self.outputs_in_place: dict[str, None] = {}
+        self.walrus: dict[str, None] = {}  # := targets, which bind in the enclosing scope
         self._nested = nested
 
     def _load(self, name: str) -> None:
@@ -86,6 +88,33 @@ class _Scope(ast.NodeVisitor):
             self._load(node.id)
         else:
             self._store(node.id)
+
+    def _visit_item_target(self, node: ast.Subscript | ast.Attribute) -> None:
+        # `d['k'] = v`, `obj.a = v`: d and obj are read, then changed: inputs and outputs
+        self.generic_visit(node)
+        if isinstance(node.ctx, ast.Store | ast.Del):
+            base: ast.expr = node
+            while isinstance(base, ast.Subscript | ast.Attribute):
+                base = base.value
+            if isinstance(base, ast.Name) and not self._nested:
+                self.outputs_in_place.setdefault(base.id)
+
+    visit_Subscript = _visit_item_target
+    visit_Attribute = _visit_item_target
+
+    def visit_MatchAs(self, node: ast.MatchAs) -> None:
+        self.generic_visit(node)
+        if node.name:
+            self._store(node.name)
+
+    def visit_MatchStar(self, node: ast.MatchStar) -> None:
+        if node.name:
+            self._store(node.name)
+
+    def visit_MatchMapping(self, node: ast.MatchMapping) -> None:
+        self.generic_visit(node)
+        if node.rest:
+            self._store(node.rest)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self.visit(node.value)
@@ -124,6 +153,7 @@ class _Scope(ast.NodeVisitor):
     def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
         self.visit(node.value)
         self._store(node.target.id)
+        self.walrus.setdefault(node.target.id)
 
     def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
         for alias in node.names:
@@ -132,15 +162,18 @@ class _Scope(ast.NodeVisitor):
 
     visit_ImportFrom = visit_Import
 
-    def _free_loads(self, nodes: list[Any], local: set[str]) -> None:
+    def _free_loads(self, nodes: list[Any], local: set[str], comprehension: bool = False) -> None:
         inner = _Scope(nested=True)
         for node in nodes:
             inner.visit(node)
         for name in inner.inputs:
             if name not in local:
                 self._load(name)
+        if comprehension:
+            for name in inner.walrus:  # `[y := f(x) for x in xs]` binds y in the cell
+                self._store(name)
 
-    def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+    def _function_loads(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
         for default in [*node.args.defaults, *node.args.kw_defaults]:
             if default is not None:
                 self.visit(default)
@@ -150,6 +183,9 @@ class _Scope(ast.NodeVisitor):
         params = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
         body: list[Any] = node.body if isinstance(node.body, list) else [node.body]
         self._free_loads(body, params | _bound_in(body))
+
+    def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        self._function_loads(node)
         if not isinstance(node, ast.Lambda):
             self._store(node.name)
 
@@ -160,7 +196,12 @@ class _Scope(ast.NodeVisitor):
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         for expr in [*node.bases, *(k.value for k in node.keywords), *node.decorator_list]:
             self.visit(expr)
-        self._free_loads(node.body, _bound_in(node.body))
+        # NB. methods do not see the class body's names: their free names are the cell's globals
+        methods = [n for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+        for method in methods:
+            self._function_loads(method)
+        rest = [n for n in node.body if n not in methods]
+        self._free_loads(rest, _bound_in(rest))
         self._store(node.name)
 
     def _visit_comprehension(
@@ -169,7 +210,7 @@ class _Scope(ast.NodeVisitor):
         targets = {
             n.id for gen in node.generators for n in ast.walk(gen.target) if isinstance(n, ast.Name)
         }
-        self._free_loads(list(ast.iter_child_nodes(node)), targets)
+        self._free_loads(list(ast.iter_child_nodes(node)), targets, comprehension=True)
 
     visit_ListComp = _visit_comprehension
     visit_SetComp = _visit_comprehension
@@ -182,16 +223,28 @@ class _Scope(ast.NodeVisitor):
 
 
 def _bound_in(body: list[Any]) -> set[str]:
-    """Names bound anywhere in a function body (Python makes them local to the whole function)."""
+    """Names bound in a function's own scope (Python makes them local to the whole function).
+
+    Nested functions, lambdas, classes and comprehensions have scopes of their own: what they
+    bind does not shadow the function's globals.
+    """
     bound: set[str] = set()
-    for stmt in body:
-        for node in ast.walk(stmt):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                bound.add(node.id)
-            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                bound.add(node.name)
-            elif isinstance(node, ast.Import | ast.ImportFrom):
-                bound.update((a.asname or a.name.split(".")[0]) for a in node.names)
+    todo = list(body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            bound.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+            todo.extend(node.decorator_list)
+            continue
+        elif isinstance(
+            node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+        ):
+            continue
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            bound.update((a.asname or a.name.split(".")[0]) for a in node.names)
+        todo.extend(ast.iter_child_nodes(node))
     return bound
 
 
@@ -206,7 +259,8 @@ def analyze_cell(source: str) -> CellNames:
     scope = _Scope()
     for stmt in ast.parse(source).body:
         scope.visit(stmt)
-    return CellNames(tuple(scope.inputs), tuple(scope.assigned))
+    outputs = {**scope.assigned, **scope.outputs_in_place}
+    return CellNames(tuple(scope.inputs), tuple(outputs))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -263,12 +317,53 @@ def _feed_object(h: xxhash.xxh3_128, value: Any, depth: int, seen: set[int]) -> 
     elif isinstance(value, types.MethodType):
         _feed(h, value.__func__, depth, seen)
         _feed(h, value.__self__, depth, seen)
-    elif isinstance(value, type | types.BuiltinFunctionType):
+    elif isinstance(value, type):
+        _feed_class(h, value, depth, seen)
+    elif isinstance(value, types.BuiltinFunctionType):
         h.update(f"{getattr(value, '__module__', '')}.{value.__qualname__}".encode())
     elif _feed_array(h, value):
         pass
     else:
-        _feed_pickle(h, value)
+        _feed_reduced(h, value, depth, seen)
+
+
+def _feed_class(h: xxhash.xxh3_128, cls: type, depth: int, seen: set[int]) -> None:
+    h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+    if cls.__module__ != "__main__" or depth >= FUNCTION_DEPTH:
+        return  # an installed class is named by its module; a notebook's by its body
+    for base in cls.__bases__:
+        _feed(h, base, depth + 1, seen)
+    for name, member in sorted(vars(cls).items()):
+        if name in ("__dict__", "__weakref__", "__module__", "__doc__"):
+            continue
+        h.update(name.encode())
+        inner = getattr(member, "__func__", member)  # staticmethod / classmethod
+        if isinstance(inner, types.FunctionType):
+            _feed_code(h, inner.__code__)
+        elif isinstance(inner, property):
+            for accessor in (inner.fget, inner.fset, inner.fdel):
+                if isinstance(accessor, types.FunctionType):
+                    _feed_code(h, accessor.__code__)
+        else:
+            _feed(h, member, depth + 1, seen)
+
+
+def _feed_reduced(h: xxhash.xxh3_128, value: Any, depth: int, seen: set[int]) -> None:
+    """Hash an object by what it pickles to, walked like a container.
+
+    Walking ``__reduce_ex__`` (not hashing a pickle) keeps sets in canonical order and avoids the
+    random ids cloudpickle gives classes defined in a notebook.
+    """
+    try:
+        reduced = value.__reduce_ex__(pickle.DEFAULT_PROTOCOL)
+    except Exception:
+        reduced = None
+    if isinstance(reduced, tuple) and depth < 32:
+        for part in reduced[:5]:
+            iterator = isinstance(part, Iterator)  # list/dict item iterators of reduce
+            _feed(h, list(part) if iterator else part, depth + 1, seen)
+        return
+    _feed_pickle(h, value)
 
 
 def _feed_function(h: xxhash.xxh3_128, fn: types.FunctionType, depth: int, seen: set[int]) -> None:
@@ -304,7 +399,7 @@ def _feed_code(h: xxhash.xxh3_128, code: types.CodeType) -> None:
         if isinstance(const, types.CodeType):
             _feed_code(h, const)
         else:
-            h.update(repr(const).encode())
+            _feed(h, const, 0, set())  # NB. frozenset constants: canonical order, not repr
 
 
 def _feed_array(h: xxhash.xxh3_128, value: Any) -> bool:
@@ -353,7 +448,12 @@ def _feed_index(h: xxhash.xxh3_128, index: Any, np: Any, pd: Any) -> None:
 
 
 def _feed_column(h: xxhash.xxh3_128, column: Any, np: Any, pd: Any) -> None:
-    h.update(str(column.dtype).encode())
+    dtype = column.dtype
+    h.update(str(dtype).encode())
+    categories = getattr(dtype, "categories", None)
+    if categories is not None:  # the codes mean nothing without their labels
+        h.update(repr(getattr(dtype, "ordered", None)).encode())
+        _feed_index(h, categories, np, pd)
     values = column.array if hasattr(column, "array") else column
     raw = getattr(values, "_ndarray", None)  # numpy-backed extension arrays expose their buffer
     if raw is None and isinstance(column.dtype, np.dtype) and not column.dtype.hasobject:

@@ -170,7 +170,7 @@ class LoopProgress:
 
     def stats(self, now: float | None = None) -> str:
         """Everything but the label: ``12/40 (resumed 10), 3.1 it/s, 4.0s elapsed, ETA 9.0s``."""
-        if self.status in ("failed", "interrupted"):
+        if self.status in ("failed", "interrupted", "stopped"):
             # the item in flight is the one after the done ones: 1-based, it is done + 1
             total = "" if self.total is None else f"/{_count(self.total)}"
             parts = [f"{self.status} at item {_count(self.done + 1)}{total}"]
@@ -243,15 +243,23 @@ class PhaseProgress:
     def finish(self, status: str) -> None:
         """End the phase: ``done``, ``failed``, ``interrupted`` (or ``restored``, for a hit).
 
-        Loops still running end with it: done when the phase is, else failed or interrupted.
+        Its loops end with it: done when the phase is, failed or interrupted when it is. A loop
+        left before its end reports interrupted; in a failed phase it failed, in a done one it
+        was left by a ``break``: stopped.
         """
         if status not in ENDED:
             raise ValueError(f"a phase cannot finish as {status!r}; use one of {ENDED}")
         self.status = status
         self.finished = self.clock()
         for loop in self.loops:
-            if loop.status == "running":
-                loop.status = status if status in ("failed", "interrupted") else "done"
+            if status == "failed" and loop.status in ("running", "interrupted"):
+                loop.status = "failed"  # left by the exception that failed the phase
+            elif status == "interrupted" and loop.status == "running":
+                loop.status = "interrupted"
+            elif status == "done" and loop.status == "running":
+                loop.status = "done"
+            elif status == "done" and loop.status == "interrupted":
+                loop.status = "stopped"  # left early by a `break`
 
     def elapsed(self, now: float | None = None) -> float:
         end = self.finished if self.finished is not None else self.clock() if now is None else now
@@ -324,7 +332,7 @@ def phase_header_html(phase: PhaseProgress, now: float | None = None) -> str:
 def bar_html(loop: LoopProgress) -> str:
     fraction = loop.fraction
     width = 100.0 if fraction is None else 100 * fraction
-    color = STATUS_COLORS["running" if loop.status == "running" else loop.status]
+    color = STATUS_COLORS.get(loop.status, STATUS_COLORS["pending"])
     return (
         f'<span class="nbresume-bar" style="display:inline-block;width:14em;height:0.8em;'
         f'background:#e0e0e0;border-radius:2px;vertical-align:middle;overflow:hidden">'

@@ -119,6 +119,8 @@ class _EntryReader:
             {
                 "schema": SCHEMA_VERSION,
                 "pickle": len(pickled.data),
+                # tells a damaged entry from one signed by another key (never trust-able)
+                "pickle_digest": xxhash.xxh3_128_hexdigest(pickled.data),
                 "buffers": [b.nbytes for b in pickled.buffers],
                 "digests": digests,
                 "meta": meta,
@@ -193,14 +195,7 @@ class Store:
             end = f.seek(0, os.SEEK_END)
             if end < _TRAILER.size:
                 raise ValueError("truncated")
-            f.seek(end - _TRAILER.size)
-            header_len, magic = _TRAILER.unpack(f.read(_TRAILER.size))
-            if magic != MAGIC or header_len + 32 + _TRAILER.size > end:
-                raise ValueError("not an nbresume entry or truncated")
-            f.seek(end - _TRAILER.size - 32 - header_len)
-            header_bytes = f.read(header_len)
-            mac = f.read(32)
-            header = json.loads(header_bytes)
+            header_bytes, mac, header = _read_trailer(f, end)
             if header.get("schema") != SCHEMA_VERSION:
                 raise StoreVersionError(
                     f"entry {key!r} in {str(self.path)!r} has schema {header.get('schema')!r}, "
@@ -211,6 +206,8 @@ class Store:
             expected = hmac.new(self.key, data, hashlib.sha256)
             expected.update(header_bytes)
             if not hmac.compare_digest(expected.digest(), mac):
+                if xxhash.xxh3_128_hexdigest(data) != header.get("pickle_digest"):
+                    raise ValueError("its data does not match its digest")
                 raise StoreError(
                     f"entry {key!r} in {str(self.path)!r} is not signed by your key; it was not "
                     f"loaded. If you trust this store, run: nbresume trust {str(self.path)!r}"
@@ -245,33 +242,36 @@ class Store:
             raise ValueError("a data buffer does not match its digest")
         return buffer
 
-    def resign(self) -> int:
-        """Re-sign every entry with this user's key (``nbresume trust``); returns how many."""
-        count = 0
+    def resign(self) -> tuple[int, list[str]]:
+        """Re-sign every intact entry with this user's key (``nbresume trust``).
+
+        Returns how many were re-signed and the keys of damaged entries, which are left alone:
+        trusting a store must never bless bytes that no longer match their digests.
+        """
+        count, damaged = 0, []
         for key in list(self._cache.iterkeys()):
             handle = self._cache.get(key, default=None, read=True)
             if not hasattr(handle, "read"):
                 continue
             with handle as f:
                 try:
-                    f.seek(0)
                     end = f.seek(0, os.SEEK_END)
-                    f.seek(end - _TRAILER.size)
-                    header_len, magic = _TRAILER.unpack(f.read(_TRAILER.size))
-                    if magic != MAGIC:
-                        continue
-                    f.seek(end - _TRAILER.size - 32 - header_len)
-                    header_bytes = f.read(header_len)
-                    header = json.loads(header_bytes)
+                    _, _, header = _read_trailer(f, end)
                     f.seek(0)
                     data = f.read(header["pickle"])
-                    buffers = [f.read(n) for n in header["buffers"]]
-                except (OSError, ValueError, KeyError, struct.error):
+                    if xxhash.xxh3_128_hexdigest(data) != header.get("pickle_digest"):
+                        raise ValueError("pickle digest")
+                    buffers = [
+                        self._read_buffer(f, n, d)
+                        for n, d in zip(header["buffers"], header["digests"], strict=True)
+                    ]
+                except (OSError, ValueError, KeyError, TypeError, struct.error):
+                    damaged.append(str(key))
                     continue
-            pickled = _serialize.Pickled(data, [memoryview(b) for b in buffers])
-            self.put(key, pickled, header.get("meta", {}))
+            views = [memoryview(b).cast("B") for b in buffers]
+            self.put(key, _serialize.Pickled(data, views), header.get("meta", {}))
             count += 1
-        return count
+        return count, damaged
 
     # -- small JSON records -----------------------------------------------------------------
 
@@ -321,6 +321,23 @@ class Store:
 
     def close(self) -> None:
         self._cache.close()
+
+
+def _read_trailer(f: IO[bytes], end: int) -> tuple[bytes, bytes, dict[str, Any]]:
+    """The header bytes, the MAC and the parsed header of an entry; ValueError if malformed."""
+    if end < _TRAILER.size:
+        raise ValueError("truncated")
+    f.seek(end - _TRAILER.size)
+    header_len, magic = _TRAILER.unpack(f.read(_TRAILER.size))
+    if magic != MAGIC or header_len + 32 + _TRAILER.size > end:
+        raise ValueError("not an nbresume entry or truncated")
+    f.seek(end - _TRAILER.size - 32 - header_len)
+    header_bytes = f.read(header_len)
+    mac = f.read(32)
+    header = json.loads(header_bytes)
+    if not isinstance(header, dict):
+        raise ValueError("malformed header")
+    return header_bytes, mac, header
 
 
 _stores: dict[Path, Store] = {}

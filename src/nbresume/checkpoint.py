@@ -267,9 +267,20 @@ class CheckpointRun:
         self._set_record(self._phase_record(), "interrupted" if interrupted else "failed")
 
     def _variables(self) -> dict[str, Any]:
+        """The variables the cell assigned, and the inputs it changed in place.
+
+        ``results['b'] = 2`` or ``df.dropna(inplace=True)`` assign nothing, but a hit must
+        bring the change back: an input whose fingerprint moved is saved too.
+        """
         ns = self.shell.user_ns
         skip = self.options.exclude | self.unsaved.keys()
-        return {n: ns[n] for n in self.names.outputs if n in ns and n not in skip}
+        names = [n for n in self.names.outputs if n in ns and n not in skip]
+        names += [
+            n
+            for n, before in self.inputs.items()
+            if n in ns and n not in skip and n not in names and fingerprint(ns[n]) != before
+        ]
+        return {n: ns[n] for n in names}
 
     def _warn_unsaved(self, failures: dict[str, str]) -> None:
         for name, why in failures.items():

@@ -352,6 +352,8 @@ def _iso(t: float | None) -> str | None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from ._progress import format_size, table_text
 
     path = _store_path(args.dir)
@@ -368,7 +370,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         for row in state["phases"]
     ]
     print(table_text(rows))
-    count = f"{len(rows)} phase{'s' * (len(rows) != 1)}"
+    kinds = Counter(row["kind"] for row in state["phases"])
+    count = ", ".join(f"{n} {kind}{'s' * (n != 1)}" for kind, n in kinds.items()) or "nothing"
     if state["running"]:
         count += f" ({state['running']} running)"
     print(f"{count}, {format_size(state['size'])} in {path}; last change {_ago(state['updated'])}")
@@ -385,10 +388,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     with StoreReader(path) as reader:
         record = reader.get_json(f"phase:{row['name']}") if row["kind"] == "phase" else None
     versions = record.get("versions", []) if isinstance(record, dict) else []
-    count = f"{len(versions)} version{'s' * (len(versions) != 1)}"
+    count = f", {len(versions)} version{'s' * (len(versions) != 1)}" if record else ""
     print(
         f"{row['kind']} {row['name']!r}: {row['status']}, last change {_local(row['updated'])} "
-        f"({_ago(row['updated'])}), {count}, {format_size(row['size'])} in {path}"
+        f"({_ago(row['updated'])}){count}, {format_size(row['size'])} in {path}"
     )
     for number, version in enumerate(versions, 1):
         older = versions[number] if number < len(versions) else None
@@ -571,8 +574,15 @@ def cmd_trust(args: argparse.Namespace) -> int:
     from ._store import open_store
 
     store = open_store(_store_path(args.path))
-    count = store.resign()
+    count, damaged = store.resign()
     print(f"re-signed {count} entries in {store.path} with your key; nbresume will load them now")
+    if damaged:
+        print(
+            f"nbresume: error: {len(damaged)} damaged entries were not re-signed "
+            f"(e.g. {damaged[0]!r}); clear them with: nbresume clear NAME --dir {store.path}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     return EXIT_OK
 
 
@@ -690,7 +700,11 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import nbformat
+    try:
+        import nbclient  # noqa: F401
+        import nbformat
+    except ImportError as exc:
+        raise CliError(f"nbresume run needs nbclient ({exc}); pip install nbclient") from exc
 
     path = Path(args.notebook).expanduser()
     if not path.is_file():

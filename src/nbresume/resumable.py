@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -181,7 +182,9 @@ class resumable(Generic[T]):
         self._fast_base = 0  # len(self._done) at that point
         self._pos = 0  # positions done in the fast run, as of the last check
         self._fast = False  # in the fast run (no saved keys left to skip)
-        self._gen: Iterator[T] | None = None
+        # NB. a weak reference: the loop must not keep its own generator alive, or leaving the
+        # loop by an exception would never close it (no final save, a stale host left behind)
+        self._gen: weakref.ref[Iterator[T]] | None = None
         self._current_key: Any = None
         self._host: LoopHost | None = None
         self._listeners: list[Callable[[LoopProgress], object]] = []
@@ -203,7 +206,7 @@ class resumable(Generic[T]):
 
     def _position(self) -> int:
         """Positions done in the current fast run (the in-flight item is not done)."""
-        gen = self._gen
+        gen = self._gen() if self._gen is not None else None
         frame: FrameType | None = getattr(gen, "gi_frame", None)
         if frame is not None and not getattr(gen, "gi_running", False):
             # NB. the fast loop keeps its index in a local only (an attribute store per item
@@ -254,8 +257,9 @@ class resumable(Generic[T]):
             own = _OwnHost(self.name or self.loop_id)
             host = own
         self._host = host
-        self._gen = self._run(host, own) if self._batch is None else self._run_batches(host, own)
-        return self._gen
+        gen = self._run(host, own) if self._batch is None else self._run_batches(host, own)
+        self._gen = weakref.ref(gen)
+        return gen
 
     def _attach(self, host: LoopHost) -> Counter[Any]:
         parent = host.parent_key()
@@ -305,7 +309,7 @@ class resumable(Generic[T]):
             self._fast_base = len(self._done)
             self._fast = True
             next_check = n = index
-            keyed = self._seq is None
+            keyed = self._seq is None or self._keyfn is not None  # a failing key= fails now
             for n, item in enumerate(it, index):
                 if keyed:
                     key = self._key(item, n)
