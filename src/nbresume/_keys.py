@@ -367,6 +367,12 @@ def _feed_reduced(h: xxhash.xxh3_128, value: Any, depth: int, seen: set[int]) ->
 
 
 def _feed_function(h: xxhash.xxh3_128, fn: types.FunctionType, depth: int, seen: set[int]) -> None:
+    module = getattr(fn, "__module__", None)
+    if module and module != "__main__" and not fn.__qualname__.count("<locals>"):
+        # an installed library's function is named, like a module: upgrading IPython or
+        # nbresume must not invalidate every checkpoint whose cell calls `open` or `resumable`
+        h.update(f"{module}.{fn.__qualname__}".encode())
+        return
     _feed_code(h, fn.__code__)
     if depth >= FUNCTION_DEPTH:
         return
