@@ -362,7 +362,21 @@ def now() -> float:
 # -- read-only access for other processes -----------------------------------------------------
 
 DB_FILE = "cache.db"  # diskcache's database, inside the store directory
-READ_TIMEOUT = 0.5  # seconds a reader waits for sqlite; WAL readers wait only during recovery
+READ_TIMEOUT = 2.0  # seconds a reader waits for sqlite (holding no lock: the writer never waits)
+BUSY_SECONDS = 2.0  # and how long it retries a SQLITE_BUSY that sqlite returns without waiting
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Whether sqlite said busy/locked: transient for a WAL reader.
+
+    NB. sqlite returns SQLITE_BUSY at once, without calling its busy handler, when a reader opens
+    the WAL index while another process initialises or recovers it (a kernel opening the store).
+    """
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is None:
+        return isinstance(exc, sqlite3.OperationalError)
+    return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
 
 
 @dataclass(frozen=True)
@@ -409,12 +423,16 @@ class StoreReader:
         self._db.close()
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-        try:
-            return self._db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(
-                f"cannot read the checkpoint store at {str(self.path)!r}: {exc}"
-            ) from exc
+        give_up = time.monotonic() + BUSY_SECONDS
+        while True:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                if not _busy(exc) or time.monotonic() > give_up:
+                    raise StoreError(
+                        f"cannot read the checkpoint store at {str(self.path)!r}: {exc}"
+                    ) from exc
+            time.sleep(0.02)
 
     def _ready(self) -> bool:
         """Whether diskcache has created its tables (a store being created has a bare file)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import copy
 import os
+import socket
 import sys
 import time
 import types
@@ -519,7 +520,10 @@ def progress_record(phase: PhaseProgress) -> dict[str, Any]:
         "started": phase.started + offset,
         "finished": None if phase.finished is None else phase.finished + offset,
         "updated": time.time(),
+        "elapsed": (phase.finished or phase.clock()) - phase.started,
         "pid": os.getpid(),
+        "host": socket.gethostname(),  # a pid means nothing on another machine
+        "notebook": os.environ.get("JPY_SESSION_NAME"),  # set by jupyter_server for kernels
         **{k: active.get(k) for k in ("done", "total", "skipped", "rate", "eta", "last_snapshot")},
         "loops": loops,
     }

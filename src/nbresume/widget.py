@@ -53,17 +53,59 @@ METADATA = {NOTE_KEY: {"view": "progress"}}  # marks the view as nbresume's, nev
 BAR_STYLES = {"running": "", "done": "success", "failed": "danger", "interrupted": "warning"}
 
 Schedule = Callable[[float, Callable[[], None]], Callable[[], None]]
-"""``schedule(delay, fn)`` runs ``fn`` once after ``delay`` seconds; returns a cancel function."""
+"""``schedule(delay, fn)`` runs ``fn`` once after ``delay`` seconds (replacing what was scheduled
+before); returns a cancel function."""
 
 
-def _timer(delay: float, fn: Callable[[], None]) -> Callable[[], None]:
-    # NB. ipykernel 7 keeps the parent message in context variables; a bare thread would send
-    # the widget's messages without it.
-    context = contextvars.copy_context()
-    timer = threading.Timer(delay, context.run, args=(fn,))
-    timer.daemon = True
-    timer.start()
-    return timer.cancel
+class _Ticker:
+    """One daemon thread per view that runs a callback once a deadline passes.
+
+    Starting a thread per held-back update would cost more than the update; this one starts on
+    the first, waits on a condition, and ends with the view.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: float | None = None
+        self._fn: Callable[[], None] | None = None
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, delay: float, fn: Callable[[], None]) -> Callable[[], None]:
+        with self._cond:
+            self._due, self._fn = time.monotonic() + delay, fn
+            if self._thread is None and not self._stopped:
+                # NB. ipykernel 7 keeps the parent message in context variables; a bare thread
+                # would send the widget's messages without it.
+                context = contextvars.copy_context()
+                self._thread = threading.Thread(
+                    target=context.run, args=(self._run,), name="nbresume-view", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return self.cancel
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._due = None
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (self._due is None or time.monotonic() < self._due):
+                    timeout = None if self._due is None else self._due - time.monotonic()
+                    self._cond.wait(timeout)
+                if self._stopped:
+                    return
+                fn, self._due = self._fn, None
+            if fn is not None:
+                fn()
 
 
 def frontend_mode() -> str:
@@ -93,18 +135,20 @@ def _write_unrecorded(stream: IO[str], text: str) -> None:
 
 
 class _Row:
-    """One loop: label, bar, numbers."""
+    """One loop: label, bar, numbers (built with their values: no message beyond the opening)."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: LoopProgress, now: float) -> None:
         assert widgets is not None
-        self.label = widgets.HTML(layout=widgets.Layout(min_width="8em"))
-        self.bar = widgets.IntProgress(min=0, max=1, value=0, layout=widgets.Layout(width="14em"))
-        self.stats = widgets.HTML()
+        label, bar, stats = self.values(loop, now)
+        self.label = widgets.HTML(**label, layout=widgets.Layout(min_width="8em"))
+        self.bar = widgets.IntProgress(**bar, min=0, layout=widgets.Layout(width="14em"))
+        self.stats = widgets.HTML(**stats)
         self.box = widgets.HBox(
             [self.label, self.bar, self.stats], layout=widgets.Layout(align_items="center")
         )
 
-    def changes(self, loop: LoopProgress, now: float) -> list[tuple[Any, dict[str, Any]]]:
+    @staticmethod
+    def values(loop: LoopProgress, now: float) -> tuple[dict[str, Any], ...]:
         indent = f"{1.5 * loop.depth:g}em"
         label = f'<span style="padding-left:{indent}">{html.escape(loop.desc)}</span>'
         if loop.total is None:  # unknown length: a full bar in another colour, the count beside
@@ -112,13 +156,13 @@ class _Row:
         else:
             high, value = max(loop.total, 1), min(loop.done, max(loop.total, 1))
             style = BAR_STYLES.get(loop.status, "")
-        wanted: list[tuple[Any, dict[str, Any]]] = [
-            (self.label, {"value": label}),
-            # max before value: IntProgress clamps value to max
-            (self.bar, {"max": high, "value": value, "bar_style": style}),
-            (self.stats, {"value": html.escape(loop.stats(now))}),
-        ]
-        return _diff(wanted)
+        # max before value: IntProgress clamps value to max
+        bar = {"max": high, "value": value, "bar_style": style}
+        return {"value": label}, bar, {"value": html.escape(loop.stats(now))}
+
+    def changes(self, loop: LoopProgress, now: float) -> list[tuple[Any, dict[str, Any]]]:
+        label, bar, stats = self.values(loop, now)
+        return _diff([(self.label, label), (self.bar, bar), (self.stats, stats)])
 
 
 def _diff(wanted: list[tuple[Any, dict[str, Any]]]) -> list[tuple[Any, dict[str, Any]]]:
@@ -152,7 +196,7 @@ class PhaseView:
     rate : float
         Comm messages (widget) or display updates (html, text) a second, on average.
     schedule : callable, optional
-        ``schedule(delay, fn) -> cancel`` for the trailing update; default a daemon timer thread.
+        ``schedule(delay, fn) -> cancel`` for the trailing update; default a daemon thread.
     stream : file, optional
         Where the text mode writes its live line; default ``sys.stderr`` (only if a terminal).
     """
@@ -172,7 +216,11 @@ class PhaseView:
         self.clock = clock
         self.throttle = Throttle(rate, BURST, clock)
         self.messages = 0  # comm messages or display updates sent (tests and benchmarks read it)
-        self._schedule = schedule or _timer
+        self._ticker: _Ticker | None = None
+        if schedule is None:
+            self._ticker = _Ticker()
+            schedule = self._ticker.schedule
+        self._schedule = schedule
         self._cancel: Callable[[], None] | None = None
         self._lock = threading.RLock()
         self._stream = stream
@@ -186,34 +234,48 @@ class PhaseView:
 
     def __call__(self, phase: PhaseProgress, event: str) -> None:
         with self._lock:
-            if event == "start":
-                self._start(phase)
-            elif event == "progress":
-                if self._phase is phase:
-                    self._update(force=False)
-            elif event == "end":
-                if self._phase is phase:
-                    self._end()
-            elif event == "restored":
-                self._restored(phase)
+            try:
+                if event == "start":
+                    self._start(phase)
+                elif event == "progress":
+                    if self._phase is phase:
+                        self._update(force=False)
+                elif event == "end":
+                    if self._phase is phase:
+                        self._end()
+                elif event == "restored":
+                    self._restored(phase)
+            except BaseException:
+                self._stop()  # the engine drops a failing view: no end event will come
+                raise
 
     # -- events -------------------------------------------------------------------------------
 
     def _start(self, phase: PhaseProgress) -> None:
         self._phase = phase
-        now = self.clock()
-        bundle = {"text/plain": phase_text(phase, now), "text/html": phase_html(phase, now)}
-        if self.mode == "widget":
-            assert widgets is not None
-            self._header = widgets.HTML(phase_header_html(phase, now))
-            self._box = widgets.VBox([self._header])
-            self._box.add_class("nbresume-progress")
-            bundle[WIDGET_MIME] = self._box._repr_mimebundle_()[WIDGET_MIME]
         if self.mode == "text":
             self._update(force=True)
-        else:
-            self._handle = _display(bundle, display_id=True)
-            self._shown = bundle["text/html"]
+            return
+        # NB. the widget comes with the first loop (`_build`): a cell without one, the common
+        # case, costs one display and one update, not a dozen widget models
+        bundle = self._bundle(phase, self.clock())
+        self._handle = _display(bundle, display_id=True)
+        self._shown = bundle["text/html"]
+
+    def _bundle(self, phase: PhaseProgress, now: float) -> dict[str, Any]:
+        return {"text/plain": phase_text(phase, now), "text/html": phase_html(phase, now)}
+
+    def _build(self, phase: PhaseProgress, now: float) -> None:
+        """Create the widget with its current values, and put it in the view's output."""
+        assert widgets is not None
+        self._header = widgets.HTML(phase_header_html(phase, now))
+        self._rows = [_Row(loop, now) for loop in visible_loops(phase.loops)]
+        self._box = widgets.VBox(
+            [self._header, *(row.box for row in self._rows)], _dom_classes=["nbresume-progress"]
+        )
+        bundle = self._bundle(phase, now)
+        bundle[WIDGET_MIME] = self._box._repr_mimebundle_()[WIDGET_MIME]
+        self._handle.update(bundle, raw=True, metadata=METADATA)
 
     def _update(self, force: bool) -> None:
         phase = self._phase
@@ -222,7 +284,11 @@ class PhaseView:
         if not force and self.throttle.wait(1, now) > 0:
             self._defer(self.throttle.wait(1, now))
             return
-        if self.mode == "widget":
+        if self.mode == "widget" and self._box is None:
+            if not phase.loops:
+                return
+            changes, cost = [], 1  # one display update brings in the whole widget
+        elif self.mode == "widget":
             changes = self._widget_changes(phase, now)
             cost = len(changes)
         else:
@@ -236,7 +302,9 @@ class PhaseView:
             self._defer(self.throttle.wait(cost, now))
             return
         self.messages += cost
-        if self.mode == "widget":
+        if self.mode == "widget" and self._box is None:
+            self._build(phase, now)
+        elif self.mode == "widget":
             for widget, traits in changes:
                 with widget.hold_sync():
                     for name, value in traits.items():
@@ -255,9 +323,7 @@ class PhaseView:
     def _end(self) -> None:
         phase = self._phase
         assert phase is not None
-        if self._cancel is not None:
-            self._cancel()
-            self._cancel = None
+        self._stop()
         now = self.clock()
         final = {"text/plain": phase_text(phase, now), "text/html": phase_html(phase, now)}
         if self.mode == "text":
@@ -272,6 +338,14 @@ class PhaseView:
             _close(self._box)
         self._phase = None
 
+    def _stop(self) -> None:
+        """No more updates: cancel a held-back one and let the ticker's thread end."""
+        if self._cancel is not None:
+            self._cancel()
+            self._cancel = None
+        if self._ticker is not None:
+            self._ticker.stop()
+
     def _restored(self, phase: PhaseProgress) -> None:
         _display({"text/plain": phase.header(), "text/html": phase_header_html(phase)})
 
@@ -279,8 +353,8 @@ class PhaseView:
 
     def _widget_changes(self, phase: PhaseProgress, now: float) -> list[tuple[Any, dict[str, Any]]]:
         loops = visible_loops(phase.loops)
-        while len(self._rows) < len(loops):  # rows are reused: new widgets only for new depths
-            self._rows.append(_Row())
+        for loop in loops[len(self._rows) :]:  # rows are reused: new widgets only for new depths
+            self._rows.append(_Row(loop, now))
         children = (self._header, *(row.box for row in self._rows[: len(loops)]))
         changes = _diff(
             [
@@ -305,7 +379,7 @@ class PhaseView:
             try:
                 self._update(force=False)
             except Exception:  # a timer thread has no one to tell; the end event shows the rest
-                self._phase = None
+                self._stop()
 
     def _write_line(self, line: str) -> None:
         stream = self._stream or sys.stderr

@@ -242,9 +242,10 @@ def _phase_row(
         "status": status,
         "running": running,
         "resumable": snapshot is not None and not running,
-        "updated": _number(record.get("updated"))
-        or _number(progress.get("updated"))
-        or max(info.stored for info in infos),
+        "updated": max(
+            (t for t in (_number(record.get("updated")), _number(progress.get("updated"))) if t),
+            default=max(info.stored for info in infos),
+        ),
         "duration": _number(versions[0].get("duration")) if versions else None,
         "versions": len(versions),
         "size": sum(info.size for info in infos),

@@ -11,6 +11,7 @@
   let timer = null;
   let skew = 0; // server clock minus ours, in seconds: ages use the server's clock
   let busy = false;
+  const lastGood = new Map(); // store -> its last view, shown while a refresh of it fails
 
   function $(id) {
     return document.getElementById(id);
@@ -183,12 +184,13 @@
     const where = store.dir ? store.dir + "/" : "(server root)";
     const header = el("header", {}, el("h2", {}, where));
     const section = el("section", { class: "store", "data-store": store.store }, header);
-    if (store.error) {
-      section.append(el("div", { class: "empty" }, store.error));
+    if (!store.phases) {
+      section.append(el("div", { class: "empty" }, store.error || "unreadable"));
       return section;
     }
     const running = store.running ? " · " + store.running + " running" : "";
-    header.append(el("span", { class: "meta" }, plural(store.phases.length, "phase") + " · " + size(store.size) + running));
+    const stale = store.error ? " · not refreshed: " + store.error : "";
+    header.append(el("span", { class: "meta" }, plural(store.phases.length, "phase") + " · " + size(store.size) + running + stale));
     if (!store.phases.length) {
       section.append(el("div", { class: "empty" }, "no checkpoints"));
       return section;
@@ -239,7 +241,11 @@
         listing.stores.map((s) =>
           s.error
             ? s
-            : api("phases?store=" + encodeURIComponent(s.store)).catch((e) => ({ store: s.store, dir: s.dir, error: e.message }))
+            : api("phases?store=" + encodeURIComponent(s.store)).then(
+                (view) => (lastGood.set(s.store, view), view),
+                // a store busy for a moment keeps its last view rather than blinking
+                (e) => Object.assign({}, lastGood.get(s.store) || { store: s.store, dir: s.dir }, { error: e.message })
+              )
         )
       );
       running = stores.some((s) => s.running);
