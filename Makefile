@@ -32,8 +32,13 @@ browser:
 test: lint browser
 	$(BIN)/python -m pytest
 
-bench: setup
-	$(BIN)/python benchmarks/run.py
+$(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# BENCH_ARGS=--full for the 1 GiB arrays of issue 9 (default 256 MiB)
+bench: $(VENV)/.bench-installed
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .nbresume .pytest_cache .mypy_cache .ruff_cache

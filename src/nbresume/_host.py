@@ -7,6 +7,7 @@ saves the cell's variables and outputs too); elsewhere a loop hosts itself under
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -15,13 +16,21 @@ __all__ = ["LoopHost", "LoopState", "current_host", "set_host"]
 
 @dataclass
 class LoopState:
-    """What is saved of one loop: the keys of its done items, in the order they were done."""
+    """What is saved of one loop: the keys of its done items, in the order they were done.
 
-    done: list[Any] = field(default_factory=list)
+    The keys come in chunks (lists, or ranges for ``range`` inputs) so a snapshot of a long loop
+    neither rebuilds nor re-pickles one huge list.
+    """
+
+    chunks: list[Sequence[Any]] = field(default_factory=list)
     complete: bool = False
     outputs_end: int | None = None  # number of cell outputs when the loop completed
     outputs_start: int | None = None  # number of cell outputs when the item in flight started
     total: int | None = None
+
+    @property
+    def count(self) -> int:
+        return sum(len(chunk) for chunk in self.chunks)
 
 
 class LiveLoop(Protocol):

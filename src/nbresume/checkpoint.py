@@ -204,7 +204,7 @@ class CheckpointRun:
         if not self.options.force:
             self._load_snapshot()
         if self.pending is not None:
-            done = sum(len(s.done) for s in self.pending["loops"].values())
+            done = sum(s.count for s in self.pending["loops"].values())
             self._notify(
                 "resuming",
                 f"resuming {self.name!r} from a snapshot: {done} item{'s' * (done != 1)} done",

@@ -42,6 +42,7 @@ PROGRESS_SECONDS = 0.1  # listeners (widget, on_progress) hear at most 10 times 
 MAX_STEP = 100_000  # never go longer than this many items without a clock read
 
 _SIMPLE_KEYS = (str, bytes, int, float, bool, type(None), PurePath)
+_FAST_KEY_TYPES = frozenset({str, bytes, int, float, bool, type(None)})  # exact types, no subclass
 
 
 @dataclass(frozen=True)
@@ -177,9 +178,12 @@ class resumable(Generic[T]):
         self.name = name
         self.loop_id = _site_id(frame)
         self.progress = LoopProgress(desc or name or self.loop_id.split("@")[0], total=total)
-        self._done: list[Any] = []
+        self._prior: list[Sequence[Any]] = []  # chunks of done keys, saved or frozen
+        self._prior_count = 0
+        self._done: list[Any] = []  # keys done since the last freeze (catch-up, keyed loops)
         self._fast_from = 0  # position where the current fast run started
-        self._fast_base = 0  # len(self._done) at that point
+        self._fast_base = 0  # items done before it
+        self._seq_have = 0  # positions of the fast run whose keys are in self._prior
         self._pos = 0  # positions done in the fast run, as of the last check
         self._fast = False  # in the fast run (no saved keys left to skip)
         # NB. a weak reference: the loop must not keep its own generator alive, or leaving the
@@ -216,20 +220,47 @@ class resumable(Generic[T]):
                 return n
         return self._pos
 
-    def state(self) -> LoopState:
-        """The keys of the done items, materialised lazily for sequences."""
+    def _freeze(self, chunk: Sequence[Any]) -> None:
+        if not chunk:
+            return
+        last = self._prior[-1] if self._prior else None
+        if (
+            isinstance(chunk, range)
+            and isinstance(last, range)
+            and last.stop == chunk.start
+            and last.step == chunk.step == 1
+        ):
+            self._prior[-1] = range(last.start, chunk.stop)
+            self._prior_count += len(chunk)
+            return
+        self._prior.append(chunk)
+        self._prior_count += len(chunk)
+
+    def _seq_keys(self, start: int, stop: int) -> Sequence[Any]:
+        """Keys of ``seq[start:stop]``: the slice itself when every item is its own key."""
         seq = self._seq
-        if seq is not None and self._fast:
-            pos = self._position()
-            have = len(self._done) - self._fast_base + self._fast_from
-            self._done.extend(self._key(seq[i], i) for i in range(have, pos))
-        return LoopState(done=list(self._done), total=self.total)
+        assert seq is not None
+        chunk = seq[start:stop]
+        if isinstance(chunk, range) or all(type(item) in _FAST_KEY_TYPES for item in chunk):
+            return chunk
+        return [default_key(seq[i], i) for i in range(start, stop)]
+
+    def state(self) -> LoopState:
+        """The keys of the done items, in chunks; keys of sequences are made only here."""
+        if self._done:
+            self._freeze(self._done[:])
+            self._done.clear()
+        if self._seq is not None and self._fast:
+            pos = max(self._position(), self._seq_have)
+            self._freeze(self._seq_keys(max(self._seq_have, self._fast_from), pos))
+            self._seq_have = pos
+        return LoopState(chunks=list(self._prior), total=self.total)
 
     def done_so_far(self) -> int:
         """Items done so far; it changes exactly when the item in flight changes."""
         if self._fast and self._seq is not None:
             return self.done_count(self._position())
-        return len(self._done)
+        return self._prior_count + len(self._done)
 
     def done_count(self, position: int) -> int:
         return self._fast_base + position - self._fast_from
@@ -242,6 +273,10 @@ class resumable(Generic[T]):
             pos = self._position()
             if pos < len(seq):
                 return self._key(seq[pos], pos)
+        gen = self._gen() if self._gen is not None else None
+        frame: FrameType | None = getattr(gen, "gi_frame", None)
+        if self._fast and frame is not None and "key" in frame.f_locals:
+            return frame.f_locals["key"]  # keyed fast path: a local, not an attribute store
         return self._current_key
 
     # -- iteration ----------------------------------------------------------------------------
@@ -268,9 +303,12 @@ class resumable(Generic[T]):
         saved = host.attach(self)
         if saved is None:
             return Counter()
-        self._done = list(saved.done)
-        self.progress.skipped = self.progress.done = len(self._done)
-        return Counter(self._done)
+        remaining: Counter[Any] = Counter()
+        for chunk in saved.chunks:
+            self._freeze(chunk)
+            remaining.update(chunk)
+        self.progress.skipped = self.progress.done = self._prior_count
+        return remaining
 
     def _run(self, host: LoopHost, own: _OwnHost | None) -> Iterator[T]:
         remaining = self._attach(host)
@@ -303,19 +341,21 @@ class resumable(Generic[T]):
                 self._current_key = key
                 yield item
                 self._done.append(key)
-                self._tick(len(self._done))
+                self._tick(self._prior_count + len(self._done))
             # fast path: one comparison per item; keys of sequences are computed at snapshot time
-            self._fast_from = self._pos = index
-            self._fast_base = len(self._done)
+            self._fast_from = self._pos = self._seq_have = index
+            self._fast_base = self._prior_count + len(self._done)
             self._fast = True
             next_check = n = index
             keyed = self._seq is None or self._keyfn is not None  # a failing key= fails now
+            plain = self._keyfn is None
+            done_append = self._done.append
+            key_of = self._key
             for n, item in enumerate(it, index):
                 if keyed:
-                    key = self._key(item, n)
-                    self._current_key = key
+                    key = item if plain and type(item) in _FAST_KEY_TYPES else key_of(item, n)
                     yield item
-                    self._done.append(key)
+                    done_append(key)
                 else:
                     yield item
                 if n < next_check:
@@ -365,7 +405,7 @@ class resumable(Generic[T]):
         seq = self._seq
         if seq is not None:
             return len(seq)
-        return index + len(self._done) - self._fast_base
+        return index + self._prior_count + len(self._done) - self._fast_base
 
     def _run_batches(self, host: LoopHost, own: _OwnHost | None) -> Iterator[Any]:
         """``batch=N``: lists of N items, each batch done as a whole (keys recorded together)."""
@@ -398,7 +438,7 @@ class resumable(Generic[T]):
                 batch, keys = [], []
                 batches += 1
                 now = clock()
-                self._tick(-(-len(self._done) // size), now)
+                self._tick(-(-(self._prior_count + len(self._done)) // size), now)
                 if self._snapshot_due(batches, now - last_snapshot):
                     host.snapshot("periodic")
                     last_snapshot = clock()
@@ -407,7 +447,7 @@ class resumable(Generic[T]):
                 yield batch
                 self._done.extend(keys)
             complete = True
-            self._tick(-(-len(self._done) // size))
+            self._tick(-(-(self._prior_count + len(self._done)) // size))
         except GeneratorExit:
             self.progress.status = "interrupted"
             raise

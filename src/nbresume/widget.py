@@ -2,11 +2,13 @@
 
 `PhaseView` is the engine's ``watch`` callback, one per cell run:
 
-- "start": ONE output whose bundle holds the widget view plus our own ``text/plain`` and
-  ``text/html`` (what nbclient, saved notebooks and frontends without widgets show);
+- "start": ONE output (``display_id``) with our own ``text/plain`` and ``text/html``: what
+  nbclient, saved notebooks and frontends without widgets show. With the first loop the widget
+  view joins that bundle (a cell without a loop never builds a widget);
 - "progress": the widget's traits change through a `Throttle` of comm messages (about 10 a second
-  whatever the loop speed); an update the throttle holds back is sent a moment later from a timer,
-  so the last state always shows, even when the cell does something else for an hour after it;
+  whatever the loop speed); an update the throttle holds back is sent a moment later from a timer
+  thread, so the last state always shows, even when the cell then does something else for an
+  hour;
 - "end": the output is replaced by the final text and HTML, and the widgets are closed. A saved
   or reopened notebook then shows the final state instead of "Error displaying widget: model not
   found" (the model lives only as long as the kernel);
@@ -334,8 +336,9 @@ class PhaseView:
             # NB. without the widget view: the output outlives the widget's model (see the top)
             self._handle.update(final, raw=True, metadata=METADATA)
             self.messages += 1
-        if self._box is not None:
-            _close(self._box)
+        if self._box is not None:  # rows not shown at the end are closed too
+            for widget in (*(row.box for row in self._rows), self._box):
+                _close(widget)
         self._phase = None
 
     def _stop(self) -> None:
