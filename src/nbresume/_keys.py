@@ -8,6 +8,7 @@ process.
 from __future__ import annotations
 
 import ast
+import functools
 import pickle
 import re
 import sys
@@ -248,6 +249,7 @@ def _bound_in(body: list[Any]) -> set[str]:
     return bound
 
 
+@functools.lru_cache(maxsize=256)  # a hit re-analyses the same source: keep it off the hit path
 def analyze_cell(source: str) -> CellNames:
     """Find the names a cell reads before it assigns them, and the names it assigns.
 

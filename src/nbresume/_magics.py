@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import inspect
 import shlex
 from typing import Any
@@ -50,7 +51,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"%%checkpoint: {message}; see %%checkpoint? for the options")
 
 
-def _cell_parser() -> _Parser:
+@functools.cache
+def _cell_parser() -> _Parser:  # built once: building it costs more than a whole cache hit
     parser = _Parser(prog="%%checkpoint", add_help=False, exit_on_error=False)
     parser.add_argument("name", nargs="?")
     parser.add_argument("--force", action="store_true")
