@@ -177,7 +177,7 @@ class resumable(Generic[T]):
         frame = sys._getframe(1)
         self.name = name
         self.loop_id = _site_id(frame)
-        self.progress = LoopProgress(desc or name or self.loop_id.split("@")[0], total=total)
+        self.progress = LoopProgress(desc or name or _loop_target(frame), total=total)
         self._prior: list[Sequence[Any]] = []  # chunks of done keys, saved or frozen
         self._prior_count = 0
         self._done: list[Any] = []  # keys done since the last freeze (catch-up, keyed loops)
@@ -392,11 +392,13 @@ class resumable(Generic[T]):
             self.progress.status = "interrupted"
             if self._fast:
                 self._pos = n  # the item in flight is not done
+                self.progress.done = self.done_count(n)
             raise
         except BaseException:
             self.progress.status = "failed"
             if self._fast:
                 self._pos = n
+                self.progress.done = self.done_count(n)
             raise
         finally:
             self._finish(host, own, guard, complete)
@@ -542,6 +544,18 @@ def _site_id(frame: FrameType) -> str:
 
         return f"{code.co_name}:{frame.f_lineno}@{xxhash.xxh3_64_hexdigest(line.encode())[:8]}"
     return f"{code.co_name}:{frame.f_lineno}@{os.path.abspath(filename)}"
+
+
+_FOR_RE = re.compile(r"^\s*(?:async\s+)?for\s+(.+?)\s+in\s+(?:\w+\.)?resumable\(")
+
+
+def _loop_target(frame: FrameType) -> str:
+    """A label for the bar: the loop variable (``lr`` of ``for lr in resumable(...)``)."""
+    import linecache
+
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    match = _FOR_RE.match(line)
+    return match.group(1).strip() if match else "items"
 
 
 class _OwnHost:

@@ -350,6 +350,8 @@ class PhaseView:
             self._ticker.stop()
 
     def _restored(self, phase: PhaseProgress) -> None:
+        if self.mode == "text":  # the engine's note already says it, in the same words
+            return
         _display({"text/plain": phase.header(), "text/html": phase_header_html(phase)})
 
     # -- helpers ------------------------------------------------------------------------------
