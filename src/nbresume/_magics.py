@@ -6,6 +6,7 @@ import argparse
 import ast
 import functools
 import inspect
+import keyword
 import shlex
 from typing import Any
 
@@ -77,7 +78,7 @@ def parse_cell_args(line: str) -> checkpoint.CheckpointOptions:
             validate_name(args.name)
         exclude = frozenset(n.strip() for n in args.exclude.split(",") if n.strip())
         for name in exclude:
-            if not name.isidentifier():
+            if not name.isidentifier() or keyword.iskeyword(name):
                 raise CheckpointError(
                     f"--exclude {name!r} is not a variable name; give names like --exclude conn,f"
                 )

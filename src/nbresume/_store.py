@@ -4,11 +4,11 @@ Layout of one entry (a diskcache file value, written by streaming, never in plac
 
     [pickle stream][buffer 0][buffer 1]...[header JSON][HMAC-SHA256, 32 bytes][u32 header length][MAGIC]
 
-The header holds the schema version, the lengths and the xxh3 digests of the out-of-band buffers.
-The HMAC (per-user key, kept outside the store) covers the pickle stream and the header, so nothing
-is unpickled before it verifies; the raw buffers are plain data checked by their digests, hashed
-chunk by chunk while they stream in. A trailer instead of a header lets digests be computed while
-writing, in one pass over the data.
+The header holds the schema version, the entry's key, the lengths and the xxh3 digests of the
+out-of-band buffers. The HMAC (per-user key, kept outside the store) covers the pickle stream and
+the header, so nothing is unpickled before it verifies, nor under another key than its own; the
+raw buffers are plain data checked by their digests, hashed chunk by chunk while they stream in.
+A trailer instead of a header lets digests be computed while writing, in one pass over the data.
 
 diskcache writes a value's file first and commits its row after, so a kill during a write leaves the
 previous entry under the same key intact.
@@ -17,6 +17,7 @@ previous entry under the same key intact.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import hmac
 import json
@@ -50,6 +51,7 @@ __all__ = [
 SCHEMA_VERSION = 1  # bump on any change of the entry layout or of what the engines store
 MAGIC = b"NBRESUME"
 _TRAILER = struct.Struct("<I8s")  # header length, MAGIC
+_SQLITE_FULL = 13  # sqlite's "database or disk is full"
 _CHUNK = 1 << 22  # 4 MiB: big enough for few syscalls, small enough to hash while hot in cache
 KEY_ENV = "NBRESUME_KEY"  # a signing key given directly (CI, shared service accounts)
 DIR_ENV = "NBRESUME_DIR"  # where the store lives; default ./.nbresume
@@ -98,12 +100,14 @@ def signing_key() -> bytes:
 class _EntryReader:
     """A file-like object that streams an entry to diskcache without copying the buffers."""
 
-    def __init__(self, pickled: _serialize.Pickled, key: bytes, meta: dict[str, Any]) -> None:
-        self._parts: Iterator[memoryview] = self._generate(pickled, key, meta)
+    def __init__(
+        self, pickled: _serialize.Pickled, key: bytes, meta: dict[str, Any], entry: str
+    ) -> None:
+        self._parts: Iterator[memoryview] = self._generate(pickled, key, meta, entry)
         self._current = memoryview(b"")
 
     def _generate(
-        self, pickled: _serialize.Pickled, key: bytes, meta: dict[str, Any]
+        self, pickled: _serialize.Pickled, key: bytes, meta: dict[str, Any], entry: str
     ) -> Iterator[memoryview]:
         mac = hmac.new(key, pickled.data, hashlib.sha256)
         yield memoryview(pickled.data)
@@ -118,6 +122,8 @@ class _EntryReader:
         header = json.dumps(
             {
                 "schema": SCHEMA_VERSION,
+                # signed with the data: an intact entry moved under another key is refused
+                "key": entry,
                 "pickle": len(pickled.data),
                 # tells a damaged entry from one signed by another key (never trust-able)
                 "pickle_digest": xxhash.xxh3_128_hexdigest(pickled.data),
@@ -139,6 +145,25 @@ class _EntryReader:
         return chunk
 
 
+class _Disk(diskcache.Disk):  # type: ignore[misc]
+    """diskcache's Disk, remembering the value file it is writing (per thread).
+
+    NB. diskcache leaves the file of a failed write behind: on a full disk that partial file would
+    keep the disk full for good. `Store.put` removes it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writing = threading.local()
+
+    def filename(
+        self, key: Any = diskcache.core.UNKNOWN, value: Any = diskcache.core.UNKNOWN
+    ) -> Any:
+        filename, full_path = super().filename(key, value)
+        self.writing.path = full_path
+        return filename, full_path
+
+
 class Store:
     """Signed checkpoint entries and small JSON records in one diskcache directory."""
 
@@ -150,7 +175,7 @@ class Store:
                 path.chmod(0o700)
             # NB. diskcache evicts down to 1 GB by default: checkpoints must never vanish silently.
             self._cache = diskcache.Cache(
-                str(path), eviction_policy="none", size_limit=2**62, cull_limit=0
+                str(path), eviction_policy="none", size_limit=2**62, cull_limit=0, disk=_Disk
             )
         except (OSError, diskcache.Timeout, Exception) as exc:
             raise StoreError(
@@ -172,12 +197,35 @@ class Store:
 
     def put(self, key: str, pickled: _serialize.Pickled, meta: dict[str, Any] | None = None) -> int:
         """Write an entry atomically; returns its size in bytes. Raises `StoreError`."""
-        reader = _EntryReader(pickled, self.key, meta or {})
+        reader = _EntryReader(pickled, self.key, meta or {}, key)
+        writing = self._cache.disk.writing
+        writing.path = None
         try:
             self._cache.set(key, reader, read=True)
-        except Exception as exc:
-            raise StoreError(f"could not write {key!r} to {str(self.path)!r}: {exc}") from exc
+        except BaseException as exc:
+            if writing.path is not None:  # never committed: nothing refers to it
+                with contextlib.suppress(OSError):
+                    os.remove(writing.path)
+            if not isinstance(exc, Exception):
+                raise
+            raise self._write_error(key, exc) from exc
         return pickled.nbytes
+
+    def _write_error(self, key: str, exc: Exception) -> StoreError:
+        """What failed and what to do, for a write that failed."""
+        why = str(exc)
+        code = getattr(exc, "errno", None)
+        full = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # Python >= 3.11
+        if code in (errno.EROFS, errno.EACCES, errno.EPERM) or not os.access(self.path, os.W_OK):
+            why = f"the store is read-only ({exc}); make it writable"
+        elif code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or full == _SQLITE_FULL:
+            why = f"{exc}; free some disk space"
+        else:
+            why = f"{exc}; check the disk and the store's permissions"
+        return StoreError(
+            f"could not write {key!r} to {str(self.path)!r}: {why}, "
+            "or move the store with %checkpoint dir PATH"
+        )
 
     def get(self, key: str) -> Any:
         """Read and verify an entry; `MISSING` if absent. Raises `StoreError` if it is unusable."""
@@ -186,7 +234,18 @@ class Store:
         except Exception as exc:
             raise StoreError(f"could not read {key!r} from {str(self.path)!r}: {exc}") from exc
         if handle is None:
-            return MISSING
+            try:
+                if key not in self._cache:
+                    return MISSING
+                # NB. a writer that replaced the entry deletes the old file: read the new one
+                handle = self._cache.get(key, default=None, read=True)
+            except Exception as exc:
+                raise StoreError(f"could not read {key!r} from {str(self.path)!r}: {exc}") from exc
+            if handle is None:
+                raise StoreError(
+                    f"entry {key!r} in {str(self.path)!r} is corrupt: its value file is missing; "
+                    "it will be recomputed"
+                )
         with handle:
             return self._read_entry(key, handle)
 
@@ -212,6 +271,8 @@ class Store:
                     f"entry {key!r} in {str(self.path)!r} is not signed by your key; it was not "
                     f"loaded. If you trust this store, run: nbresume trust {str(self.path)!r}"
                 )
+            if header.get("key", key) != key:  # entries written before keys were signed: none
+                raise ValueError(f"it was written as {header['key']!r}")
             buffers = [
                 self._read_buffer(f, n, d)
                 for n, d in zip(header["buffers"], header["digests"], strict=True)
@@ -261,6 +322,8 @@ class Store:
                     data = f.read(header["pickle"])
                     if xxhash.xxh3_128_hexdigest(data) != header.get("pickle_digest"):
                         raise ValueError("pickle digest")
+                    if header.get("key", key) != key:
+                        raise ValueError("moved from another key")
                     buffers = [
                         self._read_buffer(f, n, d)
                         for n, d in zip(header["buffers"], header["digests"], strict=True)
@@ -291,7 +354,7 @@ class Store:
         try:
             self._cache.set(key, json.dumps(value, default=str))
         except Exception as exc:
-            raise StoreError(f"could not write {key!r} to {str(self.path)!r}: {exc}") from exc
+            raise self._write_error(key, exc) from exc
 
     # -- housekeeping -----------------------------------------------------------------------
 
