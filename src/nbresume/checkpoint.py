@@ -8,30 +8,42 @@ itself except the cell's own outputs (recorded, or replayed); notes go to the ``
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import os
 import socket
 import sys
+import tempfile
 import time
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from . import _host
 from ._capture import Recorder, replay, strip_for_replay
+from ._history import FIRST_RUN, Version, append_event, history_limit, promote, push_version
 from ._host import LoopState
 from ._keys import analyze_cell, cell_key, describe_change, fingerprint, hash_text, normalize_source
 from ._progress import PhaseProgress, format_duration
 from ._serialize import dumps_namespace
 from ._store import MISSING, Store, open_store
-from .errors import CheckpointWarning, StoreError
+from .errors import CheckpointError, CheckpointWarning, StoreError
 
-__all__ = ["CheckpointOptions", "Note", "Shell", "phases", "run_checkpoint", "run_checkpoint_async"]
+__all__ = [
+    "CheckpointOptions",
+    "Note",
+    "Shell",
+    "mark_phase",
+    "phases",
+    "rollback_phase",
+    "run_checkpoint",
+    "run_checkpoint_async",
+]
 
-HISTORY = 3  # completed versions kept per phase
 PROGRESS_RECORD_SECONDS = 1.0  # how often a running phase rewrites its progress:NAME record
 RESULT = "__nbresume_result__"  # the last expression's value, saved among the variables
 
@@ -66,7 +78,7 @@ class CheckpointOptions:
 class Note:
     """A one-line message about a checkpoint (shown marked with the ``nbresume`` metadata key)."""
 
-    kind: str  # restored | running | resuming | store
+    kind: str  # restored | running | resuming | store | rolled back | marked
     name: str
     text: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -79,20 +91,8 @@ Watch = Callable[[PhaseProgress, str], None]
 
 phases: dict[str, PhaseProgress] = {}  # the phases run in this kernel, by name
 _told_store: set[str] = set()
-
-
-@dataclass
-class _Version:
-    key: str
-    source_hash: str
-    inputs: dict[str, str]
-    created: float
-    duration: float
-    size: int = 0
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> _Version:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+# runs that failed their --validate gate, kept (in memory only) for `%checkpoint mark NAME done`
+_rejected: dict[str, CheckpointRun] = {}
 
 
 class CheckpointRun:
@@ -136,8 +136,14 @@ class CheckpointRun:
         self.unsaved: dict[str, str] = {}  # variables that could not be pickled, and why
         self.started = time.time()
         self._warned_store = False
+        self._unreadable = False  # an entry for this key exists but could not be used
         self._progress_written = 0.0
         self._item_start: dict[str, tuple[int, int]] = {}  # loop id -> (done, outputs then)
+        self.record: dict[str, Any] = {}  # phase:NAME as `lookup` read it
+        self.why = FIRST_RUN  # why the cell runs (kept with the version it saves)
+        self.value: Any = None  # the last expression's value, once the body ran
+        self.has_value = False
+        self.gate_failed = False
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -150,12 +156,19 @@ class CheckpointRun:
         return record if isinstance(record, dict) else {}
 
     def lookup(self) -> dict[str, Any] | None:
+        """The entry to restore, or None: run the cell (`why` says why, if it is known yet)."""
+        self.record = self._phase_record()
         if self.options.force:
+            self.why = "forced"
+            return None
+        if self.record.get("mark") == "pending":
+            self.why = "marked pending"
             return None
         try:
             entry = self.store.get(self.key)
         except StoreError as exc:
             self._warn_store(exc)
+            self._unreadable = True
             return None
         return None if entry is MISSING else entry
 
@@ -170,11 +183,12 @@ class CheckpointRun:
 
     # -- hit ----------------------------------------------------------------------------------
 
-    def restore(self, entry: dict[str, Any], record: dict[str, Any]) -> Any:
+    def restore(self, entry: dict[str, Any]) -> Any:
         values = dict(entry["vars"])
         has_result = RESULT in values
         result = values.pop(RESULT, None)
         self.shell.user_ns.update(values)
+        record = self.record
         version: dict[str, Any] = next(
             (v for v in record.get("versions", []) if v.get("key") == self.key), {}
         )
@@ -185,10 +199,15 @@ class CheckpointRun:
         text = f"restored {self.name!r} from checkpoint of {when}, ran {ran}"
         self._notify("restored", text, {"key": self.key, "variables": sorted(values)})
         replay(entry["outputs"], self.shell.display_pub)
-        self._set_record(record, "restored")
+        promote(record, self.key)  # the version in use is kept longest
+        if record.get("mark") == "done":
+            del record["mark"]  # a run supersedes a manual mark
         phase = phases[self.name] = PhaseProgress(self.name, status="restored")
         phase.finish("restored")
-        self._watch(phase, "restored")
+        with self._writing():  # NB. one transaction: a hit pays for one commit
+            self._set_record(record, "restored")
+            self._log("restored", f"restored the version of {when}")
+            self._watch(phase, "restored")
         if has_result:
             return result
         bundle = entry.get("result_bundle")
@@ -199,10 +218,19 @@ class CheckpointRun:
     # -- miss ---------------------------------------------------------------------------------
 
     def begin(self) -> None:
-        record = self._phase_record()
-        versions = [_Version.from_json(v) for v in record.get("versions", [])]
+        record = self.record
+        versions = [Version.from_json(v) for v in record.get("versions", [])]
         if not self.options.force:
             self._load_snapshot()
+        if self.why not in ("forced", "marked pending"):
+            if self._unreadable:
+                self.why = "its checkpoint could not be read"
+            elif versions:
+                latest = versions[0]
+                self.why = describe_change(
+                    latest.source_hash, latest.inputs, self.source_hash, self.inputs
+                )
+        done = 0
         if self.pending is not None:
             done = sum(s.count for s in self.pending["loops"].values())
             self._notify(
@@ -210,25 +238,29 @@ class CheckpointRun:
                 f"resuming {self.name!r} from a snapshot: {done} item{'s' * (done != 1)} done",
                 {"key": self.key, "done": done},
             )
-        elif versions and not self.options.quiet:
-            latest = versions[0]
-            why = (
-                "forced"
-                if self.options.force
-                else describe_change(
-                    latest.source_hash, latest.inputs, self.source_hash, self.inputs
-                )
-            )
-            self._notify("running", f"running {self.name!r}: {why}", {"reason": why})
-        self.record = record
+        elif versions:
+            self._notify("running", f"running {self.name!r}: {self.why}", {"reason": self.why})
+        self._tell_store()
         self.recorder = Recorder(self.shell.display_pub)
         self.recorder.before_output = self._before_output
         phase = phases[self.name] = PhaseProgress(self.name)
-        self._watch(phase, "start")
+        with self._writing():
+            if record.pop("mark", None) == "done":  # a run supersedes a manual mark
+                self._set_record(record, str(record.get("status", "pending")))
+            self._log("started", f"started: {self.why}")
+            if self.pending is not None:
+                self._log("resumed", f"resumed at item {done + 1:,} from a snapshot", done=done)
+            self._watch(phase, "start")
         self._previous_host = _host.set_host(self)
 
     def end(self, value: Any, has_value: bool) -> None:
         _host.set_host(self._previous_host)
+        self.save(value, has_value)
+        phases[self.name].finish("done")
+        self._watch(phases[self.name], "end")
+
+    def save(self, value: Any, has_value: bool) -> None:
+        """Save the cell's variables (as they are in the namespace now) and outputs as done."""
         recorder = self.recorder
         assert recorder is not None
         duration = time.time() - self.started
@@ -250,22 +282,49 @@ class CheckpointRun:
         try:
             size = self.store.put(self.key, pickled, {"name": self.name})
             self._save_record(duration, size)
-            self.store.delete(self.snapshot_key)
-            for key in self.store.keys(f"map:{self.key}:"):  # resumable.map results of this run
-                self.store.delete(key)
+            self._drop_progress()
         except StoreError as exc:
             self._warn_store(exc)
-        phases[self.name].finish("done")
-        self._watch(phases[self.name], "end")
+
+    def _drop_progress(self) -> None:
+        """Delete the loop snapshot and the resumable.map results of this run's key."""
+        self.store.delete(self.snapshot_key)
+        for key in self.store.keys(f"map:{self.key}:"):
+            self.store.delete(key)
 
     def fail(self, exc: BaseException) -> None:
         _host.set_host(self._previous_host)
         interrupted = isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "CancelledError"
-        if self.loop_states or self.loops:
+        if self.gate_failed:  # nothing of a run that failed its gate is kept in the store
+            _rejected[self.name] = self
+            try:
+                self._drop_progress()
+            except StoreError as error:
+                self._warn_store(error)
+        elif self.loop_states or self.loops:
             self.snapshot("interrupt" if interrupted else "error")
-        phases[self.name].finish("interrupted" if interrupted else "failed")
-        self._watch(phases[self.name], "end")
-        self._set_record(self._phase_record(), "interrupted" if interrupted else "failed")
+        phase = phases[self.name]
+        phase.finish("interrupted" if interrupted else "failed")
+        self._watch(phase, "end")
+        if interrupted:
+            where = phase.where()
+            text = "interrupted" + (f" at {where}" if where else "")
+        else:
+            text = f"failed: {type(exc).__name__}: {_first_line(str(exc))}"
+        with self._writing():
+            self._set_record(self._phase_record(), "interrupted" if interrupted else "failed")
+            self._log("interrupted" if interrupted else "failed", text)
+
+    def accept(self) -> int:
+        """Save a run that failed its gate, with its variables as they are now; -> its size."""
+        self.why = "accepted by hand after failing its gate"
+        self.save(self.value, self.has_value)
+        _rejected.pop(self.name, None)
+        phase = phases[self.name]
+        phase.status = "done"
+        with self._writing():
+            self._log("marked", "marked done: saved the run that failed its gate")
+        return len(self._phase_record().get("versions", []))
 
     def _variables(self) -> dict[str, Any]:
         """The variables the cell assigned, and the inputs it changed in place.
@@ -305,16 +364,29 @@ class CheckpointRun:
             stacklevel=2,
         )
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Group record writes in one transaction; a failure is a warning, never the cell's."""
+        try:
+            with self.store.transact():
+                yield
+        except StoreError as exc:
+            self._warn_store(exc)
+        except Exception as exc:  # sqlite errors and diskcache.Timeout of the transaction
+            self._warn_store(StoreError(f"could not write to {str(self.store.path)!r}: {exc}"))
+
     def _save_record(self, duration: float, size: int) -> None:
-        record = self._phase_record()
-        versions = [v for v in record.get("versions", []) if v.get("key") != self.key]
-        versions.insert(
-            0, vars(_Version(self.key, self.source_hash, self.inputs, self.started, duration, size))
+        version = Version(
+            self.key, self.source_hash, self.inputs, self.started, duration, size, self.why
         )
-        for old in versions[HISTORY:]:
-            self.store.delete(old["key"])
-        record["versions"] = versions[:HISTORY]
-        self._set_record(record, "done")
+        with self.store.transact():
+            record = self._phase_record()
+            for old in push_version(record, version, history_limit()):
+                self.store.delete(old)
+            record.pop("mark", None)  # a saved run settles a manual mark
+            record.pop("rolled_back", None)
+            self._set_record(record, "done")
+            self._log("done", f"done in {format_duration(duration)}: saved ({self.why})")
 
     def _set_record(self, record: dict[str, Any], status: str) -> None:
         record.update(
@@ -324,6 +396,17 @@ class CheckpointRun:
             self.store.put_json(f"phase:{self.name}", record)
         except StoreError as exc:
             self._warn_store(exc)
+
+    def _log(self, event: str, text: str, **data: Any) -> None:
+        """Add an event to ``events:NAME`` (never per item: at most once per snapshot)."""
+        try:
+            log_event(self.store, self.name, event, text, run=self.run_id, **data)
+        except StoreError as exc:
+            self._warn_store(exc)
+
+    @property
+    def run_id(self) -> str:
+        return f"{os.getpid()}:{self.started:.6f}"
 
     def _on_progress(self, phase: PhaseProgress) -> None:
         self._watch(phase, "progress")
@@ -355,8 +438,18 @@ class CheckpointRun:
         where = str(self.store.path)
         if where not in _told_store:
             _told_store.add(where)
-            text = f"{text} (store: {where})"
+            text = f"{text} (store: {where}{_temporary_warning(self.store.path)})"
         self.notify(Note(kind, self.name, text, data))
+
+    def _tell_store(self) -> None:
+        """The first checkpoint of a kernel says where the store is, also when nothing else is
+        said (a first run)."""
+        where = str(self.store.path)
+        if self.options.quiet or where in _told_store:
+            return
+        _told_store.add(where)
+        text = f"checkpoints go to {where}{_temporary_warning(self.store.path)}"
+        self.notify(Note("store", self.name, text, {"store": where}))
 
     # -- LoopHost -----------------------------------------------------------------------------
 
