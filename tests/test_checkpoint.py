@@ -576,11 +576,14 @@ def test_nbresume_dir_moves_the_store(
     assert not (tmp_path / ".nbresume").exists()
 
 
-def test_the_first_note_says_where_the_store_is(tmp_path: Path, run_cell: RunCell) -> None:
-    run_cell("%%checkpoint alpha\ntick()\na = 1\n")
-    first = run_cell("%%checkpoint alpha\ntick()\na = 1\n")
+def test_the_first_checkpoint_of_a_kernel_says_where_the_store_is_once(
+    tmp_path: Path, run_cell: RunCell
+) -> None:
+    first = run_cell("%%checkpoint alpha\ntick()\na = 1\n")  # a first run: no other note
     second = run_cell("%%checkpoint alpha\ntick()\na = 1\n")
     assert str(tmp_path / ".nbresume") in first.note_text
+    kinds = [n.metadata["nbresume"].get("kind") for n in first.notes]
+    assert [kind for kind in kinds if kind] == ["store"]  # the progress view has none
     assert str(tmp_path / ".nbresume") not in second.note_text
 
 

@@ -1,4 +1,8 @@
-"""``%checkpoint status | list | clear NAME | clear --all | dir [PATH]``: the line forms."""
+"""``%checkpoint status | list | clear | dir | history | rollback | mark | log | hints``: the line forms.
+
+Messages of nbresume's own (tables, histories, logs, notes) are displayed marked with the
+``nbresume`` metadata key, as the notes of ``%%checkpoint`` cells are: never part of a cell's output.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from . import _store
-from .errors import StoreError
+from .errors import NbresumeError, StoreError
 
 __all__ = [
     "Removal",
@@ -27,7 +31,10 @@ __all__ = [
     "run_line",
 ]
 
-USAGE = "use %checkpoint status | list | clear NAME | clear --all | dir [PATH]"
+USAGE = (
+    "use %checkpoint status | list | clear NAME | clear --all | dir [PATH] | history [NAME] "
+    "[--keep N] | rollback NAME [N] | mark NAME pending|done | log [NAME] | hints on|off"
+)
 
 
 def phase_rows(
@@ -69,6 +76,7 @@ def phase_rows(
         status = _kernel_status(live, record, name in snapshots, progress.get(name, {}))
         saved = latest.get("source_hash")
         changed = bool(current and name in current and saved and current[name] != saved)
+        changed = changed and record.get("mark") != "done"  # accepted as it is, by hand
         loops = ""
         if live is not None and live.loops:
             loops = ", ".join(
@@ -95,19 +103,35 @@ def phase_rows(
 def _kernel_status(
     live: Any, record: dict[str, Any], snapshot: bool, progress: dict[str, Any]
 ) -> str:
-    if live is not None:  # ran or was restored in this kernel
+    if live is not None:  # ran, was restored, rolled back or marked in this kernel
         return str(live.status)
     last = progress.get("status")  # the latest run's, whichever kernel ran it
+    manual = _manual_status(record, progress)
     if last == "running":
         pid = progress.get("pid")
-        return "running" if pid != os.getpid() and _alive(pid) else "interrupted"
-    if last in ("failed", "interrupted"):
-        return str(last)
-    if last is None and snapshot:  # a store without progress records
-        return "interrupted"
-    if last is None and record.get("status") in ("failed", "interrupted"):
-        return str(record["status"])
-    return "pending"
+        status = "running" if pid != os.getpid() and _alive(pid) else "interrupted"
+    elif manual is not None:
+        status = manual
+    elif last in ("failed", "interrupted"):
+        status = str(last)
+    elif last is None and snapshot:  # a store without progress records
+        status = "interrupted"
+    elif last is None and record.get("status") in ("failed", "interrupted"):
+        status = str(record["status"])
+    else:
+        status = "pending"
+    return status
+
+
+def _manual_status(record: dict[str, Any], progress: dict[str, Any]) -> str | None:
+    """A status set by hand since the last run: a mark, or a rollback."""
+    if record.get("mark") in ("pending", "done"):  # it says what the next run does
+        return str(record["mark"])
+    if record.get("status") == "rolled back" and (record.get("updated") or 0) >= (
+        progress.get("updated") or 0
+    ):
+        return "rolled back"
+    return None
 
 
 def _alive(pid: Any) -> bool:
@@ -132,8 +156,9 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 def key_phase(key: str) -> str | None:
     """The phase (or standalone loop) a store key belongs to, or None.
 
-    ``phase:NAME``, ``progress:NAME``, ``cell:NAME:HASH``, ``snap:NAME:HASH``, ``loop:NAME`` and the
-    ``resumable.map`` results of a cell ``map:cell:NAME:HASH:...``; other maps belong to none.
+    ``phase:NAME``, ``progress:NAME``, ``events:NAME``, ``cell:NAME:HASH``, ``snap:NAME:HASH``,
+    ``loop:NAME`` and the ``resumable.map`` results of a cell ``map:cell:NAME:HASH:...``; other
+    maps belong to none.
 
     Examples
     --------
@@ -145,7 +170,7 @@ def key_phase(key: str) -> str | None:
         kind, _, rest = rest.partition(":")
         if kind != "cell":
             return None
-    if kind in ("phase", "progress", "loop"):
+    if kind in ("phase", "progress", "loop", "events"):
         return rest or None
     if kind in ("cell", "snap"):
         return rest.split(":", 1)[0] or None
@@ -167,7 +192,7 @@ class Removal:
 
     key: str
     owner: str  # the phase (or loop) it belongs to
-    what: str  # version | phase | progress | snapshot | map | loop
+    what: str  # version | phase | progress | events | snapshot | map | loop
     reason: str
     when: float | None = None  # when it was created or last written
     size: int = 0  # bytes of its value file, if known
@@ -217,8 +242,9 @@ def gc_plan(
         updated = record.get("updated") or infos[key].stored
         if not kept and cutoff is not None and updated < cutoff:
             plan.append(Removal(key, name, "phase", "no version left", updated))
-            if f"progress:{name}" in infos:
-                plan.append(Removal(f"progress:{name}", name, "progress", "no version left"))
+            for kind in ("progress", "events"):  # the phase's records go with it
+                if f"{kind}:{name}" in infos:
+                    plan.append(Removal(f"{kind}:{name}", name, kind, "no version left"))
     for info in infos.values():
         removal = _leftover(info, infos, cutoff, age)
         if removal is not None and removal.owner not in running:
@@ -244,8 +270,9 @@ def _leftover(
     elif key.startswith(("loop:", "map:")) and old:
         what = "loop" if key.startswith("loop:") else "map"
         return Removal(key, owner, what, f"unfinished and {age}", info.stored, info.size)
-    elif key.startswith("progress:") and old and f"phase:{owner}" not in infos:
-        return Removal(key, owner, "progress", f"no phase and {age}", info.stored, info.size)
+    elif key.startswith(("progress:", "events:")) and old and f"phase:{owner}" not in infos:
+        what = key.partition(":")[0]
+        return Removal(key, owner, what, f"no phase and {age}", info.stored, info.size)
     return None
 
 
@@ -356,7 +383,8 @@ def show_status(shell: Any, store: _store.Store) -> None:
     )
 
 
-def run_line(shell: Any, line: str) -> None:
+def run_line(shell: Any, line: str) -> Any:
+    """Run one ``%checkpoint COMMAND ...`` line; returns what the cell shows as its result."""
     try:
         args = shlex.split(line)
     except ValueError as exc:
@@ -373,7 +401,9 @@ def run_line(shell: Any, line: str) -> None:
                 os.environ[_store.DIR_ENV] = str(path)
                 _store.open_store(path)
             print(_store.default_store_dir())
-            return
+            return None
+        if command == "hints":
+            return _hints_command(rest)
         store = _store.open_store()
         if command in ("status", "list"):
             if rest:
@@ -383,18 +413,131 @@ def run_line(shell: Any, line: str) -> None:
             else:
                 print(format_rows(status_rows(shell, store)))
         elif command == "clear":
-            if rest == ["--all"]:
-                print(f"cleared {clear(store, None)} entries from {store.path}")
-            elif len(rest) == 1 and not rest[0].startswith("-"):
-                n = clear(store, rest[0])
-                if not n:
-                    raise UsageError(
-                        f"%checkpoint clear: no phase named {rest[0]!r}; see %checkpoint list"
-                    )
-                print(f"cleared phase {rest[0]!r} ({n} entries)")
-            else:
-                raise UsageError(f"%checkpoint clear takes NAME or --all; got {rest!r}")
+            _clear_command(store, rest)
+        elif command in _COMMANDS:
+            return _COMMANDS[command](shell, store, rest)
         else:
             raise UsageError(f"%checkpoint: unknown command {command!r}; {USAGE}")
     except StoreError as exc:
         raise UsageError(str(exc)) from None
+    except NbresumeError as exc:  # rollback, mark: what went wrong and what to do, one line
+        raise UsageError(str(exc)) from None
+    return None
+
+
+def _clear_command(store: _store.Store, rest: list[str]) -> None:
+    if rest == ["--all"]:
+        print(f"cleared {clear(store, None)} entries from {store.path}")
+    elif len(rest) == 1 and not rest[0].startswith("-"):
+        n = clear(store, rest[0])
+        if not n:
+            raise UsageError(f"%checkpoint clear: no phase named {rest[0]!r}; see %checkpoint list")
+        print(f"cleared phase {rest[0]!r} ({n} entries)")
+    else:
+        raise UsageError(f"%checkpoint clear takes NAME or --all; got {rest!r}")
+
+
+def show_text(text: str, view: str, **meta: Any) -> None:
+    """Display nbresume's own text (a history, a log, a one-line message), marked as such."""
+    from IPython.display import display
+
+    from ._capture import NOTE_KEY
+
+    display(  # type: ignore[no-untyped-call]
+        {"text/plain": text}, raw=True, metadata={NOTE_KEY: {"view": view, **meta}}
+    )
+
+
+def _number(text: str, what: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"%checkpoint {what}: expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _phase_record(store: _store.Store, name: str, command: str) -> dict[str, Any]:
+    record = store.get_json(f"phase:{name}")
+    if not isinstance(record, dict):
+        raise UsageError(f"%checkpoint {command}: no phase named {name!r}; see %checkpoint list")
+    return record
+
+
+def _history_command(shell: Any, store: _store.Store, rest: list[str]) -> None:
+    """``history [NAME] [--keep N]``: the kept versions; ``--keep`` sets how many are kept."""
+    from ._history import HISTORY_ENV, history_text
+
+    names = [a for a in rest if not a.startswith("-")]
+    options = [a for a in rest if a.startswith("-")]
+    keep = None
+    if options:
+        if options != ["--keep"] or rest[-2:-1] != ["--keep"]:
+            raise UsageError(f"%checkpoint history takes [NAME] [--keep N]; got {rest!r}")
+        keep = _number(names.pop(), "history --keep")
+        os.environ[HISTORY_ENV] = str(keep)
+    if len(names) > 1:
+        raise UsageError(f"%checkpoint history takes one NAME; got {names!r}")
+    if keep is not None and not names:
+        show_text(
+            f"phases keep their {keep} newest versions, from their next save on (in this kernel; "
+            f"set {HISTORY_ENV}={keep} for every kernel); nbresume gc --keep-last {keep} prunes "
+            "now",
+            "history",
+        )
+        return
+    if names:
+        texts = [history_text(names[0], _phase_record(store, names[0], "history"))]
+    else:
+        keys = store.keys("phase:")
+        texts = [history_text(k[len("phase:") :], store.get_json(k, {})) for k in keys]
+    show_text("\n".join(texts) or "no checkpoints yet", "history")
+
+
+def _rollback_command(shell: Any, store: _store.Store, rest: list[str]) -> Any:
+    """``rollback NAME [N]``: version N (default 2, the one current before) back in place."""
+    from ._magics import show_note
+    from ._workflow import rollback_phase
+
+    if len(rest) not in (1, 2) or rest[0].startswith("-"):
+        raise UsageError(f"%checkpoint rollback takes NAME [N]; got {rest!r}")
+    number = _number(rest[1], "rollback") if len(rest) == 2 else None
+    return rollback_phase(shell, rest[0], number, show_note, store=store)
+
+
+def _mark_command(shell: Any, store: _store.Store, rest: list[str]) -> None:
+    from ._workflow import MARKS, mark_phase
+
+    if len(rest) != 2 or rest[1] not in MARKS:
+        raise UsageError(f"%checkpoint mark takes NAME pending|done; got {rest!r}")
+    text = mark_phase(rest[0], rest[1], store=store)
+    show_text(text, "mark", kind="marked", name=rest[0], mark=rest[1])
+
+
+def _log_command(shell: Any, store: _store.Store, rest: list[str]) -> None:
+    """``log [NAME]``: the events of one phase, or of every phase, oldest first."""
+    from ._history import format_events, merge_events
+
+    if len(rest) > 1 or (rest and rest[0].startswith("-")):
+        raise UsageError(f"%checkpoint log takes [NAME]; got {rest!r}")
+    name = rest[0] if rest else None
+    keys = store.keys("events:")
+    if name is not None and f"events:{name}" not in keys:
+        _phase_record(store, name, "log")
+    events = merge_events(keys, store.get_json, name)
+    show_text(format_events(events, names=name is None), "log")
+
+
+def _hints_command(rest: list[str]) -> None:
+    from . import _hints
+
+    if rest not in (["on"], ["off"]):
+        raise UsageError(f"%checkpoint hints takes on or off; got {rest!r}")
+    _hints.set_enabled(rest == ["on"])
+    state = "on" if rest == ["on"] else "off"
+    show_text(f"hints to add %%checkpoint to long cells are {state} in this kernel", "hints")
+
+
+_COMMANDS = {
+    "history": _history_command,
+    "rollback": _rollback_command,
+    "mark": _mark_command,
+    "log": _log_command,
+}

@@ -44,6 +44,11 @@ Options:
 
 Line forms:
   %checkpoint status | list | clear NAME | clear --all | dir [PATH]
+  %checkpoint history [NAME] [--keep N]   kept versions: when, how long, why (NBRESUME_HISTORY=3)
+  %checkpoint rollback NAME [N]           version N (default 2, the previous) back, outputs shown
+  %checkpoint mark NAME pending|done      run it again next time | accept it as it is
+  %checkpoint log [NAME]                  events: started, snapshots, resumed, failed, ...
+  %checkpoint hints on|off                the hint after a long cell without %%checkpoint
 """
 
 
@@ -175,9 +180,11 @@ def _await_transformer(shell: Any) -> Any:
 
 def load(shell: Any) -> None:
     """Register the magics, the ``await`` support and ``resumable`` in the user namespace."""
+    from . import _hints
     from .resumable import resumable
 
     shell.register_magics(CheckpointMagics)
+    _hints.register(shell)  # one line after a long cell without %%checkpoint
     transformers = shell.input_transformers_cleanup
     if not any(getattr(t, "nbresume", False) for t in transformers):
         transformers.insert(0, _await_transformer(shell))

@@ -20,26 +20,25 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 from . import _host
 from ._capture import Recorder, replay, strip_for_replay
-from ._history import FIRST_RUN, Version, append_event, history_limit, promote, push_version
+from ._gate import check_expression, check_gate
+from ._history import FIRST_RUN, Version, history_limit, log_event, promote, push_version
 from ._host import LoopState
 from ._keys import analyze_cell, cell_key, describe_change, fingerprint, hash_text, normalize_source
 from ._progress import PhaseProgress, format_duration
 from ._serialize import dumps_namespace
 from ._store import MISSING, Store, open_store
+from ._tempdirs import temporary_warning
 from .errors import CheckpointError, CheckpointWarning, StoreError
 
 __all__ = [
     "CheckpointOptions",
     "Note",
     "Shell",
-    "mark_phase",
     "phases",
-    "rollback_phase",
     "run_checkpoint",
     "run_checkpoint_async",
 ]
@@ -92,7 +91,7 @@ Watch = Callable[[PhaseProgress, str], None]
 phases: dict[str, PhaseProgress] = {}  # the phases run in this kernel, by name
 _told_store: set[str] = set()
 # runs that failed their --validate gate, kept (in memory only) for `%checkpoint mark NAME done`
-_rejected: dict[str, CheckpointRun] = {}
+rejected: dict[str, CheckpointRun] = {}
 
 
 class CheckpointRun:
@@ -144,6 +143,7 @@ class CheckpointRun:
         self.value: Any = None  # the last expression's value, once the body ran
         self.has_value = False
         self.gate_failed = False
+        self.phase: PhaseProgress | None = None  # this run's, once it began
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -206,13 +206,13 @@ class CheckpointRun:
         phase.finish("restored")
         with self._writing():  # NB. one transaction: a hit pays for one commit
             self._set_record(record, "restored")
-            self._log("restored", f"restored the version of {when}")
+            self._log("restored", f"restored the version of {when}", fold=self.key)
             self._watch(phase, "restored")
         if has_result:
             return result
         bundle = entry.get("result_bundle")
         if bundle is not None:
-            _emit_execute_result(self.shell, *bundle)
+            emit_execute_result(self.shell, *bundle)
         return None
 
     # -- miss ---------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ class CheckpointRun:
         self._tell_store()
         self.recorder = Recorder(self.shell.display_pub)
         self.recorder.before_output = self._before_output
-        phase = phases[self.name] = PhaseProgress(self.name)
+        phase = self.phase = phases[self.name] = PhaseProgress(self.name)
         with self._writing():
             if record.pop("mark", None) == "done":  # a run supersedes a manual mark
                 self._set_record(record, str(record.get("status", "pending")))
@@ -296,7 +296,7 @@ class CheckpointRun:
         _host.set_host(self._previous_host)
         interrupted = isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "CancelledError"
         if self.gate_failed:  # nothing of a run that failed its gate is kept in the store
-            _rejected[self.name] = self
+            rejected[self.name] = self
             try:
                 self._drop_progress()
             except StoreError as error:
@@ -315,11 +315,19 @@ class CheckpointRun:
             self._set_record(self._phase_record(), "interrupted" if interrupted else "failed")
             self._log("interrupted" if interrupted else "failed", text)
 
+    def check_gate(self) -> None:
+        if self.options.validate:
+            try:
+                check_gate(self.name, self.options.validate, self.shell.user_ns)
+            except CheckpointError:
+                self.gate_failed = True
+                raise
+
     def accept(self) -> int:
         """Save a run that failed its gate, with its variables as they are now; -> its size."""
         self.why = "accepted by hand after failing its gate"
         self.save(self.value, self.has_value)
-        _rejected.pop(self.name, None)
+        rejected.pop(self.name, None)
         phase = phases[self.name]
         phase.status = "done"
         with self._writing():
@@ -379,7 +387,7 @@ class CheckpointRun:
         version = Version(
             self.key, self.source_hash, self.inputs, self.started, duration, size, self.why
         )
-        with self.store.transact():
+        with self._writing():
             record = self._phase_record()
             for old in push_version(record, version, history_limit()):
                 self.store.delete(old)
@@ -400,13 +408,9 @@ class CheckpointRun:
     def _log(self, event: str, text: str, **data: Any) -> None:
         """Add an event to ``events:NAME`` (never per item: at most once per snapshot)."""
         try:
-            log_event(self.store, self.name, event, text, run=self.run_id, **data)
+            log_event(self.store, self.name, event, text, **data)
         except StoreError as exc:
             self._warn_store(exc)
-
-    @property
-    def run_id(self) -> str:
-        return f"{os.getpid()}:{self.started:.6f}"
 
     def _on_progress(self, phase: PhaseProgress) -> None:
         self._watch(phase, "progress")
@@ -438,7 +442,7 @@ class CheckpointRun:
         where = str(self.store.path)
         if where not in _told_store:
             _told_store.add(where)
-            text = f"{text} (store: {where}{_temporary_warning(self.store.path)})"
+            text = f"{text} (store: {where}{temporary_warning(self.store.path)})"
         self.notify(Note(kind, self.name, text, data))
 
     def _tell_store(self) -> None:
@@ -448,7 +452,7 @@ class CheckpointRun:
         if self.options.quiet or where in _told_store:
             return
         _told_store.add(where)
-        text = f"checkpoints go to {where}{_temporary_warning(self.store.path)}"
+        text = f"checkpoints go to {where}{temporary_warning(self.store.path)}"
         self.notify(Note("store", self.name, text, {"store": where}))
 
     # -- LoopHost -----------------------------------------------------------------------------
@@ -556,6 +560,11 @@ class CheckpointRun:
             self.store.put(self.snapshot_key, pickled, {"name": self.name, "reason": reason})
         except StoreError as exc:
             self._warn_store(exc)
+        else:
+            done = sum(s.count for i, s in self.loop_states.items() if "/" not in i)
+            why = "" if reason == "periodic" else f" ({reason})"
+            run = f"{os.getpid()}:{self.started:.6f}"  # snapshots of one run fold into one event
+            self._log("snapshot", f"snapshot saved{why}: {done:,} items done", done=done, fold=run)
         for loop in self.loops:
             loop.progress.last_snapshot = loop.progress.clock()
         return time.perf_counter() - start
@@ -660,7 +669,7 @@ def _flush_figures() -> None:
         backend.flush_figures()
 
 
-def _emit_execute_result(shell: Shell, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+def emit_execute_result(shell: Shell, data: dict[str, Any], metadata: dict[str, Any]) -> None:
     """Show a recorded result through the displayhook (sets ``Out[n]``) when its value is gone."""
     hook = shell.displayhook
     hook.check_for_underscore()
@@ -679,11 +688,11 @@ def _prepare(
     store: Store | None,
     watch: Watch | None,
 ) -> tuple[CheckpointRun, dict[str, Any] | None]:
+    if options.validate is not None:
+        check_expression(options.validate)
     try:
         store = store or open_store()
     except StoreError as exc:
-        import tempfile
-
         warnings.warn(
             f"{exc}; the cell runs, but its checkpoint will not outlive this kernel",
             CheckpointWarning,
@@ -708,7 +717,7 @@ def run_checkpoint(
     __tracebackhide__ = True
     run, entry = _prepare(shell, cell, options, notify, store=store, watch=watch)
     if entry is not None:
-        return run.restore(entry, run._phase_record())
+        return run.restore(entry)
     body, expr = run.compile(allow_await=False)
     run.begin()
     assert run.recorder is not None
@@ -717,7 +726,8 @@ def run_checkpoint(
             exec(body, shell.user_ns)
             value = eval(expr, shell.user_ns) if expr is not None else None
             _flush_figures()  # NB. inside the recorder: IPython would show them after we return
-            _check_gate(run)
+            run.value, run.has_value = value, expr is not None
+            run.check_gate()
     except BaseException as exc:
         run.fail(exc)
         raise
@@ -738,7 +748,7 @@ async def run_checkpoint_async(
     __tracebackhide__ = True
     run, entry = _prepare(shell, cell, options, notify, store=store, watch=watch)
     if entry is not None:
-        return run.restore(entry, run._phase_record())
+        return run.restore(entry)
     body, expr = run.compile(allow_await=True)
     run.begin()
     assert run.recorder is not None
@@ -751,7 +761,8 @@ async def run_checkpoint_async(
             if isinstance(value, types.CoroutineType):
                 value = await value
             _flush_figures()  # NB. inside the recorder: IPython would show them after we return
-            _check_gate(run)
+            run.value, run.has_value = value, expr is not None
+            run.check_gate()
     except BaseException as exc:
         run.fail(exc)
         raise
@@ -759,21 +770,6 @@ async def run_checkpoint_async(
     return value
 
 
-def _check_gate(run: CheckpointRun) -> None:
-    expr = run.options.validate
-    if not expr:
-        return
-    from .errors import CheckpointError
-
-    ns = run.shell.user_ns
-    if not eval(expr, ns):
-        names = analyze_cell(expr).inputs
-        seen = ", ".join(
-            f"{n}={ns[n]!r:.80}"
-            for n in names
-            if n in ns and not isinstance(ns[n], types.ModuleType | types.FunctionType)
-        )
-        raise CheckpointError(
-            f"phase {run.name!r} failed its gate --validate {expr!r} (saw {seen or 'nothing'}); "
-            "nothing was cached; fix the data or the cell and run it again"
-        )
+def _first_line(text: str, width: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"

@@ -41,6 +41,9 @@ examples:
   nbresume run train.ipynb -o out.ipynb --timeout 3600 --retries 5
   nbresume list                            phases in ./.nbresume: status, age, size
   nbresume show sweep                      the versions of phase 'sweep' and their inputs
+  nbresume history sweep                   its kept versions: when, how long, why each ran
+  nbresume rollback sweep --to 2 --export sweep.pkl   version 2 current again; its variables
+  nbresume log                             what happened: started, snapshots, restored, failed
   nbresume gc --older-than 7d --dry-run    what pruning would remove
   nbresume status --json | jq '.phases[] | {name, status}'
   nbresume install                         load nbresume in every kernel of this environment
@@ -73,6 +76,27 @@ behind by runs that completed always go. Nothing of a phase running in a kernel 
 examples:
   nbresume gc --older-than 7d --dry-run
   nbresume gc --keep-last 1"""
+
+
+ROLLBACK_EPILOG = """\
+Version N (as nbresume history numbers them: #1 is the current one) becomes the phase's current
+version again: first in its history, so pruning keeps it longest, and its status reads "rolled
+back". In a notebook, %checkpoint rollback NAME [N] also puts its variables back in the kernel and
+shows its outputs. --to 1 with --export only exports the current version.
+
+--export FILE writes the version's variables to FILE as a pickle of a dict {name: value}, made
+with cloudpickle. Read it in Python where nbresume (or cloudpickle) is installed:
+
+  import pickle
+  with open("sweep.pkl", "rb") as f:
+      variables = pickle.load(f)      # {'results': [...], 'best': ...}
+
+Unpickling can run code: load only files you made.
+
+examples:
+  nbresume history sweep
+  nbresume rollback sweep                          make version 2 current again
+  nbresume rollback sweep --to 3 --export old.pkl --outputs"""
 
 
 class CliError(Exception):
@@ -197,6 +221,32 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", "show the whole state of the store, loop progress included")
     status.add_argument("--json", action="store_true", help="print it as a JSON document")
     store_option(status)
+
+    history = command("history", "list the kept versions of a phase: when, how long, why")
+    history.add_argument("name", metavar="NAME")
+    store_option(history)
+
+    rollback = command(
+        "rollback",
+        "make an earlier version of a phase current again; export its variables",
+        ROLLBACK_EPILOG,
+    )
+    rollback.add_argument("name", metavar="NAME")
+    rollback.add_argument(
+        "--to",
+        metavar="N",
+        type=_positive_int,
+        help="the version, as nbresume history numbers them (default: 2, the one before)",
+    )
+    rollback.add_argument(
+        "--export", metavar="FILE", help="write its variables to FILE (a pickle of a dict)"
+    )
+    rollback.add_argument("--outputs", action="store_true", help="print its outputs' text")
+    store_option(rollback)
+
+    log = command("log", "show the events of every phase, or of one, with their times")
+    log.add_argument("name", metavar="NAME", nargs="?", help="only this phase's events")
+    store_option(log)
 
     clear = command("clear", "delete the checkpoints of one phase, or all of them")
     which = clear.add_mutually_exclusive_group(required=True)
@@ -471,6 +521,8 @@ def _json_row(row: dict[str, Any], reader: Any) -> dict[str, Any]:
     completed = started + duration if started is not None and duration is not None else None
     if row["running"] or row["status"] == "interrupted":  # the run under way, or the one that died
         started, completed = (progress or {}).get("started") or started, None
+    from ._history import version_reason
+
     out = {
         "name": row["name"],
         "kind": row["kind"],
@@ -478,6 +530,18 @@ def _json_row(row: dict[str, Any], reader: Any) -> dict[str, Any]:
         "started": _iso(started),
         "completed": _iso(completed),
         **_iso_fields(row),
+        "mark": record.get("mark") if isinstance(record, dict) else None,
+        "history": [
+            {
+                "number": number,
+                "key": version.get("key"),
+                "created": _iso(version.get("created")),
+                "duration": version.get("duration"),
+                "size": version.get("size"),
+                "reason": version_reason(versions, number - 1),
+            }
+            for number, version in enumerate(versions, 1)
+        ],
     }
     if isinstance(progress, dict):
         out["progress"] = _iso_fields(progress)
@@ -487,6 +551,99 @@ def _json_row(row: dict[str, Any], reader: Any) -> dict[str, Any]:
 
 def _iso_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: _iso(v) if k in TIME_FIELDS else v for k, v in fields.items()}
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from ._history import history_text
+    from ._store import StoreReader
+
+    path = _store_path(args.dir)
+    with StoreReader(path) as reader:
+        record = reader.get_json(f"phase:{args.name}")
+    if not isinstance(record, dict):
+        raise CliError(f"no phase named {args.name!r} in {str(path)!r}; see nbresume list")
+    print(history_text(args.name, record))
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from ._history import version_reason
+    from ._progress import format_duration
+    from ._store import open_store
+    from ._workflow import format_when, load_version, record_rollback
+    from .checkpoint import RESULT
+
+    path = _store_path(args.dir)
+    row = _find(_read(path), args.name, path)
+    if row["running"]:
+        raise CliError(f"phase {args.name!r} is running in a kernel; let it finish first")
+    store = open_store(path)
+    number = 2 if args.to is None else args.to
+    version, entry = load_version(store, args.name, number)
+    versions = (store.get_json(f"phase:{args.name}") or {}).get("versions", [])
+    why = version_reason(versions, number - 1)
+    variables = {k: v for k, v in entry["vars"].items() if k != RESULT}
+    when = format_when(version.get("created"))
+    if number == 1:
+        print(
+            f"version #1 of {args.name!r} ({when}) is its current one already; nothing to roll back"
+        )
+    else:
+        record_rollback(store, args.name, number, version)
+        print(
+            f"rolled back {args.name!r} to version #{number} of {when} (ran "
+            f"{format_duration(version.get('duration'))}; {why}): its variables are "
+            f"{', '.join(sorted(variables)) or 'none'}"
+        )
+    if args.outputs:
+        for output in entry["outputs"]:
+            text = output.get("text") or output.get("data", {}).get("text/plain", "")
+            print(text, end="" if output.get("output_type") == "stream" else "\n")
+    if args.export:
+        target = Path(args.export).expanduser()
+        size = _export(variables, target)
+        print(
+            f"wrote {len(variables)} variable{'s' * (len(variables) != 1)} to {target} "
+            f"({_size(size)}); read them with pickle.load"
+        )
+    return EXIT_OK
+
+
+def _size(n: int) -> str:
+    from ._progress import format_size
+
+    return format_size(n)
+
+
+def _export(variables: dict[str, Any], target: Path) -> int:
+    """Write ``variables`` to ``target`` as a cloudpickle'd dict, atomically; -> bytes written."""
+    import cloudpickle
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            cloudpickle.dump(variables, f, protocol=5)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise CliError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return target.stat().st_size
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from ._history import format_events, merge_events
+    from ._store import StoreReader
+
+    path = _store_path(args.dir)
+    with StoreReader(path) as reader:
+        keys = [row.key for row in reader.rows()]
+        if args.name is not None and not {f"events:{args.name}", f"phase:{args.name}"} & set(keys):
+            raise CliError(f"no phase named {args.name!r} in {str(path)!r}; see nbresume list")
+        events = merge_events(keys, reader.get_json, args.name)
+    print(format_events(events, names=args.name is None))
+    return EXIT_OK
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
@@ -548,8 +705,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
         elif what in ("map", "loop"):
             noun = "loop" if what == "loop" else f"{len(items)} resumable.map results of"
             print(f"{verb} {noun} {owner!r} (saved {when}, {size}): {reason}")
-        elif reason != "no version left":  # a phase's progress record goes with the phase
-            print(f"{verb} the progress record of {owner!r}: {reason}")
+        elif reason != "no version left":  # a phase's records go with the phase
+            record = "event log" if what == "events" else "progress record"
+            print(f"{verb} the {record} of {owner!r}: {reason}")
     if running:
         print(f"left alone while running: {', '.join(repr(name) for name in sorted(running))}")
     if not plan:

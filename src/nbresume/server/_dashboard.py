@@ -7,7 +7,8 @@ write, through `Store.delete`, as ``%checkpoint clear`` does.
 
 Keys and what owns them::
 
-    phase:NAME  progress:NAME  cell:NAME:HASH  snap:NAME:HASH  map:cell:NAME:HASH:...   phase NAME
+    phase:NAME  progress:NAME  events:NAME  cell:NAME:HASH  snap:NAME:HASH
+    map:cell:NAME:HASH:...                     phase NAME
     loop:NAME                                  the saved done keys of a loop outside a cell
     map:HOST:ID:N                              results of a resumable.map outside a cell
 """
@@ -140,7 +141,7 @@ def owner(key: str) -> tuple[str, str] | None:
     """``(kind, name)`` of the row a key belongs to (see the module docstring), or None."""
     prefix, _, rest = key.partition(":")
     kind, name = "phase", ""
-    if prefix in ("phase", "progress"):
+    if prefix in ("phase", "progress", "events"):  # events: the phase's log
         name = rest
     elif prefix in ("cell", "snap"):
         name = rest.rpartition(":")[0]

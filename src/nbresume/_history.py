@@ -1,0 +1,260 @@
+"""A phase's history (its kept versions), manual marks and the event log; pure records over JSON.
+
+Two small JSON records per phase, beside its signed entries::
+
+    phase:NAME   {"name", "status", "updated", "source_hash", "versions": [VERSION, ...],
+                  "mark": "pending" | "done" (optional), "rolled_back": {...} (optional)}
+    events:NAME  [{"t": epoch seconds, "event": "started", "text": "..."}, ...]  oldest first
+
+``versions`` are the completed runs kept, most recently *current* first: a run that saves, a hit
+that restores and a rollback all move their version to the front. Pruning drops the versions at
+the end, the ones least recently used, and keeps exactly `history_limit` of them.
+
+Nothing here displays or unpickles; the engine (`checkpoint`) and the line commands do.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ._keys import describe_change
+from ._progress import format_duration, format_size
+from .errors import CheckpointWarning
+
+if TYPE_CHECKING:
+    from ._store import Store
+
+__all__ = [
+    "DEFAULT_HISTORY",
+    "EVENTS_KEPT",
+    "FIRST_RUN",
+    "HISTORY_ENV",
+    "Version",
+    "append_event",
+    "format_events",
+    "format_when",
+    "history_limit",
+    "history_text",
+    "log_event",
+    "merge_events",
+    "promote",
+    "push_version",
+    "version_reason",
+]
+
+HISTORY_ENV = "NBRESUME_HISTORY"  # completed versions kept per phase; `%checkpoint history --keep`
+DEFAULT_HISTORY = 3
+EVENTS_KEPT = 200  # events kept per phase, the newest; a long loop's snapshots count as one
+FIRST_RUN = "first run"
+
+_warned_env: set[str] = set()
+
+
+def history_limit() -> int:
+    """How many completed versions each phase keeps: ``$NBRESUME_HISTORY``, default 3.
+
+    Examples
+    --------
+    >>> import os; os.environ.pop("NBRESUME_HISTORY", None) and None
+    >>> history_limit()
+    3
+    """
+    text = os.environ.get(HISTORY_ENV, "").strip()
+    if not text:
+        return DEFAULT_HISTORY
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    if text not in _warned_env:
+        _warned_env.add(text)
+        warnings.warn(
+            f"{HISTORY_ENV}={text!r} is not a whole number >= 1; keeping {DEFAULT_HISTORY} "
+            f"versions per phase; set it to e.g. 5, or use %checkpoint history --keep 5",
+            CheckpointWarning,
+            stacklevel=3,
+        )
+    return DEFAULT_HISTORY
+
+
+@dataclass
+class Version:
+    """One completed run of a phase, as its ``phase:NAME`` record lists it."""
+
+    key: str  # the signed entry cell:NAME:HASH holding its variables and outputs
+    source_hash: str
+    inputs: dict[str, str]
+    created: float  # when the run started (epoch seconds)
+    duration: float
+    size: int = 0
+    reason: str | None = None  # why it was run: "first run", "input 'lr' changed", ...
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Version:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def version_reason(versions: list[dict[str, Any]], index: int) -> str:
+    """Why version ``index`` was run; records written before reasons were kept compare with the
+    next older version."""
+    version = versions[index]
+    reason = version.get("reason")
+    if isinstance(reason, str):
+        return reason
+    if index + 1 >= len(versions):
+        return "the oldest kept"
+    older = versions[index + 1]
+    return describe_change(
+        older.get("source_hash"),
+        older.get("inputs") or {},
+        str(version.get("source_hash", "")),
+        version.get("inputs") or {},
+    )
+
+
+def push_version(record: dict[str, Any], version: Version, keep: int) -> list[str]:
+    """Put ``version`` first in ``record``'s versions, keeping ``keep``; -> the keys pruned.
+
+    A version with the same key (a forced re-run) is replaced, not kept twice.
+
+    Examples
+    --------
+    >>> record = {}
+    >>> [push_version(record, Version(f"cell:a:{i}", "s", {}, i, 1.0), 2) for i in range(3)]
+    [[], [], ['cell:a:0']]
+    >>> [v["key"] for v in record["versions"]]
+    ['cell:a:2', 'cell:a:1']
+    """
+    versions = [v for v in record.get("versions", []) if v.get("key") != version.key]
+    versions.insert(0, version.to_json())
+    record["versions"] = versions[:keep]
+    return [str(v["key"]) for v in versions[keep:]]
+
+
+def promote(record: dict[str, Any], key: str) -> int | None:
+    """Move the version ``key`` to the front (it is current now); -> its former index, or None."""
+    versions = record.get("versions", [])
+    for index, version in enumerate(versions):
+        if version.get("key") == key:
+            versions.insert(0, versions.pop(index))
+            return index
+    return None
+
+
+def append_event(
+    events: list[dict[str, Any]], event: dict[str, Any], keep: int = EVENTS_KEPT
+) -> list[dict[str, Any]]:
+    """``events`` with ``event`` added, the oldest dropped beyond ``keep``.
+
+    An event with a ``fold`` value that repeats the last one (same event, same ``fold``) replaces
+    it, counting: the snapshots of one run, the hits of one version. A six-hour loop saving every
+    10 s, or a notebook re-run all day, must not push the phase's other events out of the log.
+
+    Examples
+    --------
+    >>> log = []
+    >>> for t in (1, 2, 3):
+    ...     log = append_event(log, {"t": t, "event": "snapshot", "fold": "run-1"})
+    >>> [(e["t"], e["count"], e["since"]) for e in log]
+    [(3, 3, 1)]
+    """
+    last = events[-1] if events else None
+    if (
+        event.get("fold") is not None
+        and last is not None
+        and last.get("event") == event["event"]
+        and last.get("fold") == event["fold"]
+    ):
+        event = {
+            **event,
+            "count": int(last.get("count", 1)) + 1,
+            "since": last.get("since", last.get("t")),
+        }
+        events = events[:-1]
+    return [*events, event][-keep:]
+
+
+# -- text forms ---------------------------------------------------------------------------------
+
+
+def format_when(t: float | None, seconds: bool = False) -> str:
+    if not t:
+        return "-"
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else ""))
+
+
+def history_text(name: str, record: Mapping[str, Any], keep: int | None = None) -> str:
+    """``%checkpoint history NAME`` / ``nbresume history NAME``: one line per kept version.
+
+    ``#1`` is the current version (the one the last run, hit or rollback used), ``#2`` the one
+    current before it, and so on; `rollback` takes these numbers.
+    """
+    versions = [v for v in record.get("versions", []) if isinstance(v, dict)]
+    keep = history_limit() if keep is None else keep
+    if not versions:
+        return f"phase {name!r}: no completed version (keeps the newest {keep})"
+    count = f"{len(versions)} version{'s' * (len(versions) != 1)}"
+    lines = [f"phase {name!r}: {count}, #1 is current (keeps {keep}; set with {HISTORY_ENV})"]
+    rows = [
+        (
+            f"#{number}",
+            format_when(version.get("created")),
+            f"ran {format_duration(version.get('duration'))}",
+            format_size(version.get("size") or 0),
+            version_reason(versions, number - 1),
+        )
+        for number, version in enumerate(versions, 1)
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:4])]
+        cells[3] = row[3].rjust(widths[3])
+        lines.append("  " + "  ".join([*cells, row[4]]))
+    return "\n".join(lines)
+
+
+def format_events(events: Iterable[Mapping[str, Any]], names: bool = True) -> str:
+    """Event lines, oldest first: ``2026-11-22 10:31:05  train  started: source changed``."""
+    lines = []
+    for event in events:
+        when = format_when(event.get("t"), seconds=True)
+        text = str(event.get("text") or event.get("event"))
+        if event.get("count", 1) > 1:
+            since = format_when(event.get("since"), seconds=True)
+            text += f" ({event['count']} times since {since})"
+        lines.append(f"{when}  {event.get('name', '')}  {text}" if names else f"{when}  {text}")
+    return "\n".join(lines) if lines else "no events yet"
+
+
+def merge_events(
+    keys: Iterable[str], read: Callable[[str], Any], name: str | None = None
+) -> list[dict[str, Any]]:
+    """The events of one phase, or of every phase (by time), from ``events:NAME`` records."""
+    wanted = (
+        [f"events:{name}"] if name is not None else [k for k in keys if k.startswith("events:")]
+    )
+    merged: list[dict[str, Any]] = []
+    for key in wanted:
+        events = read(key)
+        phase = key[len("events:") :]
+        if isinstance(events, list):
+            merged += [{**e, "name": phase} for e in events if isinstance(e, dict)]
+    merged.sort(key=lambda e: e.get("t") or 0.0)
+    return merged
+
+
+def log_event(store: Store, name: str, event: str, text: str, **data: Any) -> None:
+    """Append an event to ``events:NAME`` (read, add, write in one transaction: two kernels on
+    one store never lose each other's events). Raises `StoreError`."""
+    entry = {"t": time.time(), "event": event, "text": text, **data}
+    key = f"events:{name}"
+    with store.transact():
+        events = store.get_json(key, [])
+        store.put_json(key, append_event(events if isinstance(events, list) else [], entry))
