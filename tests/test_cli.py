@@ -27,7 +27,8 @@ import pytest
 from conftest import CellRun, runs
 from kernel_helpers import kernel_env, own_outputs, read_runs, stdout_of, wait_until
 from nbresume import StoreError, _store
-from nbresume.cli import Report, cell_label, loads_extension, main
+from nbresume._run import Report, cell_label, loads_extension
+from nbresume.cli import main
 
 RunCell = Callable[..., CellRun]
 BIN = Path(sys.executable).parent  # the venv's scripts: nbresume, papermill

@@ -17,6 +17,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from . import _store
+from ._host import writer_alive
 from .errors import NbresumeError, StoreError
 
 __all__ = [
@@ -108,8 +109,8 @@ def _kernel_status(
     last = progress.get("status")  # the latest run's, whichever kernel ran it
     manual = _manual_status(record, progress)
     if last == "running":
-        pid = progress.get("pid")
-        status = "running" if pid != os.getpid() and _alive(pid) else "interrupted"
+        mine = progress.get("pid") == os.getpid()  # a previous kernel's, with a recycled pid
+        status = "running" if not mine and writer_alive(progress) else "interrupted"
     elif manual is not None:
         status = manual
     elif last in ("failed", "interrupted"):
@@ -132,18 +133,6 @@ def _manual_status(record: dict[str, Any], progress: dict[str, Any]) -> str | No
     ):
         return "rolled back"
     return None
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:

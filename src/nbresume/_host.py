@@ -7,11 +7,16 @@ saves the cell's variables and outputs too); elsewhere a loop hosts itself under
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["LoopHost", "LoopState", "current_host", "set_host"]
+__all__ = ["STALE_SECONDS", "LoopHost", "LoopState", "current_host", "set_host", "writer_alive"]
+
+# a "running" progress record of another host, not rewritten for this long, is taken as dead
+STALE_SECONDS = 60.0
 
 
 @dataclass
@@ -66,3 +71,29 @@ def set_host(host: LoopHost | None) -> LoopHost | None:
     global _host
     previous, _host = _host, host
     return previous
+
+
+def writer_alive(progress: Mapping[str, Any], now: float | None = None) -> bool:
+    """Whether the process that writes a running ``progress:NAME`` record still runs.
+
+    Its pid, when it ran on this host; else (another host sharing the store) whether the record
+    was rewritten in the last `STALE_SECONDS` (a running loop rewrites it every second or so).
+    """
+    import socket
+
+    pid, host = progress.get("pid"), progress.get("host")
+    if isinstance(pid, int) and pid > 0 and host in (None, socket.gethostname()):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # another user's process: alive
+            return True
+        except OSError:
+            pass
+        else:
+            return True
+    updated = progress.get("updated")
+    if not isinstance(updated, int | float):
+        return False
+    return (time.time() if now is None else now) - updated < STALE_SECONDS

@@ -315,7 +315,24 @@ class CheckpointRun:
             self._set_record(self._phase_record(), "interrupted" if interrupted else "failed")
             self._log("interrupted" if interrupted else "failed", text)
 
-    def check_gate(self) -> None:
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Around the body of a miss: records its outputs, then saves it, or marks it failed."""
+        __tracebackhide__ = True
+        self.begin()
+        assert self.recorder is not None
+        try:
+            with self.recorder:
+                yield
+        except BaseException as exc:
+            self.fail(exc)
+            raise
+        self.end(self.value, self.has_value)
+
+    def ran(self, value: Any, has_value: bool) -> None:
+        """The body ran to its end with ``value``; still inside the recorder: the gate may fail."""
+        _flush_figures()  # NB. inside the recorder: IPython would show them after we return
+        self.value, self.has_value = value, has_value
         if self.options.validate:
             try:
                 check_gate(self.name, self.options.validate, self.shell.user_ns)
@@ -719,19 +736,10 @@ def run_checkpoint(
     if entry is not None:
         return run.restore(entry)
     body, expr = run.compile(allow_await=False)
-    run.begin()
-    assert run.recorder is not None
-    try:
-        with run.recorder:
-            exec(body, shell.user_ns)
-            value = eval(expr, shell.user_ns) if expr is not None else None
-            _flush_figures()  # NB. inside the recorder: IPython would show them after we return
-            run.value, run.has_value = value, expr is not None
-            run.check_gate()
-    except BaseException as exc:
-        run.fail(exc)
-        raise
-    run.end(value, expr is not None)
+    with run.running():
+        exec(body, shell.user_ns)
+        value = eval(expr, shell.user_ns) if expr is not None else None
+        run.ran(value, expr is not None)
     return value
 
 
@@ -750,23 +758,14 @@ async def run_checkpoint_async(
     if entry is not None:
         return run.restore(entry)
     body, expr = run.compile(allow_await=True)
-    run.begin()
-    assert run.recorder is not None
-    try:
-        with run.recorder:
-            pending = eval(body, shell.user_ns)
-            if pending is not None:
-                await pending
-            value = eval(expr, shell.user_ns) if expr is not None else None
-            if isinstance(value, types.CoroutineType):
-                value = await value
-            _flush_figures()  # NB. inside the recorder: IPython would show them after we return
-            run.value, run.has_value = value, expr is not None
-            run.check_gate()
-    except BaseException as exc:
-        run.fail(exc)
-        raise
-    run.end(value, expr is not None)
+    with run.running():
+        pending = eval(body, shell.user_ns)
+        if pending is not None:
+            await pending
+        value = eval(expr, shell.user_ns) if expr is not None else None
+        if isinstance(value, types.CoroutineType):
+            value = await value
+        run.ran(value, expr is not None)
     return value
 
 

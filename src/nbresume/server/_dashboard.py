@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import threading
 import time
 from collections import deque
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .._host import writer_alive
 from .._store import DB_FILE, DEFAULT_DIR, EntryInfo, Store, StoreReader
 from ..errors import NbresumeError
 
@@ -44,8 +44,6 @@ MAX_DEPTH = 6  # directory levels searched below the root for .nbresume stores
 MAX_DIRS = 20_000  # directories visited per search at most: a huge root must not stall the server
 SCAN_SECONDS = 5.0  # a search is reused this long; the page polls every 2 s
 SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages"})  # never hold notebooks
-STALE_SECONDS = 60.0  # a "running" record not rewritten for this long, whose process cannot be
-# checked (no pid, or another host), is shown as interrupted
 KINDS = ("phase", "loop", "map")
 
 
@@ -163,25 +161,6 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _alive(progress: dict[str, Any], now: float) -> bool:
-    """Whether the process that writes a running progress record still runs."""
-    pid = progress.get("pid")
-    host = progress.get("host")
-    if isinstance(pid, int) and pid > 0 and host in (None, socket.gethostname()):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # another user's process: alive
-            return True
-        except OSError:
-            pass
-        else:
-            return True
-    updated = _number(progress.get("updated"))
-    return updated is not None and now - updated < STALE_SECONDS
-
-
 PROGRESS_FIELDS = ("done", "total", "skipped", "rate", "eta", "elapsed", "last_snapshot")
 
 
@@ -217,7 +196,7 @@ def _phase_row(
     entries = [info for info in infos if info.key.startswith("cell:")]
     snapshot = max(snaps, key=lambda info: info.stored, default=None)
 
-    running = progress.get("status") == "running" and _alive(progress, now)
+    running = progress.get("status") == "running" and writer_alive(progress, now)
     if running:
         status = "running"
     elif progress.get("status") == "running":

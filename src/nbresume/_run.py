@@ -1,0 +1,406 @@
+"""``nbresume run``: execute a notebook headless with nbclient, and run it again when its kernel dies.
+
+`NotebookRun` starts a kernel, runs the cells, and on a kernel death (an OOM kill, ``os._exit``,
+SIGKILL) starts a new one and runs the notebook again: finished phases restore from their
+checkpoints, the interrupted loop continues. `Report` prints one line per cell (a live line on a
+terminal). The output notebook holds the outputs of the attempt that finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from ._capture import NOTE_KEY  # the metadata key of nbresume's notes in a cell's outputs
+
+EXTENSION = "nbresume"
+SKIP_TAG = "skip-execution"  # nbclient's default skip_cells_with_tag
+
+__all__ = [
+    "NotebookRun",
+    "Report",
+    "RunResult",
+    "cell_label",
+    "loads_extension",
+    "signal_name",
+    "write_notebook",
+]
+
+
+def write_notebook(nb: Any, output: Path) -> None:
+    import nbformat
+
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    try:
+        nbformat.write(nb, tmp)  # type: ignore[no-untyped-call]
+        os.replace(tmp, output)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def loads_extension(nb: Any) -> bool:
+    """Whether a code cell of ``nb`` runs ``%load_ext nbresume`` itself."""
+    import re
+
+    pattern = re.compile(r"^\s*%load_ext\s+(.*\s)?nbresume(\s|$)", re.MULTILINE)
+    return any(c.cell_type == "code" and pattern.search(c.source) for c in nb.cells)
+
+
+def cell_label(source: str, width: int = 40) -> str:
+    """The first line of code of a cell, shortened: ``%%checkpoint sweep --every 1``."""
+    lines = [line.strip() for line in source.splitlines()]
+    line = next((ln for ln in lines if ln and not ln.startswith("#")), lines[0] if lines else "")
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def cell_notes(outputs: list[Any]) -> dict[str, dict[str, Any]]:
+    """nbresume's notes among a cell's outputs, by kind (restored, resuming, running...)."""
+    notes: dict[str, dict[str, Any]] = {}
+    for output in outputs:
+        meta = output.get("metadata") or {}
+        note = meta.get(NOTE_KEY) if isinstance(meta, dict) else None
+        if output.get("output_type") == "display_data" and isinstance(note, dict):
+            notes[str(note.get("kind"))] = note
+    return notes
+
+
+class Report:
+    """Progress lines: one per cell when it ends; on a terminal also a live line while it runs."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.cell: str | None = None  # "[3/7] %%checkpoint sweep" while a cell runs
+        self.started = 0.0
+        self.note = ""
+
+    def start(self, label: str) -> None:
+        self.cell, self.started, self.note = label, time.monotonic(), ""
+        self.draw()
+
+    def noted(self, text: str) -> None:
+        self.note = " ".join(text.split())
+        self.draw()
+
+    def draw(self) -> None:
+        if not self.tty or self.cell is None:
+            return
+        import shutil
+
+        from ._progress import format_duration
+
+        text = f"{self.cell} ... {format_duration(time.monotonic() - self.started)}"
+        if self.note:
+            text += f"  {self.note}"
+        width = shutil.get_terminal_size().columns - 1
+        self.stream.write("\r\x1b[K" + text[:width])
+        self.stream.flush()
+
+    def end(self, outcome: str) -> None:
+        """The running cell's last line; without one (between cells), ``outcome`` alone."""
+        self.line(outcome if self.cell is None else f"{self.cell} ... {outcome}")
+        self.cell = None
+
+    def line(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+        print(text, file=self.stream, flush=True)
+
+
+@dataclass
+class RunResult:
+    nb: Any
+    error: str | None = None  # one line, when the run failed
+    signal: int = 0  # when stopped by SIGINT/SIGTERM
+    ran: bool = False  # a kernel ran at least one cell: the notebook holds outputs
+    summary: str = ""
+
+
+@dataclass
+class _Attempt:
+    nb: Any
+    process: Any = None  # the kernel's Popen, to tell how it died
+    cell: int | None = None  # index of the cell running (or failed) when the attempt ended
+    started: bool = False  # the kernel answered: cells began
+    restored: int = 0
+
+
+class NotebookRun:
+    """Run a notebook with nbclient; after a kernel death, run it again in a fresh kernel."""
+
+    def __init__(
+        self,
+        nb: Any,
+        *,
+        cwd: Path,
+        kernel: str | None,
+        timeout: float | None,
+        retries: int,
+        report: Report,
+    ) -> None:
+        self.original = nb
+        self.cwd = cwd
+        self.kernel = kernel
+        self.timeout = timeout
+        self.retries = retries
+        self.report = report
+        self.signal = 0  # SIGINT or SIGTERM received: stop, no retry
+        self._task: Any = None  # the asyncio task running the attempts
+        code = [
+            i
+            for i, cell in enumerate(nb.cells)
+            if cell.cell_type == "code"
+            and cell.source.strip()
+            and SKIP_TAG not in cell.metadata.get("tags", [])
+        ]
+        self.numbers = {index: n for n, index in enumerate(code, 1)}
+        self.labels = {
+            index: f"[{n}/{len(code)}] {cell_label(nb.cells[index].source)}"
+            for index, n in self.numbers.items()
+        }
+        # NB. loading it twice prints "already loaded": preload only for notebooks that do not.
+        self.preload = not loads_extension(nb)
+
+    def run(self) -> RunResult:
+        import asyncio
+
+        return asyncio.run(self._run())
+
+    async def _run(self) -> RunResult:
+        import asyncio
+        import copy
+
+        from jupyter_client.kernelspec import NoSuchKernel
+        from nbclient.exceptions import CellControlSignal
+
+        self._task = asyncio.current_task()
+        began = time.monotonic()
+        deaths: list[str] = []
+        for number in range(self.retries + 1):
+            attempt = _Attempt(copy.deepcopy(self.original))
+            try:
+                await self._execute(attempt)
+            except (RuntimeError, CellControlSignal, NoSuchKernel) as exc:
+                result = self._stopped(attempt, exc, deaths)
+                if result is not None:
+                    return result
+                self.report.end(f"kernel died ({deaths[-1]}), retry {number + 1}/{self.retries}")
+                continue
+            return self._succeeded(attempt, deaths, time.monotonic() - began)
+        raise AssertionError("unreachable: the last attempt returns")
+
+    def _stopped(self, attempt: _Attempt, exc: Exception, deaths: list[str]) -> RunResult | None:
+        """The result of an attempt that raised ``exc``, or None to try again."""
+        if self.signal:
+            if self.report.cell is not None:
+                self.report.end(f"stopped by {signal_name(self.signal)}")
+            return RunResult(attempt.nb, signal=self.signal, ran=attempt.started)
+        why = self._failure(attempt, exc)
+        if why is not None:
+            if self.report.cell is not None:  # a cell error was reported as the cell ended
+                self.report.end(why)
+            return RunResult(attempt.nb, error=f"{self._where(attempt)} {why}", ran=attempt.started)
+        deaths.append(self._how(attempt))
+        if len(deaths) <= self.retries:
+            return None
+        self.report.end(f"kernel died ({deaths[-1]})")
+        return RunResult(
+            attempt.nb,
+            error=f"the kernel died {len(deaths)} times, last in {self._where(attempt)} "
+            f"({deaths[-1]}); gave up after {self.retries} retries; checkpoints are kept: run "
+            "again to resume",
+            ran=True,
+        )
+
+    def _failure(self, attempt: _Attempt, exc: Exception) -> str | None:
+        """Why the run failed for good, or None for a kernel death worth a retry."""
+        from jupyter_client.kernelspec import NoSuchKernel
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+        if isinstance(exc, NoSuchKernel):
+            return (
+                f"needs kernel {exc.args[0]!r}, which is not installed; see jupyter kernelspec "
+                "list, or pass --kernel NAME"
+            )
+        if isinstance(exc, CellExecutionError):
+            return f"raised {exc.ename}: {_first_line(exc.evalue)}"
+        if isinstance(exc, CellTimeoutError):
+            return f"timed out after {self.timeout:g}s (--timeout)"
+        if not isinstance(exc, DeadKernelError):
+            return f"could not start a kernel: {_first_line(str(exc))}"
+        if not attempt.started:
+            return f"the kernel died as it started ({self._how(attempt)})"
+        return None
+
+    def _succeeded(self, attempt: _Attempt, deaths: list[str], seconds: float) -> RunResult:
+        from ._progress import format_duration
+
+        cells = len(self.labels)
+        parts = [f"ran {cells} cell{'s' * (cells != 1)} in {format_duration(seconds)}"]
+        if attempt.restored:
+            parts.append(f"{attempt.restored} restored")
+        if deaths:
+            parts.append(f"{len(deaths)} kernel restart{'s' * (len(deaths) != 1)}")
+        attempt.nb.metadata[NOTE_KEY] = {"attempts": len(deaths) + 1, "kernel_deaths": deaths}
+        return RunResult(attempt.nb, ran=True, summary=", ".join(parts))
+
+    def _where(self, attempt: _Attempt) -> str:
+        if attempt.cell is None or attempt.cell not in self.numbers:
+            return "the notebook"
+        label = cell_label(attempt.nb.cells[attempt.cell].source)
+        return f"code cell {self.numbers[attempt.cell]} ({label})"
+
+    @staticmethod
+    def _how(attempt: _Attempt) -> str:
+        process = attempt.process
+        code = process.poll() if process is not None else None
+        if code is None:
+            return "stopped responding"
+        if code < 0:
+            return signal_name(-code)
+        return f"exit code {code}"
+
+    async def _execute(self, attempt: _Attempt) -> None:
+        import asyncio
+
+        client = _client_class()(
+            attempt.nb,
+            runner=self,
+            attempt=attempt,
+            kernel_name=self.kernel or "",
+            timeout=math.ceil(self.timeout) if self.timeout else None,
+            resources={"metadata": {"path": str(self.cwd)}},
+            extra_arguments=[f"--InteractiveShellApp.extra_extensions={EXTENSION}"]
+            if self.preload
+            else [],
+        )
+        ticker = asyncio.ensure_future(self._tick()) if self.report.tty else None
+        try:
+            await client.async_execute()
+        except asyncio.CancelledError:
+            if not self.signal:
+                raise
+            from nbclient.exceptions import DeadKernelError
+
+            raise DeadKernelError("stopped") from None
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+
+    async def _tick(self) -> None:
+        import asyncio
+
+        while True:
+            await asyncio.sleep(1)
+            self.report.draw()
+
+    def _stop(self, signum: int) -> None:
+        self.signal = signum
+        if self._task is not None:
+            self._task.cancel()
+
+    # -- nbclient hooks -------------------------------------------------------------------------
+
+    def on_start(self, attempt: _Attempt, client: Any) -> None:
+        import asyncio
+        import signal
+
+        attempt.started = True
+        attempt.process = getattr(getattr(client.km, "provisioner", None), "process", None)
+        # NB. replaces nbclient's handlers, which stop the kernel: that would look like a death
+        # to retry. nbclient removes ours when the attempt ends.
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(RuntimeError, NotImplementedError, ValueError):
+                loop.add_signal_handler(signum, self._stop, signum)
+
+    def on_cell_start(self, attempt: _Attempt, index: int) -> None:
+        if index in self.labels:
+            attempt.cell = index
+            self.report.start(self.labels[index])
+
+    def on_cell_executed(self, attempt: _Attempt, cell: Any, index: int, reply: Any) -> None:
+        from ._progress import format_duration
+
+        if index not in self.labels:
+            return
+        content = (reply or {}).get("content", {})
+        if content.get("status") == "error":
+            if "raises-exception" in cell.metadata.get("tags", []):
+                self.report.end(f"raised {content.get('ename')} (allowed by its tag)")
+            else:
+                self.report.end(
+                    f"failed: {content.get('ename')}: {_first_line(content.get('evalue', ''))}"
+                )
+            return
+        notes = cell_notes(cell.outputs)
+        elapsed = format_duration(time.monotonic() - self.report.started)
+        if "restored" in notes:
+            attempt.restored += 1
+            self.report.end("restored")
+        elif "resuming" in notes:
+            done = notes["resuming"].get("done")
+            self.report.end(f"done in {elapsed} (resumed after {done} items)")
+        elif "running" in notes and notes["running"].get("reason"):
+            self.report.end(f"done in {elapsed} ({notes['running']['reason']})")
+        else:
+            self.report.end(f"done in {elapsed}")
+        attempt.cell = None
+
+
+def _first_line(text: str) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+_CLIENT: Any = None
+
+
+def _client_class() -> Any:
+    """nbclient's NotebookClient, calling our hooks and showing nbresume's notes as they arrive."""
+    global _CLIENT
+    if _CLIENT is not None:
+        return _CLIENT
+    from nbclient import NotebookClient
+
+    class Client(NotebookClient):
+        def __init__(self, nb: Any, *, runner: NotebookRun, attempt: _Attempt, **kw: Any) -> None:
+            super().__init__(
+                nb,
+                on_notebook_start=lambda notebook: runner.on_start(attempt, self),
+                on_cell_start=lambda cell, cell_index: runner.on_cell_start(attempt, cell_index),
+                on_cell_executed=lambda cell, cell_index, execute_reply: runner.on_cell_executed(
+                    attempt, cell, cell_index, execute_reply
+                ),
+                **kw,
+            )
+            self.runner = runner
+
+        def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
+            content = msg.get("content") or {}
+            meta = content.get("metadata")
+            if (
+                msg.get("msg_type") in ("display_data", "update_display_data")
+                and isinstance(meta, dict)
+                and NOTE_KEY in meta
+            ):
+                self.runner.report.noted(str(content.get("data", {}).get("text/plain", "")))
+            return super().process_message(msg, cell, cell_index)
+
+    _CLIENT = Client
+    return Client
