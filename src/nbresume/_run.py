@@ -275,6 +275,14 @@ class NotebookRun:
             return signal_name(-code)
         return f"exit code {code}"
 
+    def _kernel_arguments(self) -> list[str]:
+        # NB. the kernel's own log (e.g. ipykernel's warning that it runs over TCP without
+        # encryption, on localhost) would interleave with the progress lines
+        arguments = ["--IPKernelApp.log_level=ERROR"]
+        if self.preload:
+            arguments.append(f"--InteractiveShellApp.extra_extensions={EXTENSION}")
+        return arguments
+
     async def _execute(self, attempt: _Attempt) -> None:
         import asyncio
 
@@ -285,9 +293,7 @@ class NotebookRun:
             kernel_name=self.kernel or "",
             timeout=math.ceil(self.timeout) if self.timeout else None,
             resources={"metadata": {"path": str(self.cwd)}},
-            extra_arguments=[f"--InteractiveShellApp.extra_extensions={EXTENSION}"]
-            if self.preload
-            else [],
+            extra_arguments=self._kernel_arguments(),
         )
         ticker = asyncio.ensure_future(self._tick()) if self.report.tty else None
         try:
