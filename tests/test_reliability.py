@@ -878,6 +878,7 @@ for job in resumable(jobs, key=lambda job: job):
 """
 
 
+@pytest.mark.xfail(strict=True, reason="open bug: identity-compared keys never match")
 def test_keys_that_compare_by_identity_never_give_a_wrong_result_after_a_resume(
     shell: InteractiveShell, run_cell: RunCell
 ) -> None:

@@ -22,6 +22,7 @@ VALUE_WIDTH = 80  # characters of each value shown
 def check_gate(name: str, expr: str, ns: dict[str, Any]) -> None:
     """Evaluate ``--validate EXPR`` after phase ``name`` ran; `CheckpointError` if it is false or
     fails, quoting EXPR and the values it saw."""
+    __tracebackhide__ = True  # the message says it all; nbresume's frames are noise to the user
     tree = ast.parse(expr, mode="eval")  # NB. `_prepare` checked it before the cell ran
     try:
         ok = bool(eval(compile(tree, "<validate>", "eval"), ns))
@@ -29,7 +30,7 @@ def check_gate(name: str, expr: str, ns: dict[str, Any]) -> None:
         raise CheckpointError(
             f"phase {name!r}: its gate --validate {expr!r} raised {exc!r}; nothing was "
             "cached; fix the expression (it must give True or False) or the cell"
-        ) from exc
+        ) from None  # NB. the message names the error; its frame in "<validate>" shows nothing
     if ok:
         return
     raise CheckpointError(

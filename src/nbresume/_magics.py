@@ -87,6 +87,10 @@ def parse_cell_args(line: str) -> checkpoint.CheckpointOptions:
                 raise CheckpointError(
                     f"--exclude {name!r} is not a variable name; give names like --exclude conn,f"
                 )
+        if args.validate is not None:  # before the cell runs: a one-line UsageError
+            from ._gate import check_expression
+
+            check_expression(args.validate)
         every: int | str | None = args.every
         if every is not None:
             from .resumable import parse_every
