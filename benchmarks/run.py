@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import pickle
@@ -114,19 +115,24 @@ def median(values: list[float]) -> float:
 
 
 def interleave(
-    variants: dict[str, Callable[[], float]], repeat: int, warmup: int = 1
+    variants: dict[str, Callable[[], float]], repeat: int, warmup: int = 1, permute: bool = False
 ) -> dict[str, float]:
     """Run each variant ``repeat`` times, taking turns; each returns the seconds it measured.
 
     The first ``warmup`` turns are not counted (imports, first-touch page faults, caches).
+    ``permute``: the turns go through every order of the variants, so each runs right after each
+    other one equally often (NB. a 1 GiB load here runs up to 4x slower when the kernel has no
+    huge page free for its array, often right after a `pickle.load` freed its own: perf then shows
+    4 KiB page faults, whichever load it is).
     """
     for _ in range(warmup):
         for run in variants.values():
             run()
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(repeat):
-        for name, run in variants.items():
-            times[name].append(run())
+    orders = list(itertools.permutations(variants)) if permute else [tuple(variants)]
+    for turn in range(repeat):
+        for name in orders[turn % len(orders)]:
+            times[name].append(variants[name]())
     return {name: median(values) for name, values in times.items()}
 
 
@@ -536,15 +542,31 @@ def bench_arrays(b: Bench) -> list[Row]:
     arr = np.random.default_rng(0).random(b.array_bytes // 8)
     store = _open_store(b, "store-arrays")
     npy, pkl = b.path("a.npy"), b.path("a.pkl")
+    saves = {
+        "nb": lambda: _engine_save(store, "arr", arr),
+        "np": lambda: _np_save(npy, arr),
+        "pickle": lambda: _pickle_save(pkl, arr),
+    }
+
+    def alone(save: Callable[[], float]) -> Callable[[], float]:
+        """``save``, after deleting every variant's file (outside the timing).
+
+        NB. the dirty pages of a deleted file are dropped, never written back: no save pays for
+        writing back the file of the one before it, and none starts with the disk busy.
+        """
+
+        def run() -> float:
+            store.delete("arr")
+            npy.unlink(missing_ok=True)
+            pkl.unlink(missing_ok=True)
+            return save()
+
+        return run
+
     os.sync()  # NB. dirty pages of earlier sections would be written back during the timing
-    save = interleave(
-        {
-            "nb": lambda: _engine_save(store, "arr", arr),
-            "np": lambda: _np_save(npy, arr),
-            "pickle": lambda: _pickle_save(pkl, arr),
-        },
-        repeat=7,
-    )
+    save = interleave({name: alone(run) for name, run in saves.items()}, repeat=18, permute=True)
+    for run in saves.values():  # the files the loads read, written back before they run
+        run()
     os.sync()
     load = interleave(
         {
@@ -552,7 +574,8 @@ def bench_arrays(b: Bench) -> list[Row]:
             "np": lambda: _np_load(npy),
             "pickle": lambda: _pickle_load(pkl),
         },
-        repeat=7,
+        repeat=18,
+        permute=True,
     )
     mem = _array_memory(b)
     n = b.array_bytes

@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -543,12 +544,26 @@ def test_on_a_terminal_the_running_cell_is_one_line_redrawn_in_place() -> None:
     assert "\r\x1b[K[2/3] %%checkpoint sweep ... " in text
     assert "sweep: 12/40 ETA 3s" in text
     assert text.endswith("\r\x1b[K[2/3] %%checkpoint sweep ... done in 4.0s\n")
+
+
+def test_without_a_terminal_a_long_cell_prints_a_plain_progress_line_every_10_s() -> None:
+    now = [0.0]
     plain = io.StringIO()
-    report = Report(plain)
-    report.start("[1/1] x = 1")
-    report.noted("ignored")
+    report = Report(plain, clock=lambda: now[0])
+    report.start("[1/2] x = 1")
+    report.noted("nbresume's notes go to the terminal line only")
     report.end("done in 0.01s")
-    assert plain.getvalue() == "[1/1] x = 1 ... done in 0.01s\n"
+    report.start("[2/2] %%checkpoint sweep")
+    for second in range(1, 26):  # a 25 s loop, its progress text updated every second
+        now[0] += 1
+        report.progress(f"sweep: {second}/25, ETA {25 - second}s")
+    report.end("done in 25s")
+    assert plain.getvalue().splitlines() == [
+        "[1/2] x = 1 ... done in 0.01s",
+        "[2/2] %%checkpoint sweep ... sweep: 10/25, ETA 15s",
+        "[2/2] %%checkpoint sweep ... sweep: 20/25, ETA 5s",
+        "[2/2] %%checkpoint sweep ... done in 25s",
+    ]
 
 
 # -- run: real kernels --------------------------------------------------------------------------
@@ -586,6 +601,32 @@ def kernel_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.mark.kernel
+def test_run_without_a_terminal_prints_the_loop_progress_of_a_long_cell(
+    kernel_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a CI log the running loop shows up as plain lines: done/total, rate, ETA."""
+    monkeypatch.setattr("nbresume._run.PLAIN_SECONDS", 2.0)  # instead of every 10 s
+    nb = write_notebook(
+        kernel_home / "slow.ipynb",
+        "%load_ext nbresume",
+        """
+        %%checkpoint slow
+        import time
+        for step in resumable(range(40)):
+            time.sleep(0.15)
+        """,
+    )
+    code, out, err = cli(capsys, "run", str(nb))
+    assert code == 0, out + err
+    lines = [line for line in out.splitlines() if line.startswith("[2/2] %%checkpoint slow ... ")]
+    progress = [re.fullmatch(r".* \.\.\. step: (\d+)/40, [\d.]+ it/s, ETA .*", ln) for ln in lines]
+    done = [int(m.group(1)) for m in progress if m is not None]
+    assert done, out
+    assert all(0 < n < 40 for n in done), out
+    assert lines[-1].startswith("[2/2] %%checkpoint slow ... done in "), out
 
 
 @pytest.mark.kernel

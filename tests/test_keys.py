@@ -424,6 +424,40 @@ def test_a_changed_array_element_changes_the_fingerprint() -> None:
 
 
 @pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param(np.array(["2024-01-01", "2024-03-01"], dtype="M8[ns]"), id="datetime64"),
+        pytest.param(np.array([1, 90], dtype="m8[s]"), id="timedelta64"),
+        pytest.param(np.array([1 + 2j, 3j]), id="complex"),
+        pytest.param(
+            np.array([(1, 0.5), (2, 0.5)], dtype=[("a", "i4"), ("b", "f8")]), id="structured"
+        ),
+        pytest.param(np.array(["ab", "c"]), id="unicode"),
+        pytest.param(np.array([0.5, 2.0], dtype=np.float16), id="float16"),
+    ],
+)
+def test_arrays_of_every_fixed_size_dtype_are_fingerprinted_by_content(values: np.ndarray) -> None:
+    """Buffer formats that a memoryview cannot cast (datetime64: "M") are hashed as bytes too."""
+    changed = values.copy()
+    changed[1] = changed[0]
+    assert fingerprint(values) == fingerprint(values.copy())
+    assert fingerprint(changed) != fingerprint(values)
+    frame = pd.DataFrame({"t": values}) if values.dtype.names is None else None
+    if frame is not None:  # a column of the dtype, and an index of it (none for float16)
+        assert fingerprint(frame) != fingerprint(pd.DataFrame({"t": changed}))
+    if frame is not None and values.dtype != np.float16:
+        assert fingerprint(frame.set_index("t")) == fingerprint(frame.copy().set_index("t"))
+
+
+def test_timezone_aware_and_period_columns_are_fingerprinted_by_content() -> None:
+    stamps = pd.to_datetime(["2024-01-01", "2024-01-02"]).tz_localize("UTC")
+    df = pd.DataFrame({"z": stamps, "p": pd.period_range("2024-01", periods=2, freq="M")})
+    assert fingerprint(df) == fingerprint(df.copy(deep=True))
+    assert fingerprint(df.assign(z=stamps.tz_convert("Europe/Paris"))) != fingerprint(df)
+    assert fingerprint(df.assign(p=df["p"] + 1)) != fingerprint(df)
+
+
+@pytest.mark.parametrize(
     "change",
     [
         pytest.param(lambda df: df.assign(b=df["b"].replace("y", "Y")), id="string-cell"),

@@ -35,6 +35,7 @@ CHECKPOINT = re.compile(r"^%%checkpoint\b")  # a cell magic is the cell's first 
 
 # notebooks killed mid-loop: the first line of the loop cell, and the lines its loop prints
 LOOPS = {
+    "etl.ipynb": ("%%checkpoint etl-transform", 20),
     "sklearn_sweep.ipynb": ("%%checkpoint svc-sweep", 16),
     "training.ipynb": ("%%checkpoint train", 30),
 }

@@ -16,6 +16,7 @@ from .errors import (
     NbresumeError,
     NbresumeWarning,
     StoreError,
+    StoreReadOnlyError,
     StoreVersionError,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "NbresumeError",
     "NbresumeWarning",
     "StoreError",
+    "StoreReadOnlyError",
     "StoreVersionError",
     "__version__",
     "load_ipython_extension",

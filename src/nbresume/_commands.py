@@ -175,13 +175,18 @@ def clear(store: _store.Store, name: str | None) -> int:
     return count
 
 
+# NB. diskcache writes a value file before it commits the row that refers to it: a file without a
+# row may be a write in progress, which rewrites its mtime as it goes. None lasts this long.
+LOOSE_FILE_AGE = 600.0  # seconds
+
+
 @dataclass(frozen=True)
 class Removal:
     """One entry `gc_plan` would remove, and why."""
 
-    key: str
+    key: str  # for a file: its name in the store
     owner: str  # the phase (or loop) it belongs to
-    what: str  # version | phase | progress | events | snapshot | map | loop
+    what: str  # version | phase | progress | events | snapshot | map | loop | file
     reason: str
     when: float | None = None  # when it was created or last written
     size: int = 0  # bytes of its value file, if known
@@ -202,7 +207,9 @@ def gc_plan(
     - a phase with no version left and not run within ``older_than``: its records;
     - snapshots and ``resumable.map`` results left by runs that completed since;
     - with ``older_than``, unfinished progress saved longer ago than that: snapshots of
-      interrupted loops, partial map results, loops outside checkpoint cells.
+      interrupted loops, partial map results, loops outside checkpoint cells;
+    - value files that no entry refers to, last written more than `LOOSE_FILE_AGE` ago: the
+      partial files of writes that a kill interrupted.
     """
     now = _store.now() if now is None else now
     cutoff = None if older_than is None else now - older_than
@@ -238,6 +245,10 @@ def gc_plan(
         removal = _leftover(info, infos, cutoff, age)
         if removal is not None and removal.owner not in running:
             plan.append(removal)
+    for loose in reader.unreferenced_files():
+        if loose.modified < now - LOOSE_FILE_AGE:
+            why = "no entry refers to it (a write that was killed)"
+            plan.append(Removal(loose.name, "", "file", why, loose.modified, loose.size))
     return plan
 
 
@@ -270,6 +281,9 @@ def gc_apply(store: _store.Store, plan: list[Removal]) -> int:
     removed = 0
     by_owner: dict[str, set[str]] = {}
     for item in plan:
+        if item.what == "file":
+            removed += bool(_store.remove_loose_file(store.path, item.key, LOOSE_FILE_AGE))
+            continue
         by_owner.setdefault(item.owner, set()).add(item.key)
     for name, gone in by_owner.items():
         with store.transact():

@@ -444,7 +444,8 @@ def _feed_ndarray(h: xxhash.xxh3_128, arr: Any, np: Any) -> None:
         return
     if not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr)  # NB. only non-contiguous views pay for a copy
-    h.update(memoryview(arr.reshape(-1)).cast("B"))
+    # NB. the bytes through a uint8 view: buffer formats such as datetime64's cannot be cast
+    h.update(memoryview(arr.reshape(-1).view(np.uint8)))
 
 
 def _feed_index(h: xxhash.xxh3_128, index: Any, np: Any, pd: Any) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from . import _host
 from ._keys import fingerprint
 from ._progress import LoopProgress
-from .errors import CheckpointError, CheckpointWarning, StoreError
+from .errors import CheckpointError, CheckpointWarning, StoreError, StoreReadOnlyError
 
 __all__ = ["resumable_map"]
 
@@ -40,6 +40,9 @@ class _Saver:
         self._warned = False
         try:
             self.store: Any = open_store()
+            notice = self.store.read_only_notice()
+            if notice is not None:
+                warnings.warn(notice, CheckpointWarning, stacklevel=4)
             for key in self.store.keys(prefix):
                 chunk = self.store.get(key)
                 if isinstance(chunk, dict):
@@ -50,7 +53,7 @@ class _Saver:
             self.store = None
 
     def _warn(self, exc: Exception) -> None:
-        if not self._warned:
+        if not self._warned and not isinstance(exc, StoreReadOnlyError):  # told when it opened
             self._warned = True
             warnings.warn(f"{exc}; results are not saved", CheckpointWarning, stacklevel=4)
 

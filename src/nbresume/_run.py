@@ -9,9 +9,11 @@ terminal). The output notebook holds the outputs of the attempt that finished.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,6 +21,7 @@ from typing import Any, TextIO
 from ._capture import NOTE_KEY  # the metadata key of nbresume's notes in a cell's outputs
 
 EXTENSION = "nbresume"
+PLAIN_SECONDS = 10.0  # without a terminal: a progress line of a long cell this often
 SKIP_TAG = "skip-execution"  # nbclient's default skip_cells_with_tag
 
 __all__ = [
@@ -68,6 +71,32 @@ def cell_label(source: str, width: int = 40) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+def phase_name(source: str) -> str | None:
+    """The NAME of a ``%%checkpoint NAME`` cell, or None."""
+    first = source.lstrip().split("\n", 1)[0].split()
+    if len(first) < 2 or first[0] != "%%checkpoint" or first[1].startswith("-"):
+        return None
+    return first[1]
+
+
+def progress_text(record: dict[str, Any]) -> str:
+    """One line of a ``progress:NAME`` record's active loop: done/total, resumed, rate, ETA."""
+    from ._progress import format_duration, format_rate
+
+    loops = record.get("loops") or [{}]
+    active = next((loop for loop in loops if loop.get("status") == "running"), loops[0])
+    done, total = active.get("done"), active.get("total")
+    if done is None:
+        return f"running {format_duration(record.get('elapsed'))}"
+    text = f"{active.get('desc') or 'loop'}: {done:,}/{'?' if total is None else f'{total:,}'}"
+    if active.get("skipped"):
+        text += f" ({active['skipped']:,} resumed)"
+    text += f", {format_rate(active.get('rate'))}"
+    if active.get("eta") is not None:
+        text += f", ETA {format_duration(active['eta'])}"
+    return text
+
+
 def cell_notes(outputs: list[Any]) -> dict[str, dict[str, Any]]:
     """nbresume's notes among a cell's outputs, by kind (restored, resuming, running...)."""
     notes: dict[str, dict[str, Any]] = {}
@@ -82,20 +111,34 @@ def cell_notes(outputs: list[Any]) -> dict[str, dict[str, Any]]:
 class Report:
     """Progress lines: one per cell when it ends; on a terminal also a live line while it runs."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream
         self.tty = stream.isatty()
+        self.clock = clock
         self.cell: str | None = None  # "[3/7] %%checkpoint sweep" while a cell runs
         self.started = 0.0
         self.note = ""
+        self._printed = 0.0  # when the last plain progress line was printed
 
     def start(self, label: str) -> None:
-        self.cell, self.started, self.note = label, time.monotonic(), ""
+        self.cell, self.started, self.note = label, self.clock(), ""
+        self._printed = self.started
         self.draw()
 
     def noted(self, text: str) -> None:
+        """nbresume's latest note of the running cell: on a terminal, shown on its line."""
         self.note = " ".join(text.split())
         self.draw()
+
+    def progress(self, text: str) -> None:
+        """The running cell's loop progress, as the store has it. On a terminal it is redrawn in
+        place; elsewhere (a CI log, a file) a long cell gets a plain line every `PLAIN_SECONDS`:
+        ``[3/7] %%checkpoint sweep ... lr: 12/40 items, 2.1 it/s, ETA 14s``."""
+        if self.tty:
+            self.noted(text)
+        elif self.cell is not None and self.clock() - self._printed >= PLAIN_SECONDS:
+            self._printed = self.clock()
+            print(f"{self.cell} ... {text}", file=self.stream, flush=True)
 
     def draw(self) -> None:
         if not self.tty or self.cell is None:
@@ -104,7 +147,7 @@ class Report:
 
         from ._progress import format_duration
 
-        text = f"{self.cell} ... {format_duration(time.monotonic() - self.started)}"
+        text = f"{self.cell} ... {format_duration(self.clock() - self.started)}"
         if self.note:
             text += f"  {self.note}"
         width = shutil.get_terminal_size().columns - 1
@@ -175,6 +218,13 @@ class NotebookRun:
         }
         # NB. loading it twice prints "already loaded": preload only for notebooks that do not.
         self.preload = not loads_extension(nb)
+        self.phases = {
+            index: name
+            for index in self.numbers
+            if (name := phase_name(nb.cells[index].source)) is not None
+        }
+        self._cell: int | None = None  # the cell running now
+        self._cell_started = 0.0  # when it started (epoch seconds)
 
     def run(self) -> RunResult:
         import asyncio
@@ -295,7 +345,7 @@ class NotebookRun:
             resources={"metadata": {"path": str(self.cwd)}},
             extra_arguments=self._kernel_arguments(),
         )
-        ticker = asyncio.ensure_future(self._tick()) if self.report.tty else None
+        ticker = asyncio.ensure_future(self._tick())
         try:
             await client.async_execute()
         except asyncio.CancelledError:
@@ -309,11 +359,35 @@ class NotebookRun:
                 ticker.cancel()
 
     async def _tick(self) -> None:
+        """Once a second: redraw the terminal line; every other second, read the running
+        phase's loop progress from the store (the record the dashboard reads)."""
         import asyncio
 
-        while True:
+        for second in itertools.count(1):
             await asyncio.sleep(1)
             self.report.draw()
+            name = self.phases.get(self._cell) if self._cell is not None else None
+            if name is not None and second % 2 == 0:
+                text = self._progress(name)
+                if text is not None:
+                    self.report.progress(text)
+
+    def _progress(self, name: str) -> str | None:
+        """``lr: 12/40 items (8 resumed), 2.1 it/s, ETA 14s`` of phase ``name``'s running loop."""
+        from ._store import DEFAULT_DIR, DIR_ENV, StoreReader
+        from .errors import NbresumeError
+
+        path = self.cwd / (os.environ.get(DIR_ENV) or DEFAULT_DIR)  # as the kernel sees it
+        try:
+            with StoreReader(path) as reader:
+                record = reader.get_json(f"progress:{name}")
+        except (NbresumeError, OSError):  # no store yet, or busy: next time
+            return None
+        if not isinstance(record, dict) or record.get("status") != "running":
+            return None
+        if (record.get("started") or 0) < self._cell_started - 5:  # an earlier run's record
+            return None
+        return progress_text(record)
 
     def _stop(self, signum: int) -> None:
         self.signal = signum
@@ -337,7 +411,8 @@ class NotebookRun:
 
     def on_cell_start(self, attempt: _Attempt, index: int) -> None:
         if index in self.labels:
-            attempt.cell = index
+            attempt.cell = self._cell = index
+            self._cell_started = time.time()
             self.report.start(self.labels[index])
 
     def on_cell_executed(self, attempt: _Attempt, cell: Any, index: int, reply: Any) -> None:

@@ -184,8 +184,12 @@ def mark_phase(name: str, mark: str, *, store: Store | None = None) -> str:
             f"marked {name!r} done: its version of {format_when(versions[0].get('created'))} "
             "is its current result"
         )
-    kept = f"{len(versions)} saved version{'s' * (len(versions) != 1)}"
-    return f"marked {name!r} pending: its next run runs the cell again; its {kept} stay"
+    kept = (
+        "its saved version stays"
+        if len(versions) == 1
+        else f"its {len(versions)} saved versions stay"
+    )
+    return f"marked {name!r} pending: its next run runs the cell again; {kept}"
 
 
 def format_when(t: float | None) -> str:

@@ -32,7 +32,7 @@ from ._progress import PhaseProgress, format_duration
 from ._serialize import dumps_namespace
 from ._store import MISSING, Store, open_store
 from ._tempdirs import temporary_warning
-from .errors import CheckpointError, CheckpointWarning, StoreError
+from .errors import CheckpointError, CheckpointWarning, StoreError, StoreReadOnlyError
 
 __all__ = [
     "CheckpointOptions",
@@ -199,12 +199,14 @@ class CheckpointRun:
         text = f"restored {self.name!r} from checkpoint of {when}, ran {ran}"
         self._notify("restored", text, {"key": self.key, "variables": sorted(values)})
         replay(entry["outputs"], self.shell.display_pub)
-        promote(record, self.key)  # the version in use is kept longest
-        if record.get("mark") == "done":
-            del record["mark"]  # a run supersedes a manual mark
         phase = phases[self.name] = PhaseProgress(self.name, status="restored")
         phase.finish("restored")
         with self._writing():  # NB. one transaction: a hit pays for one commit
+            # NB. read again inside it: another kernel may have saved a version since `lookup`
+            record = self._phase_record()
+            promote(record, self.key)  # the version in use is kept longest
+            if record.get("mark") == "done":
+                del record["mark"]  # a run supersedes a manual mark
             self._set_record(record, "restored")
             self._log("restored", f"restored the version of {when}", fold=self.key)
             self._watch(phase, "restored")
@@ -245,7 +247,9 @@ class CheckpointRun:
         self.recorder.before_output = self._before_output
         phase = self.phase = phases[self.name] = PhaseProgress(self.name)
         with self._writing():
-            if record.pop("mark", None) == "done":  # a run supersedes a manual mark
+            if record.get("mark") == "done":  # a run supersedes a manual mark
+                record = self._phase_record()  # as it is now (read in the transaction)
+                record.pop("mark", None)
                 self._set_record(record, str(record.get("status", "pending")))
             self._log("started", f"started: {self.why}")
             if self.pending is not None:
@@ -331,6 +335,7 @@ class CheckpointRun:
 
     def ran(self, value: Any, has_value: bool) -> None:
         """The body ran to its end with ``value``; still inside the recorder: the gate may fail."""
+        __tracebackhide__ = True
         _flush_figures()  # NB. inside the recorder: IPython would show them after we return
         self.value, self.has_value = value, has_value
         if self.options.validate:
@@ -380,7 +385,7 @@ class CheckpointRun:
             )
 
     def _warn_store(self, exc: StoreError) -> None:
-        if self._warned_store:
+        if self._warned_store or isinstance(exc, StoreReadOnlyError):  # told when it opened
             return
         self._warned_store = True
         warnings.warn(
@@ -717,6 +722,9 @@ def _prepare(
         )
         # NB. a scratch store keeps the engine's single code path; it is gone after a restart
         store = open_store(tempfile.mkdtemp(prefix="nbresume-unsaved-"))
+    notice = store.read_only_notice()
+    if notice is not None:
+        warnings.warn(notice, CheckpointWarning, stacklevel=3)
     run = CheckpointRun(shell, cell, options, store, notify, watch=watch)
     return run, run.lookup()
 

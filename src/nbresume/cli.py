@@ -68,7 +68,9 @@ AGE is a number and a unit: 90s, 30m, 12h, 7d, 2w. With both options, a version 
 is older than AGE and not among the newest N. A phase left with no version and not run within AGE
 goes too, and so does unfinished progress saved longer ago than AGE (the snapshot of a loop that
 was interrupted, partial resumable.map results, loops outside checkpoint cells). Entries left
-behind by runs that completed always go. Nothing of a phase running in a kernel is touched.
+behind by runs that completed always go, and so do value files that no entry refers to (the
+partial files of writes that a kill interrupted) once unchanged for 10 minutes: a younger one may
+be a write in progress. Nothing of a phase running in a kernel is touched.
 
 examples:
   nbresume gc --older-than 7d --dry-run
@@ -702,6 +704,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
         elif what in ("map", "loop"):
             noun = "loop" if what == "loop" else f"{len(items)} resumable.map results of"
             print(f"{verb} {noun} {owner!r} (saved {when}, {size}): {reason}")
+        elif what == "file":
+            files = "1 value file" if len(items) == 1 else f"{len(items)} value files"
+            print(f"{verb} {files} (last written {when}, {size}): {reason}")
         elif reason != "no version left":  # a phase's records go with the phase
             record = "event log" if what == "events" else "progress record"
             print(f"{verb} the {record} of {owner!r}: {reason}")
@@ -718,8 +723,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
     before = store.volume()
     removed = gc_apply(store, plan)
     after = store.volume()
+    # NB. the store's volume counts the files of its entries only
+    loose = sum(p.size for p in plan if p.what == "file" and not (path / p.key).exists())
     print(
-        f"removed {removed} entries, freed {format_size(max(before - after, 0))}; "
+        f"removed {removed} entries, freed {format_size(max(before - after, 0) + loose)}; "
         f"{format_size(after)} left in {path}"
     )
     return EXIT_OK

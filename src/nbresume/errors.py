@@ -4,7 +4,8 @@
 
     NbresumeError(Exception)
      ├── StoreError               the store cannot be opened, read or written
-     │    └── StoreVersionError   an entry was written by an incompatible schema version
+     │    ├── StoreVersionError   an entry was written by an incompatible schema version
+     │    └── StoreReadOnlyError  a write to a store that could only be opened for reading
      └── CheckpointError          a checkpoint cell or loop was used wrongly
 
     NbresumeWarning(UserWarning)
@@ -22,6 +23,7 @@ __all__ = [
     "NbresumeError",
     "NbresumeWarning",
     "StoreError",
+    "StoreReadOnlyError",
     "StoreVersionError",
 ]
 
@@ -36,6 +38,10 @@ class StoreError(NbresumeError):
 
 class StoreVersionError(StoreError):
     """An entry was written by an incompatible version of nbresume's storage layout."""
+
+
+class StoreReadOnlyError(StoreError):
+    """A write to a store opened for reading only: its entries restore, nothing new is saved."""
 
 
 class CheckpointError(NbresumeError):

@@ -8,6 +8,7 @@ reads, progress, snapshots) happens every K items, K adapted to the loop's speed
 from __future__ import annotations
 
 import atexit
+import enum
 import os
 import re
 import signal
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from . import _host
 from ._host import LoopHost, LoopState
 from ._progress import LoopProgress
-from .errors import CheckpointError, CheckpointWarning, StoreError
+from .errors import CheckpointError, CheckpointWarning, StoreError, StoreReadOnlyError
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -59,6 +60,31 @@ def default_key(item: Any, index: int) -> Any:
     ):
         return item
     return Position(index)
+
+
+_IDENTITY_EQ: Any = object.__eq__  # the __eq__ of a class that defines none
+
+
+def check_key(key: Any) -> None:
+    """Refuse a ``key=`` result that equals only itself: after a restart no saved key matches it.
+
+    An object whose class keeps ``object.__eq__`` compares by identity; its unpickled copy in a
+    snapshot is another object, so every item would look new and run again. Classes, enum
+    members and None compare by identity too, but unpickle to the very same object.
+    """
+    if type(key) is tuple or type(key) is frozenset:
+        for part in key:
+            check_key(part)
+    elif (
+        type(key).__eq__ is _IDENTITY_EQ
+        and key is not None
+        and not isinstance(key, type | enum.Enum)
+    ):
+        raise CheckpointError(
+            f"key= returned {key!r:.60} for the first item, a {type(key).__name__} that equals "
+            "only itself: after a restart no saved key would match it and done items would run "
+            "again; return a str, int or tuple from key= (e.g. key=lambda job: job.id)"
+        )
 
 
 _EVERY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\s*$")
@@ -170,7 +196,7 @@ class resumable(Generic[T]):
         if total is not None and batch is not None:
             total = -(-total // batch)
         self.total = total
-        self._keyfn = key
+        self._keyfn = key if key is None else self._checking_first(key)
         self._batch = batch
         self._every_items, self._every_seconds = parse_every(every)
         self._on_progress = on_progress
@@ -195,12 +221,25 @@ class resumable(Generic[T]):
 
     # -- state --------------------------------------------------------------------------------
 
+    def _checking_first(self, key: Callable[[T], Any]) -> Callable[[T], Any]:
+        """``key``, checking the first key it returns; later items call ``key`` itself."""
+
+        def first(item: T) -> Any:
+            result = key(item)
+            check_key(result)
+            self._keyfn = key  # NB. checked once: keyed loops pay nothing per item for it
+            return result
+
+        return first
+
     def _key(self, item: Any, index: int) -> Any:
         if self._keyfn is None:
             return default_key(item, index)
         try:
             key = self._keyfn(item)
             hash(key)
+        except CheckpointError:
+            raise
         except Exception as exc:
             raise CheckpointError(
                 f"key function failed on item {index} ({item!r:.60}): {exc!r}; it must return a "
@@ -575,6 +614,9 @@ class _OwnHost:
         self._warned = False
         try:
             self.store = open_store()
+            notice = self.store.read_only_notice()
+            if notice is not None:
+                warnings.warn(notice, CheckpointWarning, stacklevel=3)
             saved = self.store.get(self.key)
         except StoreError as exc:
             self._warn(exc)
@@ -588,7 +630,7 @@ class _OwnHost:
         self._previous = _host.set_host(self)
 
     def _warn(self, exc: Exception) -> None:
-        if not self._warned:
+        if not self._warned and not isinstance(exc, StoreReadOnlyError):  # told when it opened
             self._warned = True
             warnings.warn(
                 f"{exc}; the loop goes on, but its progress is not saved",
