@@ -12,7 +12,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from conftest import CellRun, runs
-from nbresume import CheckpointError, CheckpointWarning, _store
+from nbresume import CheckpointError, CheckpointWarning, _serialize, _store
 
 RunCell = Callable[..., CellRun]
 
@@ -628,6 +628,29 @@ def test_a_corrupted_entry_warns_and_is_a_clean_miss(
     assert again.stdout == "computed\n"
     assert restored(run_cell(cell))  # the re-run saved a good entry again
     assert runs() == 2
+
+
+def test_a_large_entry_round_trips_and_a_flipped_byte_in_any_of_its_buffers_is_corrupt(
+    tmp_path: Path,
+) -> None:
+    """An entry big enough to be preallocated, whose second buffer starts mid-chunk in the file."""
+    np = pytest.importorskip("numpy")
+    values = {"a": np.arange(1_500_000, dtype=np.float64), "b": np.arange(700_001, dtype=np.int32)}
+    pickled, _ = _serialize.dumps_namespace(values, {})
+    assert pickled.nbytes > _store._PREALLOCATE
+    store = _store.Store(tmp_path / "store")
+    store.put("big", pickled)
+    got = store.get("big")["vars"]
+    assert np.array_equal(got["a"], values["a"])
+    assert np.array_equal(got["b"], values["b"])
+    (path,) = (tmp_path / "store").rglob("*.val")
+    intact = path.read_bytes()
+    start_b = len(pickled.data) + values["a"].nbytes
+    for offset in (len(pickled.data), start_b - 1, start_b, start_b + values["b"].nbytes - 1):
+        path.write_bytes(intact[:offset] + bytes([intact[offset] ^ 0x01]) + intact[offset + 1 :])
+        with pytest.raises(_store.StoreError, match="does not match its digest"):
+            store.get("big")
+    store.close()
 
 
 def test_a_corrupted_entry_is_not_blamed_on_another_key(run_cell: RunCell) -> None:
