@@ -5,7 +5,7 @@
 - "start": ONE output (``display_id``) with our own ``text/plain`` and ``text/html``: what
   nbclient, saved notebooks and frontends without widgets show. With the first loop the widget
   view joins that bundle (a cell without a loop never builds a widget);
-- "progress": the widget's traits change through a `Throttle` of comm messages (about 10 a second
+- "progress": the widget's traits change through a `Throttle` of comm messages (at most 10 in any second
   whatever the loop speed); an update the throttle holds back is sent a moment later from a timer
   thread, so the last state always shows, even when the cell then does something else for an
   hour;
@@ -48,7 +48,9 @@ except ImportError:  # pragma: no cover - a dependency; without it kernels get H
 
 __all__ = ["PhaseView", "frontend_mode"]
 
-RATE = 10.0  # comm messages (or display updates) a second, on average, whatever the loop speed
+# A token bucket sends at most BURST + RATE * T messages in any T seconds: with these, at most 10
+# in any second (SPEC: at most 10 updates a second), an update of one loop costing up to 3 messages
+RATE = 7.0  # comm messages (or display updates) a second, on average, whatever the loop speed
 BURST = 3.0  # ...and at most this many at once
 METADATA = {NOTE_KEY: {"view": "progress"}}  # marks the view as nbresume's, never the cell's
 
