@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,6 +77,43 @@ def test_pools_return_results_in_input_order(tmp_path: Path, pool: type) -> None
         result = resumable.map(functools.partial(work, str(log)), range(200), executor=executor)
     assert result == [x * x for x in range(200)]
     assert runs(log) == Counter(range(200))
+
+
+class CountingPool(ThreadPoolExecutor):
+    """A thread pool that counts the futures it was given."""
+
+    submitted = 0
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        self.submitted += 1
+        return super().submit(*args, **kwargs)
+
+
+def test_quick_items_go_to_workers_in_batches_and_slow_ones_one_by_one(tmp_path: Path) -> None:
+    log = tmp_path / "runs.txt"
+    with CountingPool(2) as pool:
+        quick = resumable.map(functools.partial(work, str(log)), range(2000), executor=pool)
+    assert quick == [x * x for x in range(2000)]
+    assert pool.submitted < 200  # microsecond items: a future carries many
+    with CountingPool(2) as pool:
+        fn = functools.partial(work, str(log), delay=0.06)  # longer than a batch is meant to take
+        slow = resumable.map(fn, range(12, 24), executor=pool)
+    assert slow == [x * x for x in range(12, 24)]
+    assert pool.submitted == 12  # one item per future: each saved as soon as it ends
+    assert runs(log) == Counter(range(2000)) + Counter(range(12, 24))
+
+
+def test_a_raising_item_in_a_batch_fails_alone(tmp_path: Path) -> None:
+    log = tmp_path / "runs.txt"
+    fn = functools.partial(work, str(log), fail=1234)
+    with ThreadPoolExecutor(2) as pool, pytest.raises(CheckpointError, match=r"keys 1234\)"):
+        resumable.map(fn, range(2000), executor=pool, name="batched")
+    Path(str(log) + ".fixed").touch()
+    with ThreadPoolExecutor(2) as pool:
+        assert resumable.map(fn, range(2000), executor=pool, name="batched")[1234] == 1234**2
+    counts = runs(log)
+    assert counts[1234] == 2
+    assert sum(counts.values()) == 2001  # only the failed item ran again
 
 
 def test_bad_arguments_say_what_to_do() -> None:
