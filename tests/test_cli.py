@@ -264,8 +264,10 @@ def test_status_json_holds_phases_timestamps_and_loop_progress(
     assert started.tzinfo is not None
     assert abs(started.timestamp() - time.time()) < 60
     assert started <= completed <= dt.datetime.fromisoformat(scale["updated"])
-    assert phases["broken"]["status"] == "failed"
-    assert phases["broken"]["started"] is None
+    broken = phases["broken"]
+    assert broken["status"] == "failed"
+    assert broken["completed"] is None  # its last run raised: when it began, never completed
+    assert abs(dt.datetime.fromisoformat(broken["started"]).timestamp() - time.time()) < 60
     sweep = phases["sweep"]
     assert (sweep["status"], sweep["resumable"], sweep["running"]) == ("failed", True, False)
     assert (sweep["progress"]["done"], sweep["progress"]["total"]) == (4, 10)

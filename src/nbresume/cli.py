@@ -518,7 +518,8 @@ def _json_row(row: dict[str, Any], reader: Any) -> dict[str, Any]:
     latest = versions[0] if versions else {}
     started, duration = latest.get("created"), latest.get("duration")
     completed = started + duration if started is not None and duration is not None else None
-    if row["running"] or row["status"] == "interrupted":  # the run under way, or the one that died
+    if row["running"] or row["status"] in ("interrupted", "failed"):
+        # the run under way, or the one that died or raised: its start, and no completion
         started, completed = (progress or {}).get("started") or started, None
     from ._history import version_reason
 
