@@ -84,6 +84,15 @@ def test_help_does_not_import_the_heavy_modules() -> None:
     assert result.stdout.splitlines()[-1] == "[]"
 
 
+def test_python_dash_m_nbresume_is_the_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nbresume", "frobnicate"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("nbresume: ")
+    assert "frobnicate" in result.stderr
+
+
 @pytest.mark.parametrize(
     "argv",
     [
