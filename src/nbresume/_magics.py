@@ -70,6 +70,7 @@ def _cell_parser() -> _Parser:  # built once: building it costs more than a whol
     return parser
 
 
+@functools.lru_cache(maxsize=256)  # NB. options are frozen: a re-run parses nothing
 def parse_cell_args(line: str) -> checkpoint.CheckpointOptions:
     """``%%checkpoint`` arguments -> options; `UsageError` (one line) on anything wrong."""
     try:
