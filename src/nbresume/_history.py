@@ -20,11 +20,10 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._keys import describe_change
-from ._progress import format_duration, format_size
+from ._progress import format_duration, format_size, format_when
 from .errors import CheckpointWarning
 
 if TYPE_CHECKING:
@@ -38,7 +37,6 @@ __all__ = [
     "Version",
     "append_event",
     "format_events",
-    "format_when",
     "history_limit",
     "history_text",
     "log_event",
@@ -182,12 +180,6 @@ def append_event(
 
 
 # -- text forms ---------------------------------------------------------------------------------
-
-
-def format_when(t: float | None, seconds: bool = False) -> str:
-    if not t:
-        return "-"
-    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else ""))
 
 
 def history_text(name: str, record: Mapping[str, Any], keep: int | None = None) -> str:

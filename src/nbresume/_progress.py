@@ -379,10 +379,11 @@ def table_status(status: str, source_changed: bool) -> str:
     return status
 
 
-def format_when(timestamp: float | None) -> str:
+def format_when(timestamp: float | None, seconds: bool = False) -> str:
+    """Local time to the minute (or second): ``2026-11-22 10:31``; ``-`` for none."""
     if not timestamp:
         return "-"
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M" + (":%S" * seconds))
 
 
 TABLE_COLUMNS = ("phase", "status", "last run", "duration", "loops", "size")

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import time
 import warnings
-from datetime import datetime
 from typing import Any
 
 from . import checkpoint
 from ._capture import replay
 from ._history import log_event, promote
-from ._progress import PhaseProgress, format_duration
+from ._progress import PhaseProgress, format_duration, format_when
 from ._store import MISSING, Store, open_store
 from .checkpoint import RESULT, Note, Notify, Shell, emit_execute_result, phases
 from .errors import CheckpointError, CheckpointWarning, StoreError
 
 __all__ = [
     "MARKS",
-    "format_when",
     "load_version",
     "mark_phase",
     "record_rollback",
@@ -67,7 +65,7 @@ def load_version(store: Store, name: str, number: int | None) -> tuple[dict[str,
 
 def record_rollback(store: Store, name: str, number: int, version: dict[str, Any]) -> None:
     """Make ``version`` the phase's current one: first in its history, status "rolled back"."""
-    when = format_when(version.get("created"))
+    when = format_when(version.get("created") or time.time())
     with store.transact():
         record = store.get_json(f"phase:{name}")
         if not isinstance(record, dict):
@@ -103,7 +101,7 @@ def rollback_phase(
     has_result = RESULT in values
     result = values.pop(RESULT, None)
     shell.user_ns.update(values)
-    when = format_when(version.get("created"))
+    when = format_when(version.get("created") or time.time())
     listed = ", ".join(sorted(values)) or "no variables"
     notify(
         Note(
@@ -168,29 +166,23 @@ def mark_phase(name: str, mark: str, *, store: Store | None = None) -> str:
             f"phase {name!r} has no saved version to accept: none of its runs completed (or "
             "passed its gate); run the cell until it does"
         )
+    current = format_when(versions[0].get("created") or time.time()) if versions else "-"
     with store.transact():
         record = store.get_json(f"phase:{name}") or record
         record.update(mark=mark, status=mark, updated=time.time())
         store.put_json(f"phase:{name}", record)
         text = f"marked {mark}"
         if mark == "done":
-            text += f": version #1 of {format_when(versions[0].get('created'))} is current"
+            text += f": version #1 of {current} is current"
         log_event(store, name, "marked", text)
     checkpoint.rejected.pop(name, None)
     phase = phases[name] = PhaseProgress(name, status=mark)
     if mark == "done":
         phase.finish("done")
-        return (
-            f"marked {name!r} done: its version of {format_when(versions[0].get('created'))} "
-            "is its current result"
-        )
+        return f"marked {name!r} done: its version of {current} is its current result"
     kept = (
         "its saved version stays"
         if len(versions) == 1
         else f"its {len(versions)} saved versions stay"
     )
     return f"marked {name!r} pending: its next run runs the cell again; {kept}"
-
-
-def format_when(t: float | None) -> str:
-    return datetime.fromtimestamp(t or time.time()).strftime("%Y-%m-%d %H:%M")

@@ -19,7 +19,6 @@ import types
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 
 from . import _host
@@ -28,7 +27,7 @@ from ._gate import check_expression, check_gate
 from ._history import FIRST_RUN, Version, history_limit, log_event, promote, push_version
 from ._host import LoopState
 from ._keys import analyze_cell, cell_key, describe_change, fingerprint, hash_text, normalize_source
-from ._progress import PhaseProgress, format_duration
+from ._progress import PhaseProgress, format_duration, format_when
 from ._serialize import dumps_namespace
 from ._store import MISSING, Store, open_store
 from ._tempdirs import temporary_warning
@@ -192,9 +191,7 @@ class CheckpointRun:
         version: dict[str, Any] = next(
             (v for v in record.get("versions", []) if v.get("key") == self.key), {}
         )
-        when = datetime.fromtimestamp(version.get("created", time.time())).strftime(
-            "%Y-%m-%d %H:%M"
-        )
+        when = format_when(version.get("created") or time.time())
         ran = format_duration(version.get("duration"))
         text = f"restored {self.name!r} from checkpoint of {when}, ran {ran}"
         self._notify("restored", text, {"key": self.key, "variables": sorted(values)})

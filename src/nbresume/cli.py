@@ -568,9 +568,9 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from ._history import version_reason
-    from ._progress import format_duration
+    from ._progress import format_duration, format_when
     from ._store import open_store
-    from ._workflow import format_when, load_version, record_rollback
+    from ._workflow import load_version, record_rollback
     from .checkpoint import RESULT
 
     path = _store_path(args.dir)
@@ -583,7 +583,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     versions = (store.get_json(f"phase:{args.name}") or {}).get("versions", [])
     why = version_reason(versions, number - 1)
     variables = {k: v for k, v in entry["vars"].items() if k != RESULT}
-    when = format_when(version.get("created"))
+    when = format_when(version.get("created") or time.time())
     if number == 1:
         print(
             f"version #1 of {args.name!r} ({when}) is its current one already; nothing to roll back"
