@@ -38,13 +38,10 @@ __all__ = [
 def write_notebook(nb: Any, output: Path) -> None:
     import nbformat
 
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    try:
+    from ._files import replacing
+
+    with replacing(output) as tmp:
         nbformat.write(nb, tmp)  # type: ignore[no-untyped-call]
-        os.replace(tmp, output)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def signal_name(signum: int) -> str:

@@ -619,16 +619,13 @@ def _export(variables: dict[str, Any], target: Path) -> int:
     """Write ``variables`` to ``target`` as a cloudpickle'd dict, atomically; -> bytes written."""
     import cloudpickle
 
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    from ._files import replacing
+
     try:
-        with open(tmp, "wb") as f:
+        with replacing(target) as tmp, open(tmp, "wb") as f:
             cloudpickle.dump(variables, f, protocol=5)
-        os.replace(tmp, target)
     except OSError as exc:
         raise CliError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
     return target.stat().st_size
 
 
@@ -793,16 +790,15 @@ def _extensions(config: dict[str, Any], path: Path) -> tuple[dict[str, Any], lis
 
 def _write_config(path: Path, config: dict[str, Any], *, user: bool) -> None:
     """Replace the file atomically: a kernel starting meanwhile reads the old or the new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from ._files import replacing
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.chmod(path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            tmp.write_text(json.dumps(config, indent=2) + "\n")
+            with contextlib.suppress(FileNotFoundError):
+                tmp.chmod(path.stat().st_mode & 0o7777)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         hint = "" if user else "; try --user to change only your own profile"
         raise CliError(f"cannot write {str(path)!r}: {exc.strerror or exc}{hint}") from exc
 
