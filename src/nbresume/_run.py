@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -371,10 +370,10 @@ class NotebookRun:
 
     def _progress(self, name: str) -> str | None:
         """``lr: 12/40 items (8 resumed), 2.1 it/s, ETA 14s`` of phase ``name``'s running loop."""
-        from ._store import DEFAULT_DIR, DIR_ENV, StoreReader
+        from ._store import StoreReader, default_store_dir
         from .errors import NbresumeError
 
-        path = self.cwd / (os.environ.get(DIR_ENV) or DEFAULT_DIR)  # as the kernel sees it
+        path = default_store_dir(self.cwd)  # as the kernel sees it
         try:
             with StoreReader(path) as reader:
                 record = reader.get_json(f"progress:{name}")

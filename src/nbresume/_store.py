@@ -76,9 +76,10 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-def default_store_dir() -> Path:
-    """``$NBRESUME_DIR`` if set, else ``.nbresume`` in the working directory (next to the notebook)."""
-    return Path(os.environ.get(DIR_ENV) or DEFAULT_DIR).absolute()
+def default_store_dir(cwd: Path | None = None) -> Path:
+    """``$NBRESUME_DIR`` if set, else ``.nbresume`` in the working directory (next to the notebook);
+    ``cwd``: another process's working directory (a kernel's), instead of this one's."""
+    return ((cwd or Path.cwd()) / (os.environ.get(DIR_ENV) or DEFAULT_DIR)).absolute()
 
 
 def _config_dir() -> Path:
