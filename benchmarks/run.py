@@ -1153,7 +1153,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="nbresume-bench-"))
     # Before anything imports nbresume or IPython: a throw-away store, key, config and profile.
     os.environ.update(
-        NBRESUME_KEY="bench",
+        NBRESUME_KEY="nbresume-bench-key",
         NBRESUME_DIR=str(tmp / "store"),
         XDG_CONFIG_HOME=str(tmp / "config"),
         IPYTHONDIR=str(tmp / "ipython"),

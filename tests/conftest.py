@@ -13,8 +13,10 @@ import contextlib
 import copy
 import gc
 import io
+import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,20 @@ from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from traitlets.config import Config
 
-from kernel_helpers import KernelPool
+from kernel_helpers import TEST_KEY, KernelPool
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Module and session fixtures sign with the test key too: a user's key file is never read."""
+    os.environ["NBRESUME_KEY"] = TEST_KEY
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="nbresume-test-config-")
+
+
+@pytest.fixture(autouse=True)
+def _test_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test signs with the test key and keeps key files under tmp_path: never the user's."""
+    monkeypatch.setenv("NBRESUME_KEY", TEST_KEY)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
 
 
 @pytest.fixture
@@ -215,8 +230,6 @@ def shell(
     user's configuration is read.
     """
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NBRESUME_KEY", "test-key")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("NBRESUME_DIR", raising=False)
     reset_nbresume_state()
     shell = _ipython

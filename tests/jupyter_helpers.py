@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kernel_helpers import wait_until
+from kernel_helpers import TEST_KEY, wait_until
 
 __all__ = ["JUPYTER", "Client", "JupyterServer", "Response", "jupyter_env"]
 
@@ -39,6 +39,7 @@ def jupyter_env(home: Path) -> dict[str, str]:
         JUPYTER_PLATFORM_DIRS="1",  # silences jupyter_core's migration warning in the server log
         XDG_CONFIG_HOME=str(home),
     )
+    env.setdefault("NBRESUME_KEY", TEST_KEY)  # the key the kernels sign with: records verify
     env.pop("NBRESUME_DIR", None)
     return env
 

@@ -699,7 +699,7 @@ def test_an_entry_signed_with_another_key_is_never_unpickled(
     for store in _store._stores.values():
         store.close()
     _store._stores.clear()
-    monkeypatch.setenv("NBRESUME_KEY", "someone-else")
+    monkeypatch.setenv("NBRESUME_KEY", "someone-else-entirely")
     with pytest.warns(CheckpointWarning, match="nbresume trust") as caught:
         again = run_cell(CANARY)
     assert again.error is None

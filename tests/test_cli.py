@@ -440,7 +440,7 @@ def test_trust_resigns_a_store_written_with_another_key(
     make_phases(shell, run_cell)
     entry = _store.open_store().keys("cell:fixed:")[0]
     reopen_stores()
-    monkeypatch.setenv("NBRESUME_KEY", "someone-else")
+    monkeypatch.setenv("NBRESUME_KEY", "someone-else-entirely")
     with pytest.raises(StoreError, match="not signed by your key"):
         _store.open_store().get(entry)
     reopen_stores()

@@ -22,7 +22,7 @@ from nbresume import CheckpointError, resumable
 @pytest.fixture(autouse=True)
 def _store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NBRESUME_DIR", str(tmp_path / "store"))
-    monkeypatch.setenv("NBRESUME_KEY", "test-key")
+    monkeypatch.setenv("NBRESUME_KEY", "nbresume-test-key")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     import nbresume._store
 

@@ -30,7 +30,7 @@ from nbresume.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
-KEY = "test-key"
+KEY = "nbresume-test-key"
 CHECKPOINT = re.compile(r"^%%checkpoint\b")  # a cell magic is the cell's first line
 
 # notebooks killed mid-loop: the first line of the loop cell, and the lines its loop prints

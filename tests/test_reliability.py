@@ -826,11 +826,11 @@ def test_a_loop_snapshot_signed_with_another_key_is_never_unpickled(
     shell: InteractiveShell, run_cell: RunCell, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shell.user_ns["halt"] = halt
-    _as_other_user(monkeypatch, "someone-else")
+    _as_other_user(monkeypatch, "someone-else-entirely")
     halt_at(2)
     assert isinstance(run_cell(FOREIGN_LOOP).error, KeyboardInterrupt)
     assert not Path("unpickled.txt").exists()
-    _as_other_user(monkeypatch, "test-key")
+    _as_other_user(monkeypatch, "nbresume-test-key")
     del shell.user_ns["results"]
     with pytest.warns(CheckpointWarning, match="nbresume trust") as caught:
         again = run_cell(FOREIGN_LOOP)
@@ -847,12 +847,12 @@ def test_trust_makes_a_foreign_store_load_and_refuses_its_damaged_entries(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _as_other_user(monkeypatch, "someone-else")
+    _as_other_user(monkeypatch, "someone-else-entirely")
     run_cell(CANARY)
     run_cell(DAMAGED)
     flip_byte(value_file("cell:damaged:"), "pickle")
     Path("unpickled.txt").unlink(missing_ok=True)  # the first run's own canary
-    _as_other_user(monkeypatch, "test-key")
+    _as_other_user(monkeypatch, "nbresume-test-key")
     canary_key = _store.open_store().keys("cell:canary:")[0]
     with pytest.raises(_store.StoreError, match="nbresume trust"):
         _store.open_store().get(canary_key)
@@ -897,8 +897,8 @@ def test_the_key_file_is_created_0600_and_the_store_0700_whatever_the_umask(
 VERSIONED = "%%checkpoint versioned\nvalue = 41 + 1\nprint('computed')\n"
 
 WRITE_AS_SCHEMA_99 = f"""
-import nbresume._store as store
-store.SCHEMA_VERSION = 99
+import nbresume._signing as signing
+signing.SCHEMA_VERSION = 99
 from IPython.core.interactiveshell import InteractiveShell
 shell = InteractiveShell.instance()
 shell.run_line_magic("load_ext", "nbresume")
@@ -909,7 +909,11 @@ assert shell.run_cell({VERSIONED!r}).success
 def test_an_entry_of_another_schema_version_is_a_clean_miss_with_one_line(
     shell: InteractiveShell, run_cell: RunCell, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "NBRESUME_KEY": "test-key", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env = {
+        **os.environ,
+        "NBRESUME_KEY": "nbresume-test-key",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
     env.pop("NBRESUME_DIR", None)
     written = subprocess.run(
         [sys.executable, "-c", WRITE_AS_SCHEMA_99], cwd=tmp_path, env=env, capture_output=True

@@ -82,7 +82,7 @@ HELPERS = {"tick": tick, "check": check, "record_progress": record_progress}
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Plain-Python tests get what the shell fixture gives cells: own cwd, key, fresh registries."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NBRESUME_KEY", "test-key")
+    monkeypatch.setenv("NBRESUME_KEY", "nbresume-test-key")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("NBRESUME_DIR", raising=False)
     reset_nbresume_state()
@@ -340,7 +340,11 @@ for item in resumable(range(20), name="etl"):
 
 def _script(tmp_path: Path, fail: int) -> subprocess.CompletedProcess[str]:
     (tmp_path / "etl.py").write_text(SCRIPT)
-    env = {**os.environ, "NBRESUME_KEY": "test-key", "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    env = {
+        **os.environ,
+        "NBRESUME_KEY": "nbresume-test-key",
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+    }
     env.pop("NBRESUME_DIR", None)
     return subprocess.run(
         [sys.executable, "etl.py", str(fail)],

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Pickled", "allocate", "dumps", "dumps_namespace", "loads"]
+__all__ = ["Pickled", "Verified", "allocate", "dumps", "dumps_namespace", "loads"]
 
 PROTOCOL = 5  # out-of-band buffers need protocol 5
 
@@ -74,9 +74,24 @@ def _reason(value: Any, exc: Exception) -> str:
     return f"a {t.__module__}.{t.__qualname__} cannot be pickled: {exc}".replace("builtins.", "")
 
 
-def loads(data: bytes, buffers: list[Any] | None = None) -> Any:
-    """Unpickle what `dumps` made. Only call this on data whose signature was verified."""
-    return pickle.loads(data, buffers=buffers or ())
+@dataclass(frozen=True)
+class Verified:
+    """A pickle and its buffers whose signature verified: made only by `_signing.read_entry`.
+
+    The trust boundary is this type: `loads` takes nothing else, so bytes read from disk cannot
+    reach the unpickler without passing the check.
+    """
+
+    data: bytes
+    buffers: list[Any]
+    meta: dict[str, Any]
+
+
+def loads(verified: Verified) -> Any:
+    """Unpickle what `dumps` made, once its signature verified."""
+    if not isinstance(verified, Verified):  # NB. a runtime check too: this is the trust boundary
+        raise TypeError(f"only verified entries are unpickled, not {type(verified).__name__}")
+    return pickle.loads(verified.data, buffers=verified.buffers)
 
 
 def allocate(nbytes: int) -> Any:

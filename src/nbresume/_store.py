@@ -1,17 +1,15 @@
 """The checkpoint store: a diskcache Cache of signed entries. The only module that imports diskcache.
 
-Layout of one entry (a diskcache file value, written by streaming, never in place)::
+diskcache is the right tool (an atomic sqlite index, files for large values), but as it stands it
+trusts its rows: it unpickles values *and keys* stored in its pickle mode, and deletes whatever path
+a row's ``filename`` names. A store may arrive with a notebook from anyone, so `_Disk` narrows it to
+what nbresume writes: string keys, signed bytes, value files it named itself. Rows of any other kind
+read as `FOREIGN` (never decoded) and are ignored with one warning per store; a path from a row is
+used only if it is one the store could have made, inside the store (`_storeread.value_file`).
 
-    [pickle stream][buffer 0][buffer 1]...[header JSON][HMAC-SHA256, 32 bytes][u32 header length][MAGIC]
-
-The header holds the schema version, the entry's key, the lengths and the xxh3 digests of the
-out-of-band buffers. The HMAC (per-user key, kept outside the store) covers the pickle stream and
-the header, so nothing is unpickled before it verifies, nor under another key than its own; the
-raw buffers are plain data checked by their digests, hashed chunk by chunk while they stream in.
-A trailer instead of a header lets digests be computed while writing, in one pass over the data.
-
-diskcache writes a value's file first and commits its row after, so a kill during a write leaves the
-previous entry under the same key intact.
+Entries and records are signed and verified in `_signing`; see there for their layout. diskcache
+writes a value's file first and commits its row after, so a kill during a write leaves the previous
+entry under the same key intact.
 """
 
 from __future__ import annotations
@@ -19,30 +17,42 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import hashlib
-import hmac
 import io
-import json
 import os
-import re
 import sqlite3
-import struct
 import sys
 import threading
 import time
-import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import diskcache
-import xxhash
 
-from . import _serialize
-from .errors import StoreError, StoreReadOnlyError, StoreVersionError
+from . import _serialize, _signing
+from ._records import well_formed
+from ._signing import KEY_ENV, SCHEMA_VERSION, EntryWriter, signing_key
+from ._storeread import (
+    DB_FILE,
+    ENTRY,
+    FOREIGN,
+    MODE_BINARY,
+    MODE_RAW,
+    EntryInfo,
+    LooseFile,
+    ReadOnlyCache,
+    StoreReader,
+    open_value_file,
+    read_record_file,
+    remove_loose_file,
+    remove_value_file,
+)
+from .errors import CheckpointWarning, StoreError, StoreReadOnlyError
 
 __all__ = [
+    "DB_FILE",
+    "KEY_ENV",
     "MISSING",
     "SCHEMA_VERSION",
     "EntryInfo",
@@ -52,20 +62,26 @@ __all__ = [
     "default_store_dir",
     "open_store",
     "remove_loose_file",
+    "signing_key",
 ]
 
-SCHEMA_VERSION = 1  # bump on any change of the entry layout or of what the engines store
-MAGIC = b"NBRESUME"
-_TRAILER = struct.Struct("<I8s")  # header length, MAGIC
 _SQLITE_FULL = 13  # sqlite's "database or disk is full"
-# 1 MiB: few syscalls, and small enough that a chunk hashed right after its copy to or from the
-# page cache is still in the CPU cache (4 MiB chunks hashed 1.7x slower here)
-_CHUNK = 1 << 20
 _PREALLOCATE = 1 << 23  # bytes; smaller value files are written without reserving their blocks
 _FALLOC_FL_KEEP_SIZE = 1  # Linux's fallocate mode: reserve blocks, leave the file's size alone
-KEY_ENV = "NBRESUME_KEY"  # a signing key given directly (CI, shared service accounts)
 DIR_ENV = "NBRESUME_DIR"  # where the store lives; default ./.nbresume
 DEFAULT_DIR = ".nbresume"
+# Every setting diskcache reads, given explicitly: a store's own Settings rows are data, and
+# diskcache runs its ``sqlite_*`` rows as PRAGMAs and passes its ``disk_*`` rows to the Disk.
+# NB. diskcache evicts down to 1 GB by default: checkpoints must never vanish silently.
+SETTINGS: dict[str, Any] = {
+    **diskcache.DEFAULT_SETTINGS,
+    "eviction_policy": "none",
+    "size_limit": 2**62,
+    "cull_limit": 0,
+}
+_COUNTERS = frozenset(
+    diskcache.core.METADATA
+)  # count, size, hits, misses: integers diskcache keeps
 
 
 class _Missing:
@@ -80,101 +96,6 @@ def default_store_dir(cwd: Path | None = None) -> Path:
     """``$NBRESUME_DIR`` if set, else ``.nbresume`` in the working directory (next to the notebook);
     ``cwd``: another process's working directory (a kernel's), instead of this one's."""
     return ((cwd or Path.cwd()) / (os.environ.get(DIR_ENV) or DEFAULT_DIR)).absolute()
-
-
-def _config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "nbresume"
-
-
-def signing_key() -> bytes:
-    """The per-user signing key: ``$NBRESUME_KEY``, else a random key created once with mode 0600."""
-    env = os.environ.get(KEY_ENV)
-    if env:
-        return env.encode()
-    path = _config_dir() / "key"
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = os.urandom(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another kernel created it first
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    return key
-
-
-class _EntryReader:
-    """An entry as a stream of parts, the buffers straight from memory (no copy).
-
-    `_Disk` writes it to its value file (`write_to`); it is also a file-like object, as diskcache
-    reads any other value. Each chunk of a buffer is hashed after it was written, while it is
-    still in the CPU cache: the digest costs no second pass over the data.
-    """
-
-    def __init__(
-        self, pickled: _serialize.Pickled, key: bytes, meta: dict[str, Any], entry: str
-    ) -> None:
-        self._parts: Iterator[memoryview] = self._generate(pickled, key, meta, entry)
-        self._current = memoryview(b"")
-        self._nbytes = pickled.nbytes  # all but the small trailer
-
-    def _generate(
-        self, pickled: _serialize.Pickled, key: bytes, meta: dict[str, Any], entry: str
-    ) -> Iterator[memoryview]:
-        mac = hmac.new(key, pickled.data, hashlib.sha256)
-        yield memoryview(pickled.data)
-        digests = []
-        offset = len(pickled.data)  # where the next buffer starts in the file
-        for buffer in pickled.buffers:
-            h = xxhash.xxh3_128()
-            start = 0
-            while start < buffer.nbytes:
-                # NB. chunks end at multiples of _CHUNK in the file, not in the buffer: a write
-                # that ends inside a page makes the kernel fill in the rest (1.15x slower here)
-                end = min(buffer.nbytes, start + _CHUNK - (offset + start) % _CHUNK)
-                chunk = buffer[start:end]
-                yield chunk
-                h.update(chunk)  # NB. a chunk changed after its write is a digest mismatch: a miss
-                start = end
-            offset += buffer.nbytes
-            digests.append(h.hexdigest())
-        header = json.dumps(
-            {
-                "schema": SCHEMA_VERSION,
-                # signed with the data: an intact entry moved under another key is refused
-                "key": entry,
-                "pickle": len(pickled.data),
-                # tells a damaged entry from one signed by another key (never trust-able)
-                "pickle_digest": xxhash.xxh3_128_hexdigest(pickled.data),
-                "buffers": [b.nbytes for b in pickled.buffers],
-                "digests": digests,
-                "meta": meta,
-            }
-        ).encode()
-        mac.update(header)
-        yield memoryview(header + mac.digest() + _TRAILER.pack(len(header), MAGIC))
-
-    def read(self, size: int = -1) -> memoryview:
-        while not self._current:
-            part = next(self._parts, None)
-            if part is None:
-                return memoryview(b"")
-            self._current = part
-        chunk, self._current = self._current[:size], self._current[size:]
-        return chunk
-
-    def write_to(self, f: IO[bytes]) -> int:
-        """Write the whole entry to the new, empty file ``f``; returns its size."""
-        _preallocate(f, self._nbytes)
-        size = 0
-        for part in self._parts:
-            size += f.write(part)
-        return size
 
 
 @functools.cache
@@ -207,15 +128,25 @@ def _preallocate(f: IO[bytes], nbytes: int) -> None:
 
 
 class _Disk(diskcache.Disk):  # type: ignore[misc]
-    """diskcache's Disk, remembering the value file it is writing (per thread).
+    """diskcache's Disk narrowed to nbresume's rows: string keys, signed bytes, checked files.
 
-    NB. diskcache leaves the file of a failed write behind: on a full disk that partial file would
-    keep the disk full for good. `Store.put` removes it.
+    It remembers the value file it is writing (per thread). NB. diskcache leaves the file of a
+    failed write behind: on a full disk that partial file would keep the disk full for good.
+    `Store.put` removes it.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, directory: str, **settings: Any) -> None:
+        super().__init__(directory, min_file_size=SETTINGS["disk_min_file_size"])
+        self.root = Path(directory)
         self.writing = threading.local()
+
+    def put(self, key: Any) -> tuple[str, bool]:
+        if type(key) is not str:  # NB. diskcache would pickle it, and unpickle it when listed
+            raise TypeError(f"nbresume's store keys are strings, not {type(key).__name__}")
+        return key, True
+
+    def get(self, key: Any, raw: bool) -> Any:
+        return key if raw and type(key) is str else FOREIGN  # never unpickled
 
     def filename(
         self, key: Any = diskcache.core.UNKNOWN, value: Any = diskcache.core.UNKNOWN
@@ -225,9 +156,11 @@ class _Disk(diskcache.Disk):  # type: ignore[misc]
         return filename, full_path
 
     def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
-        """As diskcache's, but an entry writes itself to its new file (`_EntryReader.write_to`)."""
-        if not isinstance(value, _EntryReader):
-            return super().store(value, read, key=key)
+        """Signed bytes (records) as diskcache stores bytes; an entry writes its own new file."""
+        if type(value) is bytes:
+            return super().store(value, False, key=key)
+        if not isinstance(value, EntryWriter):
+            raise TypeError(f"nbresume's store holds signed bytes, not {type(value).__name__}")
         filename, full_path = self.filename(key, value)
         for attempt in range(10):
             with contextlib.suppress(OSError):
@@ -240,25 +173,143 @@ class _Disk(diskcache.Disk):  # type: ignore[misc]
                     raise
                 continue
             with f:
-                return value.write_to(f), diskcache.core.MODE_BINARY, filename, None
+                _preallocate(f, value.nbytes)
+                return value.write_to(f), MODE_BINARY, filename, None
         raise AssertionError("unreachable")
+
+    def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
+        """A row's bytes (or its open file, with ``read``); `FOREIGN` for any row not nbresume's.
+
+        Raises OSError when the file is gone (diskcache then reads the key as deleted).
+        """
+        if mode == MODE_RAW:
+            return value if type(value) is bytes else FOREIGN
+        if mode != MODE_BINARY:  # text and pickle rows: never decoded
+            return FOREIGN
+        f = open_value_file(self.root, filename)
+        if f is None:
+            return FOREIGN
+        if read:
+            return f
+        with f:
+            return read_record_file(f)
+
+    def remove(self, file_path: Any) -> None:
+        remove_value_file(self.root, file_path)  # NB. never a path outside the store
+
+
+class _Cache(diskcache.Cache):  # type: ignore[misc]
+    """diskcache's Cache whose `close` closes the connection of every thread that opened one.
+
+    NB. diskcache's own closes the calling thread's only; Python 3.13 warns about each sqlite
+    connection collected unclosed. Connections are made shareable for that one close.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None or getattr(self._local, "pid", None) != os.getpid():
+            self._local.pid = os.getpid()
+            con = self._local.con = sqlite3.connect(
+                os.path.join(self._directory, DB_FILE),
+                timeout=self._timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            with self._connections_lock:
+                self._connections.append(con)
+            # NB. per-connection pragmas: ours, never the store's own Settings rows
+            for key, value in SETTINGS.items():
+                if key.startswith("sqlite_"):
+                    self.reset(key, value, update=False)
+        return con
+
+    def close(self) -> None:
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for con in connections:
+            with contextlib.suppress(sqlite3.Error):
+                con.close()
+        with contextlib.suppress(AttributeError):
+            del self._local.con
+
+
+def _clean_settings(path: Path) -> None:
+    """Remove Settings rows diskcache would act on that are not the ones nbresume gives it.
+
+    NB. diskcache runs each ``sqlite_*`` row as ``PRAGMA key = value`` before anything else, and
+    a store may come from anyone; the rows it needs are written again from `SETTINGS`.
+    """
+    db = path / DB_FILE
+    if not db.is_file():
+        return
+    con = sqlite3.connect(db, timeout=60, isolation_level=None)
+    try:
+        try:
+            rows = con.execute("SELECT rowid, key, value FROM Settings").fetchall()
+        except sqlite3.OperationalError:  # no Settings table yet
+            return
+        bad = [
+            rowid
+            for rowid, key, value in rows
+            if not (
+                (key in SETTINGS and value == SETTINGS[key] and type(value) is type(SETTINGS[key]))
+                or (key in _COUNTERS and type(value) is int)
+            )
+        ]
+        if bad:
+            con.executemany("DELETE FROM Settings WHERE rowid = ?", [(r,) for r in bad])
+    finally:
+        con.close()
+
+
+def _prepare_directory(path: Path) -> None:
+    """Create the store's folder (0700, with a ``.gitignore``); refuse a symlink to another's.
+
+    An existing folder's permissions are never changed: it may be shared on purpose.
+    """
+    if path.is_symlink():
+        target = path.resolve()
+        if target.exists() and target.stat().st_uid != os.geteuid():
+            raise StoreError(
+                f"the checkpoint store {str(path)!r} is a symlink to {str(target)!r}, which "
+                "belongs to another user; it was not used: remove the link, or move the store "
+                "with %checkpoint dir PATH"
+            )
+    if path.exists():
+        return
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(OSError):
+        path.chmod(0o700)  # NB. mkdir's mode is masked by the umask
+        # NB. a store holds the user's variables: never committed by accident
+        (path / ".gitignore").write_text("# made by nbresume: the checkpoint store\n*\n")
 
 
 class Store:
-    """Signed checkpoint entries and small JSON records in one diskcache directory."""
+    """Signed checkpoint entries and signed JSON records in one diskcache directory."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.read_only = False  # opened for reading only: entries restore, writes raise
         self._told = False  # whether `read_only_notice` was given
+        self._warned_foreign = False
+        self._key: bytes | None = None
         try:
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with contextlib.suppress(OSError):  # not ours, or a read-only file system
-                path.chmod(0o700)
-            # NB. diskcache evicts down to 1 GB by default: checkpoints must never vanish silently.
-            self._cache = diskcache.Cache(
-                str(path), eviction_policy="none", size_limit=2**62, cull_limit=0, disk=_Disk
-            )
+            _prepare_directory(path)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the checkpoint store at {str(path)!r}: {exc}; check its "
+                "permissions or move it with %checkpoint dir PATH"
+            ) from exc
+        self._cache: Any
+        try:
+            _clean_settings(path)
+            self._cache = _Cache(str(path), disk=_Disk, **SETTINGS)
         except (OSError, diskcache.Timeout, Exception) as exc:
             # NB. diskcache writes its settings on every open: a store on a read-only share or
             # mount, or another user's copy, fails here even though its entries are readable
@@ -267,9 +318,8 @@ class Store:
                     f"cannot open the checkpoint store at {str(path)!r}: {exc}; "
                     "check its permissions or move it with %checkpoint dir PATH"
                 ) from exc
-            self._cache = _ReadOnlyCache(path)
+            self._cache = ReadOnlyCache(path)
             self.read_only = True
-        self._key: bytes | None = None
 
     def read_only_notice(self) -> str | None:
         """For a store opened read-only, what that means and what to do; once, then None.
@@ -291,21 +341,41 @@ class Store:
 
     @property
     def key(self) -> bytes:
+        """The signing key; `StoreError` if it cannot be had (the engines warn and go on)."""
         if self._key is None:
             self._key = signing_key()
         return self._key
+
+    def _foreign(self, key: str) -> None:
+        """Say once per store that rows not written by nbresume with this user's key are ignored."""
+        if self._warned_foreign:
+            return
+        self._warned_foreign = True
+        warnings.warn(
+            f"the checkpoint store at {str(self.path)!r} has rows that nbresume did not write "
+            f"with your key (e.g. {key[:60]!r}); they are ignored, never loaded. If you made this "
+            f"store with another key, run: nbresume trust {str(self.path)!r}",
+            CheckpointWarning,
+            stacklevel=3,
+        )
+
+    def _read_error(self, key: str, exc: Exception) -> StoreError:
+        if isinstance(exc, StoreError):
+            return exc
+        return StoreError(f"could not read {key!r} from {str(self.path)!r}: {exc}")
 
     # -- signed entries ---------------------------------------------------------------------
 
     def put(self, key: str, pickled: _serialize.Pickled, meta: dict[str, Any] | None = None) -> int:
         """Write an entry atomically; returns its size in bytes. Raises `StoreError`."""
-        reader = _EntryReader(pickled, self.key, meta or {}, key)
-        writing = self._cache.disk.writing
-        writing.path = None
+        writing = self._cache.disk.writing if not self.read_only else None
+        if writing is not None:
+            writing.path = None
         try:
-            self._cache.set(key, reader, read=True)
+            writer = EntryWriter(pickled, self.key, meta or {}, key)
+            self._cache.set(key, writer, read=True, tag=writer.id)
         except BaseException as exc:
-            if writing.path is not None:  # never committed: nothing refers to it
+            if writing is not None and writing.path is not None:  # never committed
                 with contextlib.suppress(OSError):
                     os.remove(writing.path)
             if not isinstance(exc, Exception):
@@ -315,7 +385,7 @@ class Store:
 
     def _write_error(self, key: str, exc: Exception) -> StoreError:
         """What failed and what to do, for a write that failed."""
-        if isinstance(exc, StoreReadOnlyError):  # says it all already
+        if isinstance(exc, StoreError):  # says it all already (read-only, a bad key)
             return exc
         why = str(exc)
         code = getattr(exc, "errno", None)
@@ -331,132 +401,107 @@ class Store:
             "or move the store with %checkpoint dir PATH"
         )
 
+    def _fetch(self, key: str) -> tuple[Any, Any]:
+        """The open value file (or bytes) of ``key`` and its row's tag; (None, None) if absent."""
+        try:
+            handle, tag = self._cache.get(key, default=None, read=True, tag=True)
+            if handle is None:
+                if key not in self._cache:
+                    return None, None
+                # NB. a writer that replaced the entry deletes the old file: read the new one
+                handle, tag = self._cache.get(key, default=None, read=True, tag=True)
+        except Exception as exc:
+            raise self._read_error(key, exc) from exc
+        if handle is None:
+            raise StoreError(
+                f"entry {key!r} in {str(self.path)!r} is corrupt: its value file is missing; "
+                "it will be recomputed"
+            )
+        return handle, tag
+
     def get(self, key: str) -> Any:
         """Read and verify an entry; `MISSING` if absent. Raises `StoreError` if it is unusable."""
-        try:
-            handle = self._cache.get(key, default=None, read=True)
-        except Exception as exc:
-            raise StoreError(f"could not read {key!r} from {str(self.path)!r}: {exc}") from exc
+        handle, tag = self._fetch(key)
         if handle is None:
-            try:
-                if key not in self._cache:
-                    return MISSING
-                # NB. a writer that replaced the entry deletes the old file: read the new one
-                handle = self._cache.get(key, default=None, read=True)
-            except Exception as exc:
-                raise StoreError(f"could not read {key!r} from {str(self.path)!r}: {exc}") from exc
-            if handle is None:
-                raise StoreError(
-                    f"entry {key!r} in {str(self.path)!r} is corrupt: its value file is missing; "
-                    "it will be recomputed"
-                )
-        with handle:
-            return self._read_entry(key, handle)
-
-    def _read_entry(self, key: str, f: IO[bytes]) -> Any:
+            return MISSING
+        if handle is FOREIGN:
+            self._foreign(key)
+            raise StoreError(f"entry {key!r} in {str(self.path)!r} is not nbresume's; not loaded")
+        with handle if not isinstance(handle, bytes) else io.BytesIO(handle) as f:
+            verified = _signing.read_entry(f, self.key, key, str(self.path), tag)
         try:
-            end = f.seek(0, os.SEEK_END)
-            if end < _TRAILER.size:
-                raise ValueError("truncated")
-            header_bytes, mac, header = _read_trailer(f, end)
-            if header.get("schema") != SCHEMA_VERSION:
-                raise StoreVersionError(
-                    f"entry {key!r} in {str(self.path)!r} has schema {header.get('schema')!r}, "
-                    f"this nbresume reads schema {SCHEMA_VERSION}; it will be recomputed"
-                )
-            f.seek(0)
-            data = f.read(header["pickle"])
-            expected = hmac.new(self.key, data, hashlib.sha256)
-            expected.update(header_bytes)
-            if not hmac.compare_digest(expected.digest(), mac):
-                if xxhash.xxh3_128_hexdigest(data) != header.get("pickle_digest"):
-                    raise ValueError("its data does not match its digest")
-                raise StoreError(
-                    f"entry {key!r} in {str(self.path)!r} is not signed by your key; it was not "
-                    f"loaded. If you trust this store, run: nbresume trust {str(self.path)!r}"
-                )
-            if header.get("key", key) != key:  # entries written before keys were signed: none
-                raise ValueError(f"it was written as {header['key']!r}")
-            buffers = [
-                self._read_buffer(f, n, d)
-                for n, d in zip(header["buffers"], header["digests"], strict=True)
-            ]
-        except StoreError:
-            raise
-        except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
-            raise StoreError(f"entry {key!r} in {str(self.path)!r} is corrupt: {exc}") from exc
-        try:
-            return _serialize.loads(data, buffers)
+            return _serialize.loads(verified)
         except Exception as exc:
             raise StoreError(
                 f"entry {key!r} in {str(self.path)!r} could not be unpickled: {exc!r}; "
                 "a module it needs may be missing or changed"
             ) from exc
 
-    @staticmethod
-    def _read_buffer(f: IO[bytes], nbytes: int, digest: str) -> Any:
-        buffer = _serialize.allocate(nbytes)
-        view = memoryview(buffer).cast("B")
-        h = xxhash.xxh3_128()
-        for start in range(0, nbytes, _CHUNK):
-            chunk = view[start : start + _CHUNK]
-            if f.readinto(chunk) != chunk.nbytes:  # type: ignore[attr-defined]
-                raise ValueError("truncated buffer")
-            h.update(chunk)
-        if h.hexdigest() != digest:
-            raise ValueError("a data buffer does not match its digest")
-        return buffer
-
     def resign(self) -> tuple[int, list[str]]:
-        """Re-sign every intact entry with this user's key (``nbresume trust``).
+        """Re-sign every intact entry and record with this user's key (``nbresume trust``).
 
-        Returns how many were re-signed and the keys of damaged entries, which are left alone:
-        trusting a store must never bless bytes that no longer match their digests.
+        Nothing is unpickled: entries are checked against their digests, every size bounded by
+        the file's real size. Returns how many were re-signed and the keys of damaged ones,
+        which are left alone: trusting a store must never bless bytes that no longer match.
+        The count is of entries; records are re-signed too.
         """
         count, damaged = 0, []
-        for key in list(self._cache.iterkeys()):
-            handle = self._cache.get(key, default=None, read=True)
-            if not hasattr(handle, "read"):
+        for key in self.keys():
+            try:
+                handle, _ = self._fetch(key)
+            except StoreError:
+                damaged.append(key)
                 continue
-            with handle as f:
+            if handle is None or handle is FOREIGN:
+                continue
+            with handle if not isinstance(handle, bytes) else io.BytesIO(handle) as f:
                 try:
-                    end = f.seek(0, os.SEEK_END)
-                    _, _, header = _read_trailer(f, end)
-                    f.seek(0)
-                    data = f.read(header["pickle"])
-                    if xxhash.xxh3_128_hexdigest(data) != header.get("pickle_digest"):
-                        raise ValueError("pickle digest")
-                    if header.get("key", key) != key:
-                        raise ValueError("moved from another key")
-                    buffers = [
-                        self._read_buffer(f, n, d)
-                        for n, d in zip(header["buffers"], header["digests"], strict=True)
-                    ]
-                except (OSError, ValueError, KeyError, TypeError, struct.error):
-                    damaged.append(str(key))
-                    continue
-            views = [memoryview(b).cast("B") for b in buffers]
-            self.put(key, _serialize.Pickled(data, views), header.get("meta", {}))
-            count += 1
+                    count += self._resign_one(key, f)
+                except (OSError, ValueError, KeyError, TypeError):
+                    damaged.append(key)
         return count, damaged
 
-    # -- small JSON records -----------------------------------------------------------------
+    def _resign_one(self, key: str, f: IO[bytes]) -> int:
+        """Re-sign one row; 1 for an entry, 0 for a record (the count is of entries)."""
+        record = _signing.unsigned_record(f)
+        if record is not _signing.NOT_A_RECORD:
+            self.put_json(key, record)
+            return 0
+        pickled, meta = _signing.unsigned_entry(f, key)
+        self.put(key, pickled, meta)
+        return 1
+
+    # -- small signed JSON records ------------------------------------------------------------
 
     def get_json(self, key: str, default: Any = None) -> Any:
+        """A record `put_json` wrote under ``key``; ``default`` if absent or not verified.
+
+        A record of another type than ``default`` (when it is not None) is ignored too.
+        """
         try:
-            text = self._cache.get(key, default=None)
+            data = self._cache.get(key, default=None)
         except Exception as exc:
-            raise StoreError(f"could not read {key!r} from {str(self.path)!r}: {exc}") from exc
-        if not isinstance(text, str):
+            raise self._read_error(key, exc) from exc
+        if data is None or data is ENTRY:  # absent, or an entry's file: not a record
             return default
         try:
-            return json.loads(text)
-        except ValueError:
+            if type(data) is not bytes:
+                raise ValueError("not nbresume's")
+            value = _signing.open_record(self.key, key, data)
+            if (default is not None and type(value) is not type(default)) or not well_formed(
+                key, value
+            ):
+                raise ValueError("a record of the wrong shape")
+        except _signing.OtherVersionError:  # the entry it describes says so, once
             return default
+        except ValueError:
+            self._foreign(key)
+            return default
+        return value
 
     def put_json(self, key: str, value: Any) -> None:
         try:
-            self._cache.set(key, json.dumps(value, default=str))
+            self._cache.set(key, _signing.seal_record(self.key, key, value))
         except Exception as exc:
             raise self._write_error(key, exc) from exc
 
@@ -471,9 +516,18 @@ class Store:
             raise StoreError(f"could not delete {key!r} from {str(self.path)!r}: {exc}") from exc
 
     def keys(self, prefix: str = "") -> list[str]:
-        return sorted(
-            k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefix)
-        )
+        """The keys of nbresume's rows starting with ``prefix``, sorted; others are ignored."""
+        try:
+            found = list(self._cache.iterkeys())
+        except Exception as exc:
+            raise self._read_error(prefix or "the keys", exc) from exc
+        keys = []
+        for key in found:
+            if type(key) is not str:
+                self._foreign(repr(key))
+            elif key.startswith(prefix):
+                keys.append(key)
+        return sorted(keys)
 
     def __contains__(self, key: str) -> bool:
         return key in self._cache
@@ -481,6 +535,9 @@ class Store:
     @contextlib.contextmanager
     def transact(self) -> Iterator[None]:
         """Group several writes into one sqlite transaction (all or nothing)."""
+        if self.read_only:
+            yield  # nothing to group: no write can succeed
+            return
         with self._cache.transact():
             yield
 
@@ -491,22 +548,11 @@ class Store:
     def close(self) -> None:
         self._cache.close()
 
+    def __enter__(self) -> Store:
+        return self
 
-def _read_trailer(f: IO[bytes], end: int) -> tuple[bytes, bytes, dict[str, Any]]:
-    """The header bytes, the MAC and the parsed header of an entry; ValueError if malformed."""
-    if end < _TRAILER.size:
-        raise ValueError("truncated")
-    f.seek(end - _TRAILER.size)
-    header_len, magic = _TRAILER.unpack(f.read(_TRAILER.size))
-    if magic != MAGIC or header_len + 32 + _TRAILER.size > end:
-        raise ValueError("not an nbresume entry or truncated")
-    f.seek(end - _TRAILER.size - 32 - header_len)
-    header_bytes = f.read(header_len)
-    mac = f.read(32)
-    header = json.loads(header_bytes)
-    if not isinstance(header, dict):
-        raise ValueError("malformed header")
-    return header_bytes, mac, header
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 _stores: dict[Path, Store] = {}
@@ -520,8 +566,18 @@ def open_store(path: Path | str | None = None) -> Store:
         store = _stores.get(resolved)
         # a store opened read-only is opened again once it is writable ("make it writable")
         if store is None or (store.read_only and _writable(resolved)):
+            if store is not None:
+                store.close()
             store = _stores[resolved] = Store(resolved)
         return store
+
+
+def close_stores() -> None:
+    """Close every store `open_store` opened (tests; the end of ``nbresume run``)."""
+    with _lock:
+        for store in _stores.values():
+            store.close()
+        _stores.clear()
 
 
 def _writable(path: Path) -> bool:
@@ -533,270 +589,3 @@ def _writable(path: Path) -> bool:
 def now() -> float:
     """Wall-clock time for records (seconds since the epoch)."""
     return time.time()
-
-
-# -- read-only access for other processes -----------------------------------------------------
-
-DB_FILE = "cache.db"  # diskcache's database, inside the store directory
-READ_TIMEOUT = 2.0  # seconds a reader waits for sqlite (holding no lock: the writer never waits)
-BUSY_SECONDS = 2.0  # and how long it retries a SQLITE_BUSY that sqlite returns without waiting
-_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
-
-
-def _busy(exc: sqlite3.Error) -> bool:
-    """Whether sqlite said busy/locked: transient for a WAL reader.
-
-    NB. sqlite returns SQLITE_BUSY at once, without calling its busy handler, when a reader opens
-    the WAL index while another process initialises or recovers it (a kernel opening the store).
-    """
-    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
-    if code is None:
-        return isinstance(exc, sqlite3.OperationalError)
-    return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
-
-
-@dataclass(frozen=True)
-class EntryInfo:
-    """What the database row of an entry says, without reading the entry."""
-
-    key: str
-    stored: float  # epoch seconds of the last write
-    size: int  # bytes of the value file (0 for small values kept in the row)
-
-
-class StoreReader:
-    """A read-only view of a store for other processes (the dashboard).
-
-    `Store` opens through ``diskcache.Cache``, which writes its settings and schema on every
-    open; a reader must never write to the store of a running loop. This opens the database in
-    sqlite's read-only mode: in WAL mode readers neither block the writer nor wait for it. Only
-    JSON records are decoded; signed entries are listed (`rows`), never read or unpickled.
-
-    Raises `StoreError` if the directory holds no store or sqlite fails.
-    """
-
-    def __init__(self, path: Path, timeout: float = READ_TIMEOUT) -> None:
-        self.path = Path(path)
-        db = self.path / DB_FILE
-        if not db.is_file():
-            raise StoreError(f"no checkpoint store at {str(self.path)!r} (no {DB_FILE})")
-        uri = "file:" + urllib.parse.quote(str(db.absolute())) + "?mode=ro"
-        try:
-            self._db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
-            if not os.access(self.path, os.W_OK):
-                self._db = self._immutable(uri, timeout)
-        except sqlite3.Error as exc:
-            raise StoreError(
-                f"cannot read the checkpoint store at {str(self.path)!r}: {exc}"
-            ) from exc
-        self._tables: set[str] = set()
-
-    def _immutable(self, uri: str, timeout: float) -> sqlite3.Connection:
-        """The connection for a read-only directory, where a WAL database may not open.
-
-        NB. sqlite opens a WAL database read-only only if its -shm file exists or can be
-        created; a read-only directory after the last writer closed has none. Nobody can write
-        there either, so sqlite may read it as immutable (no locks, no -shm).
-        """
-        try:
-            self._db.execute("PRAGMA schema_version").fetchall()
-        except sqlite3.Error:
-            self._db.close()
-            return sqlite3.connect(
-                uri + "&immutable=1", uri=True, timeout=timeout, isolation_level=None
-            )
-        return self._db
-
-    def __enter__(self) -> StoreReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._db.close()
-
-    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-        give_up = time.monotonic() + BUSY_SECONDS
-        while True:
-            try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                if not _busy(exc) or time.monotonic() > give_up:
-                    raise StoreError(
-                        f"cannot read the checkpoint store at {str(self.path)!r}: {exc}"
-                    ) from exc
-            time.sleep(0.02)
-
-    def _ready(self) -> bool:
-        """Whether diskcache has created its tables (a store being created has a bare file)."""
-        if not self._tables:
-            found = self._query("SELECT name FROM sqlite_master WHERE type = 'table'")
-            self._tables = {name for (name,) in found}
-        return {"Cache", "Settings"} <= self._tables
-
-    def rows(self) -> list[EntryInfo]:
-        """Every entry with a string key (all of nbresume's), sorted by key."""
-        if not self._ready():
-            return []
-        found = self._query(
-            "SELECT key, store_time, size FROM Cache WHERE raw = 1 AND "
-            "(expire_time IS NULL OR expire_time > ?)",
-            (time.time(),),
-        )
-        rows = [
-            EntryInfo(key, float(stored or 0.0), int(size or 0))
-            for key, stored, size in found
-            if isinstance(key, str)
-        ]
-        return sorted(rows, key=lambda row: row.key)
-
-    def get_json(self, key: str, default: Any = None) -> Any:
-        """A record written by `Store.put_json`; ``default`` if absent or not JSON."""
-        if not self._ready():
-            return default
-        found = self._query(
-            "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1 AND "
-            "(expire_time IS NULL OR expire_time > ?)",
-            (key, time.time()),
-        )
-        text = self._text(*found[0]) if found else None
-        if text is None:
-            return default
-        try:
-            return json.loads(text)
-        except ValueError:
-            return default
-
-    def _text(self, mode: int, filename: str | None, value: Any) -> str | None:
-        if mode == diskcache.core.MODE_RAW:
-            return value if isinstance(value, str) else None
-        if mode != diskcache.core.MODE_TEXT or not isinstance(filename, str):
-            return None  # NB. pickled or binary values are never decoded here
-        file = (self.path / filename).resolve()
-        if not file.is_relative_to(self.path.resolve()):
-            return None
-        try:
-            return file.read_text(encoding="UTF-8")
-        except OSError:  # replaced between reading the row and the file: gone
-            return None
-
-    def volume(self) -> int:
-        """Bytes on disk, database and value files included (as `Store.volume`)."""
-        if not self._ready():
-            return 0
-        ((pages,),) = self._query("PRAGMA page_count")
-        ((page_size,),) = self._query("PRAGMA page_size")
-        found = self._query("SELECT value FROM Settings WHERE key = 'size'")
-        return int(pages) * int(page_size) + (int(found[0][0] or 0) if found else 0)
-
-    def unreferenced_files(self) -> list[LooseFile]:
-        """Value files that no row refers to, oldest first: left by writes that were killed.
-
-        NB. a write in progress looks the same (diskcache writes the file, then commits its row):
-        callers keep files modified recently (`nbresume gc` keeps those of the last minutes).
-        """
-        if not self._ready():
-            return []
-        root = self.path
-        found = []
-        for file in root.glob("*/*/*.val"):  # diskcache's layout: ab/cd/<hex>.val
-            name = file.relative_to(root).as_posix()
-            if not _VALUE_FILE.fullmatch(name):
-                continue
-            with contextlib.suppress(FileNotFoundError):  # replaced meanwhile: not loose
-                stat = file.stat()
-                found.append(LooseFile(name, stat.st_mtime, stat.st_size))
-        # NB. rows after files: a file listed and committed meanwhile is referenced by now
-        named = {n for (n,) in self._query("SELECT filename FROM Cache WHERE filename IS NOT NULL")}
-        return sorted((f for f in found if f.name not in named), key=lambda f: f.modified)
-
-
-_VALUE_FILE = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]+\.val")
-
-
-@dataclass(frozen=True)
-class LooseFile:
-    """A value file in a store that no row refers to."""
-
-    name: str  # relative to the store, as diskcache names it: ab/cd/<hex>.val
-    modified: float  # epoch seconds
-    size: int
-
-
-def remove_loose_file(store: Path, name: str, older_than: float) -> int:
-    """Delete a value file `StoreReader.unreferenced_files` listed, if it is still that old.
-
-    Returns the bytes freed (0 if it is gone, was written to since, or is not a value file).
-    """
-    if not _VALUE_FILE.fullmatch(name):
-        return 0
-    file = store / name
-    try:
-        stat = file.stat()
-        if time.time() - stat.st_mtime < older_than:
-            return 0
-        file.unlink()
-    except FileNotFoundError:
-        return 0
-    return stat.st_size
-
-
-class _ReadOnlyCache(StoreReader):
-    """What `Store` uses of ``diskcache.Cache``, for a store it may only read.
-
-    Reads go through sqlite's read-only mode (`StoreReader`); every write raises
-    `StoreReadOnlyError`, which the engines do not repeat after `Store.read_only_notice`.
-    """
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.disk = _ReadOnlyDisk()
-
-    def _row(self, key: str) -> tuple[int, str | None, Any] | None:
-        if not self._ready():
-            return None
-        found = self._query(
-            "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1 AND "
-            "(expire_time IS NULL OR expire_time > ?)",
-            (key, time.time()),
-        )
-        return (int(found[0][0]), found[0][1], found[0][2]) if found else None
-
-    def get(self, key: str, default: Any = None, read: bool = False) -> Any:
-        row = self._row(key)
-        if row is None:
-            return default
-        mode, filename, value = row
-        if not read:
-            text = self._text(mode, filename, value)
-            return default if text is None else text
-        if mode == diskcache.core.MODE_BINARY and isinstance(filename, str):
-            try:
-                return open(self.path / filename, "rb")  # the caller closes it
-            except FileNotFoundError:  # as diskcache: gone between the row and the file
-                return default
-        return io.BytesIO(value) if isinstance(value, bytes) else value
-
-    def __contains__(self, key: str) -> bool:
-        return self._row(key) is not None
-
-    def iterkeys(self) -> Iterator[str]:
-        return iter([row.key for row in self.rows()])
-
-    @contextlib.contextmanager
-    def transact(self) -> Iterator[None]:
-        yield  # nothing to group: no write can succeed
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise StoreReadOnlyError(
-            f"the checkpoint store at {str(self.path)!r} is read-only: nothing new is saved; "
-            "make it writable, or move the store with %checkpoint dir PATH"
-        )
-
-    set = delete = _refuse
-
-
-class _ReadOnlyDisk:
-    def __init__(self) -> None:
-        self.writing = threading.local()  # `Store.put` resets it before writing

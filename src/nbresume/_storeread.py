@@ -1,0 +1,398 @@
+"""Reading a store without diskcache: other processes (the dashboard, the CLI) and read-only stores.
+
+`Store` opens through ``diskcache.Cache``, which writes its settings and schema on every open; a
+reader must never write to the store of a running loop. This opens the database in sqlite's
+read-only mode: in WAL mode readers neither block the writer nor wait for it.
+
+Everything a row says is checked before it is used: keys are plain strings, records must verify
+with the user's key (`_signing.open_record`), and a value file's name must be one the store could
+have made, inside the store, not through a symlink (`value_file`). No path from a row is used as
+it stands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import sqlite3
+import stat
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from . import _signing
+from ._records import well_formed
+from .errors import StoreError, StoreReadOnlyError
+
+__all__ = [
+    "DB_FILE",
+    "EntryInfo",
+    "LooseFile",
+    "StoreReader",
+    "open_value_file",
+    "read_record_file",
+    "remove_loose_file",
+    "remove_value_file",
+    "value_file",
+]
+
+DB_FILE = "cache.db"  # diskcache's database, inside the store directory
+READ_TIMEOUT = 2.0  # seconds a reader waits for sqlite (holding no lock: the writer never waits)
+BUSY_SECONDS = 2.0  # and how long it retries a SQLITE_BUSY that sqlite returns without waiting
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+# diskcache's value modes (diskcache.core.MODE_*): nbresume writes RAW (small records in the row)
+# and BINARY (files); TEXT and PICKLE rows are never ours and never decoded
+MODE_RAW, MODE_BINARY = 1, 2
+VALUE_FILE = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{20,64}\.val")  # diskcache's layout
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+# -- value files: only where the store would have put them ---------------------------------------
+
+
+def value_file(root: Path, name: object) -> Path | None:
+    """The value file ``name`` (as a row gives it) inside the store ``root``; None if it is not one.
+
+    It must have diskcache's shape (``ab/cd/<hex>.val``) and its folder must resolve inside the
+    store: an absolute path, ``..`` or a symlinked folder never gets through.
+    """
+    if not isinstance(name, str) or not VALUE_FILE.fullmatch(name):
+        return None
+    folder = os.path.realpath(root / os.path.dirname(name))
+    if folder != os.path.join(os.path.realpath(root), os.path.dirname(name)):
+        return None
+    return Path(folder) / os.path.basename(name)
+
+
+def open_value_file(root: Path, name: object) -> IO[bytes] | None:
+    """The value file opened for reading; None if the row's name is not a file of this store.
+
+    Raises OSError (FileNotFoundError: replaced since the row was read).
+    """
+    path = value_file(root, name)
+    if path is None:
+        return None
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)  # NB. the file itself may not be a symlink
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        return None
+    return f
+
+
+def read_record_file(f: IO[bytes]) -> Any:
+    """The bytes of a record kept in a value file; `ENTRY` if the file holds something else.
+
+    NB. reads at most `_signing.MAX_RECORD`: an entry's file may be gigabytes.
+    """
+    head = f.read(len(_signing.RECORD_MAGIC))
+    if head != _signing.RECORD_MAGIC:
+        return ENTRY
+    return head + f.read(_signing.MAX_RECORD)
+
+
+def remove_value_file(root: Path, name: object) -> None:
+    """Delete a value file of the store and its emptied folders; anything else is left alone."""
+    path = value_file(root, name)
+    if path is None:
+        return
+    with contextlib.suppress(OSError):
+        path.unlink()  # NB. unlink removes a symlink itself, never its target
+    for folder in (path.parent, path.parent.parent):  # ab/cd, then ab; never the store
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+# -- reading the database ---------------------------------------------------------------------
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Whether sqlite said busy/locked: transient for a WAL reader.
+
+    NB. sqlite returns SQLITE_BUSY at once, without calling its busy handler, when a reader opens
+    the WAL index while another process initialises or recovers it (a kernel opening the store).
+    """
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is None:
+        return isinstance(exc, sqlite3.OperationalError)
+    return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """What the database row of an entry says, without reading the entry."""
+
+    key: str
+    stored: float  # epoch seconds of the last write
+    size: int  # bytes of the value file (0 for small values kept in the row)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of nbresume's, as sqlite returned it (nothing decoded)."""
+
+    mode: int
+    filename: object
+    value: object
+    tag: object
+
+
+class StoreReader:
+    """A read-only view of a store for other processes (the dashboard).
+
+    Only signed JSON records are decoded; signed entries are listed (`rows`), never read or
+    unpickled. Raises `StoreError` if the directory holds no store or sqlite fails.
+    """
+
+    def __init__(self, path: Path, timeout: float = READ_TIMEOUT) -> None:
+        self.path = Path(path)
+        db = self.path / DB_FILE
+        if not db.is_file():
+            raise StoreError(f"no checkpoint store at {str(self.path)!r} (no {DB_FILE})")
+        uri = "file:" + urllib.parse.quote(str(db.absolute())) + "?mode=ro"
+        try:
+            self._db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+            if not os.access(self.path, os.W_OK):
+                self._db = self._immutable(uri, timeout)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot read the checkpoint store at {str(self.path)!r}: {exc}"
+            ) from exc
+        self._tables: set[str] = set()
+        self._key: bytes | None = None
+        self.foreign: set[str] = set()  # keys of rows not in nbresume's format, seen so far
+
+    def _immutable(self, uri: str, timeout: float) -> sqlite3.Connection:
+        """The connection for a read-only directory, where a WAL database may not open.
+
+        NB. sqlite opens a WAL database read-only only if its -shm file exists or can be
+        created; a read-only directory after the last writer closed has none. Nobody can write
+        there either, so sqlite may read it as immutable (no locks, no -shm).
+        """
+        try:
+            self._db.execute("PRAGMA schema_version").fetchall()
+        except sqlite3.Error:
+            self._db.close()
+            return sqlite3.connect(
+                uri + "&immutable=1", uri=True, timeout=timeout, isolation_level=None
+            )
+        return self._db
+
+    def __enter__(self) -> StoreReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            self._key = _signing.signing_key()
+        return self._key
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        give_up = time.monotonic() + BUSY_SECONDS
+        while True:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                if not _busy(exc) or time.monotonic() > give_up:
+                    raise StoreError(
+                        f"cannot read the checkpoint store at {str(self.path)!r}: {exc}"
+                    ) from exc
+            time.sleep(0.02)
+
+    def _ready(self) -> bool:
+        """Whether diskcache has created its tables (a store being created has a bare file)."""
+        if not self._tables:
+            found = self._query("SELECT name FROM sqlite_master WHERE type = 'table'")
+            self._tables = {name for (name,) in found}
+        return {"Cache", "Settings"} <= self._tables
+
+    def rows(self) -> list[EntryInfo]:
+        """Every row with a string key (all of nbresume's), sorted by key."""
+        if not self._ready():
+            return []
+        found = self._query(
+            "SELECT key, store_time, size FROM Cache WHERE raw = 1 AND "
+            "(expire_time IS NULL OR expire_time > ?)",
+            (time.time(),),
+        )
+        rows = []
+        for key, stored, size in found:
+            if type(key) is str and type(stored) in (int, float) and type(size) is int:
+                rows.append(EntryInfo(key, float(stored), max(size, 0)))
+            else:
+                self.foreign.add(repr(key)[:80])
+        return sorted(rows, key=lambda row: row.key)
+
+    def row(self, key: str) -> Row | None:
+        if not self._ready():
+            return None
+        found = self._query(
+            "SELECT mode, filename, value, tag FROM Cache WHERE key = ? AND raw = 1 AND "
+            "(expire_time IS NULL OR expire_time > ?)",
+            (key, time.time()),
+        )
+        return Row(*found[0]) if found else None
+
+    def row_bytes(self, key: str, row: Row) -> Any:
+        """A row's value as bytes (in the row or in its file); None if the row is not ours."""
+        if row.mode == MODE_RAW and isinstance(row.value, bytes):
+            return row.value
+        if row.mode != MODE_BINARY:
+            self.foreign.add(key)
+            return None
+        try:
+            f = open_value_file(self.path, row.filename)
+        except OSError:  # replaced between reading the row and the file: gone
+            return None
+        if f is None:
+            self.foreign.add(key)
+            return None
+        with f:
+            return read_record_file(f)
+
+    def get_json(self, key: str, default: Any = None) -> Any:
+        """A record written by `Store.put_json`; ``default`` if absent, foreign or not verified.
+
+        A record of another type than ``default`` (when it is not None) counts as not verified.
+        """
+        row = self.row(key)
+        if row is None:
+            return default
+        data = self.row_bytes(key, row)
+        if data is None or data is ENTRY:
+            return default
+        try:
+            value = _signing.open_record(self.key, key, data)
+        except _signing.OtherVersionError:
+            return default
+        except ValueError:
+            self.foreign.add(key)
+            return default
+        if (default is not None and type(value) is not type(default)) or not well_formed(
+            key, value
+        ):
+            self.foreign.add(key)
+            return default
+        return value
+
+    def volume(self) -> int:
+        """Bytes on disk, database and value files included (as `Store.volume`)."""
+        if not self._ready():
+            return 0
+        ((pages,),) = self._query("PRAGMA page_count")
+        ((page_size,),) = self._query("PRAGMA page_size")
+        found = self._query("SELECT value FROM Settings WHERE key = 'size'")
+        size = found[0][0] if found else 0
+        return int(pages) * int(page_size) + (size if type(size) is int and size > 0 else 0)
+
+    def unreferenced_files(self) -> list[LooseFile]:
+        """Value files that no row refers to, oldest first: left by writes that were killed.
+
+        NB. a write in progress looks the same (diskcache writes the file, then commits its row):
+        callers keep files modified recently (`nbresume gc` keeps those of the last minutes).
+        """
+        if not self._ready():
+            return []
+        root = self.path
+        found = []
+        for file in root.glob("*/*/*.val"):  # diskcache's layout: ab/cd/<hex>.val
+            name = file.relative_to(root).as_posix()
+            if value_file(root, name) is None:
+                continue
+            with contextlib.suppress(FileNotFoundError):  # replaced meanwhile: not loose
+                info = file.lstat()
+                if stat.S_ISREG(info.st_mode):
+                    found.append(LooseFile(name, info.st_mtime, info.st_size))
+        # NB. rows after files: a file listed and committed meanwhile is referenced by now
+        named = {n for (n,) in self._query("SELECT filename FROM Cache WHERE filename IS NOT NULL")}
+        return sorted((f for f in found if f.name not in named), key=lambda f: f.modified)
+
+
+@dataclass(frozen=True)
+class LooseFile:
+    """A value file in a store that no row refers to."""
+
+    name: str  # relative to the store, as diskcache names it: ab/cd/<hex>.val
+    modified: float  # epoch seconds
+    size: int
+
+
+def remove_loose_file(store: Path, name: str, older_than: float) -> int:
+    """Delete a value file `StoreReader.unreferenced_files` listed, if it is still that old.
+
+    Returns the bytes freed (0 if it is gone, was written to since, or is not a value file).
+    """
+    file = value_file(store, name)
+    if file is None:
+        return 0
+    try:
+        info = file.lstat()
+        if time.time() - info.st_mtime < older_than:
+            return 0
+        file.unlink()
+    except FileNotFoundError:
+        return 0
+    return info.st_size
+
+
+class ReadOnlyCache(StoreReader):
+    """What `Store` uses of ``diskcache.Cache``, for a store it may only read.
+
+    Reads go through sqlite's read-only mode; every write raises `StoreReadOnlyError`, which the
+    engines do not repeat after `Store.read_only_notice`.
+    """
+
+    def get(self, key: str, default: Any = None, read: bool = False, tag: bool = False) -> Any:
+        row = self.row(key)
+        if row is None:
+            return (default, None) if tag else default
+        value: Any
+        if row.mode == MODE_BINARY and read:
+            try:
+                value = open_value_file(self.path, row.filename)  # the caller closes it
+            except FileNotFoundError:  # as diskcache: gone between the row and the file
+                return (default, None) if tag else default
+            value = value if value is not None else FOREIGN
+        else:
+            data = self.row_bytes(key, row)
+            if data is None:  # foreign, or its file gone since the row was read
+                value = FOREIGN if key in self.foreign else default
+            else:
+                value = io.BytesIO(data) if read else data
+        return (value, row.tag) if tag else value
+
+    def __contains__(self, key: str) -> bool:
+        return self.row(key) is not None
+
+    def iterkeys(self) -> list[str]:
+        return [row.key for row in self.rows()]
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise StoreReadOnlyError(
+            f"the checkpoint store at {str(self.path)!r} is read-only: nothing new is saved; "
+            "make it writable, or move the store with %checkpoint dir PATH"
+        )
+
+    set = delete = _refuse
+
+
+class _Sentinel:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+FOREIGN: Any = _Sentinel("FOREIGN")  # what a row not in nbresume's format reads as: never decoded
+ENTRY: Any = _Sentinel("ENTRY")  # what `read_record_file` gives for a value file not a record
