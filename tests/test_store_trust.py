@@ -513,3 +513,71 @@ def test_flipped_truncated_or_swapped_bytes_restore_the_right_value_or_miss(
     finally:
         store.close()
         shutil.rmtree(tmp_path / "prop")
+
+
+# -- real kernels and a real server ---------------------------------------------------------------
+
+
+def hostile_store(folder: Path, victim: Path) -> None:
+    """A store as it might arrive with a notebook: pickles at the keys nbresume reads, a pickled
+    key, and rows naming a file outside the store."""
+    cache = diskcache.Cache(str(folder / ".nbresume"))
+    try:
+        for key in ("phase:x", "progress:x", "events:x", "loop:x"):
+            cache.set(key, Payload())
+        cache.set(Payload(), b"key")
+        cache.set("progress:y", b"z" * 100_000)  # a value file, then pointed at the victim
+    finally:
+        cache.close()
+    with sqlite3.connect(folder / ".nbresume" / "cache.db") as db:
+        db.execute("UPDATE Cache SET filename = ? WHERE key = 'progress:y'", (str(victim),))
+    db.close()
+
+
+@pytest.mark.kernel
+def test_a_real_kernel_runs_no_code_from_a_hostile_store(
+    kernels: Any, tmp_path: Path, victim: Path
+) -> None:
+    kernel = kernels.start("hostile", wait=False)
+    hostile_store(kernel.workdir, victim)
+    kernel.wait_ready()
+    kernel.run("%load_ext nbresume")
+    for code in (
+        "%%checkpoint x\nx = 1\n",
+        "%%checkpoint y\nout = []\nfor i in resumable(range(3)):\n    out.append(i)\n",
+        "%checkpoint status",
+        "%checkpoint clear --all",
+    ):
+        reply, outputs = kernel.execute(code)
+        assert reply["status"] == "ok", reply
+        assert not any(o.get("output_type") == "error" for o in outputs)
+    assert not (kernel.workdir / MARKER).exists()
+    assert victim.read_text() == "keep me"
+
+
+@pytest.mark.kernel
+def test_the_dashboard_reads_a_hostile_store_without_running_or_deleting_anything(
+    tmp_path: Path, victim: Path
+) -> None:
+    from jupyter_helpers import JupyterServer
+
+    root = tmp_path / "site"
+    (root / "project").mkdir(parents=True)
+    hostile_store(root / "project", victim)
+    server = JupyterServer(root, tmp_path / "jupyter").start()
+    try:
+        client = server.client()
+        listed = client.get("/nbresume/api/stores", token=True)
+        assert listed.status == 200, listed
+        phases = client.get("/nbresume/api/phases?store=project/.nbresume", token=True)
+        assert phases.status == 200, phases
+        for name in ("x", "y"):
+            response = client.post(
+                "/nbresume/api/clear", {"store": "project/.nbresume", "name": name}, token=True
+            )
+            assert response.status in (200, 404), response
+    finally:
+        server.stop()
+    assert not (root / MARKER).exists()
+    assert not Path(MARKER).exists()
+    assert victim.read_text() == "keep me"

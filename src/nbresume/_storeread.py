@@ -20,13 +20,14 @@ import sqlite3
 import stat
 import time
 import urllib.parse
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from . import _signing
 from ._records import well_formed
-from .errors import StoreError, StoreReadOnlyError
+from .errors import CheckpointWarning, StoreError, StoreReadOnlyError
 
 __all__ = [
     "DB_FILE",
@@ -49,6 +50,7 @@ _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 MODE_RAW, MODE_BINARY = 1, 2
 VALUE_FILE = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{20,64}\.val")  # diskcache's layout
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_warned: set[str] = set()  # stores whose foreign rows a reader of this process reported
 
 
 # -- value files: only where the store would have put them ---------------------------------------
@@ -190,6 +192,16 @@ class StoreReader:
 
     def close(self) -> None:
         self._db.close()
+        where = str(self.path.absolute())
+        if self.foreign and where not in _warned:
+            _warned.add(where)
+            warnings.warn(
+                f"the checkpoint store at {where!r} has rows that nbresume did not write with "
+                f"your key (e.g. {sorted(self.foreign)[0][:60]!r}); they were ignored, never "
+                f"loaded. If you made this store with another key, run: nbresume trust {where!r}",
+                CheckpointWarning,
+                stacklevel=2,
+            )
 
     @property
     def key(self) -> bytes:
