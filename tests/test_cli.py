@@ -605,7 +605,7 @@ def mark(i):
 @pytest.fixture
 def kernel_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Kernels started from this process run isolated under tmp_path, as kernel_helpers' do."""
-    for name, value in kernel_env(tmp_path, key="test").items():
+    for name, value in kernel_env(tmp_path).items():
         if os.environ.get(name) != value:
             monkeypatch.setenv(name, value)
     for name in ("PYTEST_CURRENT_TEST", "NBRESUME_DIR", "MPLBACKEND"):
@@ -695,7 +695,7 @@ def test_run_survives_a_sigkill_of_its_kernel_through_the_console_script(
         print(done)
         """,
     )
-    env = kernel_env(tmp_path, key="test")
+    env = kernel_env(tmp_path)
     process = subprocess.Popen(
         [str(BIN / "nbresume"), "run", nb.name, "-o", "result.ipynb"],
         cwd=tmp_path,
@@ -740,7 +740,7 @@ def test_ctrl_c_stops_the_run_and_its_kernel_without_a_retry(tmp_path: Path) -> 
     process = subprocess.Popen(
         [str(BIN / "nbresume"), "run", nb.name],
         cwd=tmp_path,
-        env=kernel_env(tmp_path, key="test"),
+        env=kernel_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -833,7 +833,7 @@ def test_papermill_reruns_only_the_checkpoint_that_reads_the_changed_parameter(
         "%%checkpoint fixed\ntick('fixed')\nfixed = 42\nprint('fixed', fixed)",
         tags={1: ["parameters"]},
     )
-    env = kernel_env(tmp_path, key="test")
+    env = kernel_env(tmp_path)
     for alpha, out in (("1", "first.ipynb"), ("2", "second.ipynb")):
         subprocess.run(
             [str(BIN / "papermill"), nb.name, out, "-p", "alpha", alpha, "--cwd", str(tmp_path)],

@@ -233,13 +233,18 @@ class StoreReader:
         if not self._ready():
             return []
         found = self._query(
-            "SELECT key, store_time, size FROM Cache WHERE raw = 1 AND "
+            "SELECT key, store_time, size, mode FROM Cache WHERE raw = 1 AND "
             "(expire_time IS NULL OR expire_time > ?)",
             (time.time(),),
         )
         rows = []
-        for key, stored, size in found:
-            if type(key) is str and type(stored) in (int, float) and type(size) is int:
+        for key, stored, size, mode in found:
+            if (
+                type(key) is str
+                and type(stored) in (int, float)
+                and type(size) is int
+                and mode in (MODE_RAW, MODE_BINARY)
+            ):
                 rows.append(EntryInfo(key, float(stored), max(size, 0)))
             else:
                 self.foreign.add(repr(key)[:80])
