@@ -84,7 +84,8 @@ back". In a notebook, %checkpoint rollback NAME [N] also puts its variables back
 shows its outputs. --to 1 with --export only exports the current version.
 
 --export FILE writes the version's variables to FILE as a pickle of a dict {name: value}, made
-with cloudpickle. Read it in Python where nbresume (or cloudpickle) is installed:
+with cloudpickle, readable by you only. FILE must be new; --overwrite replaces a regular file (a
+symlink, FIFO or device is always refused). Read it where nbresume (or cloudpickle) is installed:
 
   import pickle
   with open("sweep.pkl", "rb") as f:
@@ -95,7 +96,8 @@ Unpickling can run code: load only files you made.
 examples:
   nbresume history sweep
   nbresume rollback sweep                          make version 2 current again
-  nbresume rollback sweep --to 3 --export old.pkl --outputs"""
+  nbresume rollback sweep --to 3 --export old.pkl --outputs
+  nbresume rollback sweep --to 1 --export sweep.pkl --overwrite"""
 
 
 class CliError(Exception):
@@ -239,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument(
         "--export", metavar="FILE", help="write its variables to FILE (a pickle of a dict)"
+    )
+    rollback.add_argument(
+        "--overwrite", action="store_true", help="replace FILE if it exists (a regular file only)"
     )
     rollback.add_argument("--outputs", action="store_true", help="print its outputs' text")
     store_option(rollback)
@@ -577,6 +582,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     row = _find(_read(path), args.name, path)
     if row["running"]:
         raise CliError(f"phase {args.name!r} is running in a kernel; let it finish first")
+    target = Path(args.export).expanduser() if args.export else None
+    if target is not None:  # refused before anything changes
+        _check_export(target, args.overwrite)
     store = open_store(path)
     number = 2 if args.to is None else args.to
     version, entry = load_version(store, args.name, number)
@@ -599,9 +607,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         for output in entry["outputs"]:
             text = output.get("text") or output.get("data", {}).get("text/plain", "")
             print(text, end="" if output.get("output_type") == "stream" else "\n")
-    if args.export:
-        target = Path(args.export).expanduser()
-        size = _export(variables, target)
+    if target is not None:
+        size = _export(variables, target, args.overwrite)
         print(
             f"wrote {len(variables)} variable{'s' * (len(variables) != 1)} to {target} "
             f"({_size(size)}); read them with pickle.load"
@@ -615,18 +622,33 @@ def _size(n: int) -> str:
     return format_size(n)
 
 
-def _export(variables: dict[str, Any], target: Path) -> int:
-    """Write ``variables`` to ``target`` as a cloudpickle'd dict, atomically; -> bytes written."""
-    import cloudpickle
-
-    from ._files import replacing
+def _check_export(target: Path, overwrite: bool) -> None:
+    from ._files import UnsafeTarget, check_target
 
     try:
-        with replacing(target) as tmp, open(tmp, "wb") as f:
+        check_target(target, overwrite=overwrite)
+    except UnsafeTarget as exc:
+        raise CliError(f"--export: {exc}") from exc
+
+
+def _export(variables: dict[str, Any], target: Path, overwrite: bool) -> int:
+    """Write ``variables`` to ``target`` as a cloudpickle'd dict, atomically; -> bytes written.
+
+    A new private file (0600): the variables are the user's data. An existing path only with
+    ``overwrite``, and only a regular file; never through a symlink, into a FIFO or a device.
+    """
+    import cloudpickle
+
+    from ._files import UnsafeTarget, creating
+
+    try:
+        with creating(target, overwrite=overwrite) as f:
             cloudpickle.dump(variables, f, protocol=5)
+    except UnsafeTarget as exc:
+        raise CliError(f"--export: {exc}") from exc
     except OSError as exc:
         raise CliError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from exc
-    return target.stat().st_size
+    return os.lstat(target).st_size
 
 
 def cmd_log(args: argparse.Namespace) -> int:

@@ -1,0 +1,158 @@
+"""The command line and the line magics against careless paths and hostile stores: ``rollback
+--export`` writes only a new regular file, names from a store are printed escaped, and nothing a
+store holds makes a command print a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from conftest import CellRun
+from nbresume.cli import main
+
+RunCell = Callable[..., CellRun]
+
+FIT = "%%checkpoint fit\nmodel = lr * 10\nprint(f'model {model}')\n"
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run ``nbresume ARGV`` in-process -> (exit status, stdout, stderr)."""
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("nbresume: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture
+def two_versions(shell: InteractiveShell, run_cell: RunCell) -> None:
+    for lr in (1, 2):
+        shell.user_ns["lr"] = lr
+        assert run_cell(FIT).error is None
+
+
+def export(capsys: pytest.CaptureFixture[str], target: Path, *more: str) -> tuple[int, str, str]:
+    return cli(capsys, "rollback", "fit", "--to", "2", "--export", str(target), *more)
+
+
+def history_head(capsys: pytest.CaptureFixture[str]) -> str:
+    code, out, err = cli(capsys, "history", "fit")
+    assert code == 0, err
+    return out
+
+
+# -- rollback --export --------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("two_versions")
+def test_export_writes_a_new_private_regular_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "fit.pkl"
+    code, _, err = export(capsys, target)
+    assert code == 0, err
+    assert stat.S_ISREG(os.lstat(target).st_mode)
+    assert stat.S_IMODE(target.stat().st_mode) & 0o077 == 0  # variables are the user's data
+    with target.open("rb") as f:
+        assert pickle.load(f) == {"model": 10}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fit.pkl")]  # no temp left
+
+
+@pytest.mark.usefixtures("two_versions")
+def test_export_to_an_existing_file_needs_overwrite_and_rolls_nothing_back_without_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "fit.pkl"
+    target.write_text("precious")
+    before = history_head(capsys)
+    code, out, err = export(capsys, target)
+    assert code == 1
+    line = one_error_line(err)
+    assert repr(str(target)) in line
+    assert "--overwrite" in line
+    assert target.read_text() == "precious"
+    assert "rolled back" not in out
+    assert history_head(capsys) == before  # refused before anything changed
+    code, _, err = export(capsys, target, "--overwrite")
+    assert code == 0, err
+    with target.open("rb") as f:
+        assert pickle.load(f) == {"model": 10}
+
+
+def fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def symlink_to_victim(path: Path) -> Path:
+    victim = path.with_name("victim.txt")
+    victim.write_text("victim")
+    path.symlink_to(victim)
+    return path
+
+
+def dangling_symlink(path: Path) -> Path:
+    path.symlink_to(path.with_name("not-there-yet"))
+    return path
+
+
+def device(path: Path) -> Path:
+    """A character device like /dev/null, made in the test's folder (never the real one: a bug
+    here must not replace a device of the machine)."""
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    return path
+
+
+def folder(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+@pytest.mark.usefixtures("two_versions")
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        (symlink_to_victim, "symbolic link"),
+        (dangling_symlink, "symbolic link"),
+        (fifo, "FIFO"),
+        (folder, "folder"),
+        (device, "device"),
+    ],
+)
+def test_export_refuses_a_symlink_fifo_device_or_folder_even_with_overwrite(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    make: Callable[[Path], Path],
+    what: str,
+    overwrite: bool,
+) -> None:
+    target = make(tmp_path / "fit.pkl")
+    kind = os.lstat(target).st_mode
+    code, out, err = export(capsys, target, *(["--overwrite"] if overwrite else []))
+    assert code == 1
+    line = one_error_line(err)
+    assert what in line, line
+    assert "rolled back" not in out
+    assert os.lstat(target).st_mode == kind  # still what it was
+    victim = tmp_path / "victim.txt"
+    if victim.exists():
+        assert victim.read_text() == "victim"
+    assert not (tmp_path / "not-there-yet").exists()
