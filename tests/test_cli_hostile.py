@@ -156,3 +156,90 @@ def test_export_refuses_a_symlink_fifo_device_or_folder_even_with_overwrite(
     if victim.exists():
         assert victim.read_text() == "victim"
     assert not (tmp_path / "not-there-yet").exists()
+
+
+# -- names from a store are printed escaped -----------------------------------------------------
+
+# A name as a store may hold it: a newline that would start a forged line, an ANSI escape that
+# would recolour or erase the terminal, a right-to-left override that reorders what is shown.
+EVIL = "ok\n\x1b[2K\x1b[31mFORGED\u202e\rdone"
+ESCAPED = r"ok\n\x1b[2K\x1b[31mFORGED\u202e\rdone"
+
+
+def hostile_records() -> None:
+    """A phase, its events and a version whose names and texts carry control characters."""
+    import time
+
+    from nbresume import _store
+
+    store = _store.open_store()
+    now = time.time()
+    version = {
+        "key": f"cell:{EVIL}:0123abcd",
+        "created": now,
+        "duration": 1.5,
+        "size": 10,
+        "source_hash": "0123abcd",
+        "inputs": {EVIL: "f" * 16},
+        "reason": f"input {EVIL} changed",
+    }
+    store.put_json(f"phase:{EVIL}", {"versions": [version, {**version, "reason": None}]})
+    store.put_json(f"events:{EVIL}", [{"t": now, "event": "started", "text": f"started: {EVIL}"}])
+
+
+def assert_escaped(text: str) -> None:
+    assert "\x1b" not in text, text
+    assert "\u202e" not in text, text
+    assert "\r" not in text, text
+    assert not [line for line in text.splitlines() if line.lstrip().startswith("\x1b[31mFORGED")]
+    assert "\nFORGED" not in text, text
+    assert "\n\x1b" not in text, text
+    assert ESCAPED in text, text
+
+
+@pytest.mark.usefixtures("shell")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list"],
+        ["status"],
+        ["show", EVIL],
+        ["history", EVIL],
+        ["log"],
+        ["log", EVIL],
+    ],
+)
+def test_the_cli_prints_names_and_texts_from_a_store_escaped(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    hostile_records()
+    code, out, err = cli(capsys, *argv)
+    assert code == 0, err
+    assert_escaped(out)
+
+
+@pytest.mark.usefixtures("shell")
+def test_an_error_naming_a_hostile_name_is_one_escaped_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hostile_records()
+    code, _, err = cli(capsys, "show", EVIL + "x")
+    assert code == 1
+    line = one_error_line(err)
+    assert "\x1b" not in line
+    assert "\u202e" not in line
+
+
+def shown(run: CellRun) -> str:
+    return run.stdout + "\n".join(e.data.get("text/plain", "") for e in run.events if e.data)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["%checkpoint list", "%checkpoint status", "%checkpoint history", "%checkpoint log"],
+)
+def test_the_magics_show_names_and_texts_from_a_store_escaped(run_cell: RunCell, line: str) -> None:
+    hostile_records()
+    run = run_cell(line)
+    assert run.error is None, run.error
+    assert_escaped(shown(run))

@@ -150,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
-    print(f"nbresume: error: {' '.join(message.split())}", file=sys.stderr)
+    from ._text import printable  # a message may quote a name from a store
+
+    print(f"nbresume: error: {printable(' '.join(message.split()))}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -436,6 +438,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from ._keys import describe_change
     from ._progress import format_duration, format_size
     from ._store import StoreReader
+    from ._text import printable
 
     path = _store_path(args.dir)
     row = _find(_read(path), args.name, path)
@@ -460,14 +463,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(
             f"  #{number} {_local(version.get('created'))}  ran "
             f"{format_duration(version.get('duration'))}, {format_size(version.get('size') or 0)}, "
-            f"{change}  [{version.get('key')}]"
+            f"{printable(change)}  [{printable(version.get('key'))}]"
         )
         inputs = version.get("inputs") or {}
         fingerprints = " ".join(f"{name}={fp[:12]}" for name, fp in sorted(inputs.items()))
-        print(f"      inputs: {fingerprints or 'none'}")
+        print(f"      inputs: {printable(fingerprints or 'none')}")
     line = _progress_line(row)
     if line:
-        print(f"  {line}")
+        print(f"  {printable(line)}")
     return EXIT_OK
 
 
@@ -491,6 +494,8 @@ def _progress_line(row: dict[str, Any]) -> str | None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from ._text import printable
+
     path = _store_path(args.dir)
     state = _read(path)
     if not args.json:
@@ -498,7 +503,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         for row in state["phases"]:
             line = _progress_line(row)
             if line:
-                print(f"{_label(row)}: {line}")
+                print(printable(f"{_label(row)}: {line}"))
         return EXIT_OK
     from ._store import StoreReader
 
@@ -575,6 +580,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from ._history import version_reason
     from ._progress import format_duration, format_when
     from ._store import open_store
+    from ._text import printable
     from ._workflow import load_version, record_rollback
     from .checkpoint import RESULT
 
@@ -600,8 +606,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         record_rollback(store, args.name, number, version)
         print(
             f"rolled back {args.name!r} to version #{number} of {when} (ran "
-            f"{format_duration(version.get('duration'))}; {why}): its variables are "
-            f"{', '.join(sorted(variables)) or 'none'}"
+            f"{format_duration(version.get('duration'))}; {printable(why)}): its variables are "
+            f"{printable(', '.join(sorted(variables)) or 'none')}"
         )
     if args.outputs:
         for output in entry["outputs"]:
