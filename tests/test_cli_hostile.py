@@ -243,3 +243,104 @@ def test_the_magics_show_names_and_texts_from_a_store_escaped(run_cell: RunCell,
     run = run_cell(line)
     assert run.error is None, run.error
     assert_escaped(shown(run))
+
+
+# -- no traceback for anything a store holds ----------------------------------------------------
+
+MALFORMED: list[object] = [
+    [],  # JSON that is not an object
+    "phase",
+    {"versions": "oops"},
+    {"versions": [1, "two", None]},
+    {
+        "versions": [
+            {
+                "key": 5,
+                "created": "yesterday",
+                "duration": "long",
+                "size": "big",
+                "inputs": [1],
+                "source_hash": 7,
+            },
+            {"created": None, "inputs": "x", "reason": 3},
+        ],
+        "updated": "now",
+        "mark": ["done"],
+        "status": 4,
+    },
+]
+
+
+def malformed_records(record: object) -> None:
+    from nbresume import _store
+
+    store = _store.open_store()
+    store.put_json("phase:bad", record)
+    store.put_json("progress:bad", record)
+    store.put_json("events:bad", record)
+    store.put_json("loop:bad", record)
+
+
+@pytest.mark.usefixtures("shell")
+@pytest.mark.parametrize("record", MALFORMED)
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list"],
+        ["status"],
+        ["status", "--json"],
+        ["show", "bad"],
+        ["history", "bad"],
+        ["log"],
+        ["log", "bad"],
+        ["rollback", "bad"],
+        ["gc", "--older-than", "0s", "--dry-run"],
+        ["clear", "bad"],
+    ],
+)
+def test_no_cli_command_prints_a_traceback_for_a_malformed_record(
+    capsys: pytest.CaptureFixture[str], record: object, argv: list[str]
+) -> None:
+    malformed_records(record)
+    code, out, err = cli(capsys, *argv)
+    assert code in (0, 1), err
+    assert "Traceback" not in out + err
+    if code:
+        one_error_line(err)
+
+
+@pytest.mark.parametrize("record", MALFORMED)
+@pytest.mark.parametrize(
+    "line",
+    [
+        "%checkpoint list",
+        "%checkpoint status",
+        "%checkpoint history",
+        "%checkpoint history bad",
+        "%checkpoint log",
+        "%checkpoint log bad",
+    ],
+)
+def test_no_magic_raises_for_a_malformed_record(
+    run_cell: RunCell, record: object, line: str
+) -> None:
+    malformed_records(record)
+    run = run_cell(line)
+    assert run.error is None or "\n" not in str(run.error), run.error
+    assert "Traceback" not in shown(run)
+
+
+@pytest.mark.usefixtures("shell")
+def test_nbresume_debug_shows_the_traceback_of_an_unexpected_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("nbresume.cli.cmd_list", lambda args: 1 / 0)
+    malformed_records({})
+    code, _, err = cli(capsys, "list")
+    line = one_error_line(err)
+    assert code == 1
+    assert "nbresume list failed: unexpected ZeroDivisionError" in line
+    assert "NBRESUME_DEBUG=1" in line
+    monkeypatch.setenv("NBRESUME_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["list"])

@@ -128,6 +128,19 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     """Run the ``nbresume`` command line; returns the exit status."""
     try:
+        return _main(argv)
+    except Exception as exc:  # NB. nothing found in a store may print a traceback
+        from ._text import debugging, unexpected
+
+        if debugging():
+            raise
+        command = (sys.argv[1:] if argv is None else argv)[:1]
+        _error(unexpected(exc, " ".join(["nbresume", *command])))
+        return EXIT_FAILURE
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
         args = build_parser().parse_args(argv)
         if args.command is None:
             raise UsageError("missing COMMAND (see nbresume --help)")
