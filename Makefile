@@ -1,4 +1,4 @@
-# Everything a new machine with Python 3.11 needs: `make demo`, `make test`, `make bench`.
+# Everything a new machine with Python 3.10 or newer needs: `make demo`, `make test`, `make bench`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +123,13 @@ class Client:
 class JupyterServer:
     """``jupyter server`` serving ``root``; ``stop()`` ends it (and only it)."""
 
-    def __init__(self, root: Path, home: Path, app: str = "server") -> None:
+    def __init__(
+        self, root: Path, home: Path, app: str = "server", args: Sequence[str] = ()
+    ) -> None:
         self.root = Path(root)
         self.home = Path(home)
         self.app = app
+        self.args = list(args)  # more options, e.g. --ContentsManager.allow_hidden=True
         self.token = secrets.token_hex(16)
         self.env = jupyter_env(self.home)
         self.log_path = self.home / "jupyter-server.log"
@@ -147,6 +151,7 @@ class JupyterServer:
                     f"--ServerApp.token={self.token}",
                     f"--ServerApp.root_dir={self.root}",
                     "--ServerApp.open_browser=False",
+                    *self.args,
                 ],
                 env=self.env,
                 cwd=self.root,

@@ -228,7 +228,9 @@ class Kernel:
 
     def submit(self, code: str) -> str:
         """Start running ``code`` and return at once (the msg_id of the request)."""
-        return str(self.kc.execute(code))
+        # NB. with the default stop_on_error=True, a request sent right after an interrupted one
+        # is answered "aborted" (ipykernel drops the queue after an error), at random
+        return str(self.kc.execute(code, stop_on_error=False))
 
     def wait_reply(self, msg_id: str, timeout: float = 60.0) -> dict[str, Any]:
         """The execute_reply's content of a `submit`-ted request (its outputs are not kept)."""

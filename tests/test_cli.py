@@ -755,7 +755,7 @@ def test_ctrl_c_stops_the_run_and_its_kernel_without_a_retry(tmp_path: Path) -> 
     assert process.returncode == 130, out + err
     assert "[2/2] %%checkpoint long --every 1 ... stopped by SIGINT" in out
     assert "retry" not in out
-    assert "nbresume: error: stopped by SIGINT; checkpoints are kept: run again to resume" in err
+    assert err == "nbresume: error: stopped by SIGINT; checkpoints are kept: run again to resume\n"
     assert wait_until(lambda: not alive(kernel), 10)
     assert len(read_runs(tmp_path / "ran.txt")) < 500
 
@@ -782,6 +782,23 @@ def test_a_cell_error_stops_the_run_in_one_line_without_retrying(
     executed = nbformat.read(kernel_home / "bad.out.ipynb", as_version=4)
     assert executed.cells[1].outputs[0]["ename"] == "ZeroDivisionError"
     assert executed.cells[2].outputs == []
+
+
+@pytest.mark.kernel
+def test_a_keyboard_interrupt_in_the_kernel_names_itself(
+    kernel_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An interrupt that reaches the kernel (not nbresume) fails the cell: said in words."""
+    nb = write_notebook(
+        kernel_home / "interrupted.ipynb",
+        "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(30)",
+    )
+    code, out, err = cli(capsys, "run", str(nb))
+    assert code == 1
+    line = one_error_line(err)
+    assert "raised KeyboardInterrupt (the kernel was interrupted)" in line, line
+    assert ": ;" not in line
+    assert "failed: KeyboardInterrupt (the kernel was interrupted)" in out, out
 
 
 @pytest.mark.kernel

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,18 @@ from nbresume import CheckpointError, resumable
 
 
 @pytest.fixture(autouse=True)
-def _store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("NBRESUME_DIR", str(tmp_path / "store"))
     monkeypatch.setenv("NBRESUME_KEY", "nbresume-test-key")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     import nbresume._store
 
-    monkeypatch.setattr(nbresume._store, "_stores", {})
+    stores: dict[Path, Any] = {}
+    monkeypatch.setattr(nbresume._store, "_stores", stores)
+    yield
+    # NB. Python 3.13 warns (an error here) when an unclosed sqlite connection is collected
+    for store in stores.values():
+        store.close()
 
 
 def work(log: str, x: int, fail: int | None = None, delay: float = 0.0) -> int:

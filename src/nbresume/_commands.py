@@ -425,6 +425,13 @@ def run_line(shell: Any, line: str) -> Any:
         raise UsageError(str(exc)) from None
     except NbresumeError as exc:  # rollback, mark: what went wrong and what to do, one line
         raise UsageError(str(exc)) from None
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        from ._text import debugging, unexpected
+
+        if debugging():
+            raise
+        # NB. a record of the wrong shape in the store: one line, never a traceback
+        raise UsageError(unexpected(exc, f"%checkpoint {command}")) from None
     return None
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._keys import describe_change
 from ._progress import format_duration, format_size, format_when
+from ._text import printable
 from .errors import CheckpointWarning
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ def history_text(name: str, record: Mapping[str, Any], keep: int | None = None) 
     for row in rows:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:4])]
         cells[3] = row[3].rjust(widths[3])
-        lines.append("  " + "  ".join([*cells, row[4]]))
+        lines.append("  " + "  ".join([*cells, printable(row[4])]))
     return "\n".join(lines)
 
 
@@ -221,7 +222,9 @@ def format_events(events: Iterable[Mapping[str, Any]], names: bool = True) -> st
         if event.get("count", 1) > 1:
             since = format_when(event.get("since"), seconds=True)
             text += f" ({event['count']} times since {since})"
-        lines.append(f"{when}  {event.get('name', '')}  {text}" if names else f"{when}  {text}")
+        text = printable(text)  # names and texts come from a store, which may come from anyone
+        name = printable(event.get("name", ""))
+        lines.append(f"{when}  {name}  {text}" if names else f"{when}  {text}")
     return "\n".join(lines) if lines else "no events yet"
 
 

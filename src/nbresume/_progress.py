@@ -390,12 +390,14 @@ TABLE_COLUMNS = ("phase", "status", "last run", "duration", "loops", "size")
 
 
 def _cells(row: Mapping[str, Any]) -> list[str]:
+    from ._text import printable  # names come from a store, which may come from anyone
+
     return [
-        str(row["name"]),
-        str(row["status"]),
+        printable(row["name"]),
+        printable(row["status"]),
         format_when(row.get("last_run")),
         format_duration(row["duration"]) if row.get("duration") is not None else "-",
-        str(row.get("loops") or "-"),
+        printable(row.get("loops") or "-"),
         format_size(row.get("size") or 0),
     ]
 

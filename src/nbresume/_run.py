@@ -284,7 +284,7 @@ class NotebookRun:
                 "list, or pass --kernel NAME"
             )
         if isinstance(exc, CellExecutionError):
-            return f"raised {exc.ename}: {_first_line(exc.evalue)}"
+            return f"raised {_exception(exc.ename, exc.evalue)}"
         if isinstance(exc, CellTimeoutError):
             return f"timed out after {self.timeout:g}s (--timeout)"
         if not isinstance(exc, DeadKernelError):
@@ -342,8 +342,9 @@ class NotebookRun:
             extra_arguments=self._kernel_arguments(),
         )
         ticker = asyncio.ensure_future(self._tick())
+        relay = _StderrRelay(lambda: bool(self.signal))
         try:
-            await client.async_execute()
+            await client.async_execute(stderr=relay.fileno)
         except asyncio.CancelledError:
             if not self.signal:
                 raise
@@ -353,6 +354,7 @@ class NotebookRun:
         finally:
             if ticker is not None:
                 ticker.cancel()
+            relay.close()
 
     async def _tick(self) -> None:
         """Once a second: redraw the terminal line; every other second, read the running
@@ -422,7 +424,7 @@ class NotebookRun:
                 self.report.end(f"raised {content.get('ename')} (allowed by its tag)")
             else:
                 self.report.end(
-                    f"failed: {content.get('ename')}: {_first_line(content.get('evalue', ''))}"
+                    f"failed: {_exception(content.get('ename'), content.get('evalue', ''))}"
                 )
             return
         notes = cell_notes(cell.outputs)
@@ -443,6 +445,53 @@ class NotebookRun:
 def _first_line(text: str) -> str:
     lines = str(text).strip().splitlines()
     return lines[0] if lines else ""
+
+
+def _exception(ename: object, evalue: object) -> str:
+    """``ZeroDivisionError: division by zero``; an exception without a message says what it is."""
+    message = _first_line(str(evalue or ""))
+    if ename == "KeyboardInterrupt" and not message:
+        return "KeyboardInterrupt (the kernel was interrupted)"
+    return f"{ename}: {message}" if message else f"{ename} (no message)"
+
+
+class _StderrRelay:
+    """The kernel's stderr, copied line by line to ours until the run is stopped.
+
+    NB. a kernel shut down while it runs a cell (Ctrl-C on ``nbresume run``) logs a 20-line
+    ZMQError traceback as its sockets close: noise after the user's own stop. Anything the kernel
+    writes before that (a C library's message, a crash report) still shows.
+    """
+
+    def __init__(self, stopped: Callable[[], bool]) -> None:
+        import os
+        import threading
+
+        self._stopped = stopped
+        read, self.fileno = os.pipe()  # the write end becomes the kernel's stderr
+        self._thread = threading.Thread(
+            target=self._copy, args=(read,), name="nbresume-kernel-stderr", daemon=True
+        )
+        self._thread.start()
+
+    def _copy(self, read: int) -> None:
+        import sys
+
+        with open(read, "rb") as pipe:
+            for line in pipe:
+                if not self._stopped():
+                    with contextlib.suppress(OSError, ValueError):
+                        sys.stderr.write(line.decode(errors="replace"))
+                        sys.stderr.flush()
+
+    def close(self) -> None:
+        """Once the kernel is gone: close our copy of the write end, let the last lines through."""
+        import os
+
+        with contextlib.suppress(OSError):
+            os.close(self.fileno)
+        # NB. a bound, not a wait for something: a process the kernel started may keep the pipe
+        self._thread.join(timeout=2.0)
 
 
 _CLIENT: Any = None

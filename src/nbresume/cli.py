@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn
 
 from ._run import EXTENSION
@@ -36,7 +36,7 @@ EPILOG = """\
 examples:
   nbresume run train.ipynb                 run; on a kernel death restart and resume (3 times)
   nbresume run train.ipynb -o out.ipynb --timeout 3600 --retries 5
-  nbresume list                            phases in ./.nbresume: status, age, size
+  nbresume list                            phases in ./.nbresume (or the stores found below)
   nbresume show sweep                      the versions of phase 'sweep' and their inputs
   nbresume history sweep                   its kept versions: when, how long, why each ran
   nbresume rollback sweep --to 2 --export sweep.pkl   version 2 current again; its variables
@@ -84,7 +84,8 @@ back". In a notebook, %checkpoint rollback NAME [N] also puts its variables back
 shows its outputs. --to 1 with --export only exports the current version.
 
 --export FILE writes the version's variables to FILE as a pickle of a dict {name: value}, made
-with cloudpickle. Read it in Python where nbresume (or cloudpickle) is installed:
+with cloudpickle, readable by you only. FILE must be new; --overwrite replaces a regular file (a
+symlink, FIFO or device is always refused). Read it where nbresume (or cloudpickle) is installed:
 
   import pickle
   with open("sweep.pkl", "rb") as f:
@@ -95,7 +96,8 @@ Unpickling can run code: load only files you made.
 examples:
   nbresume history sweep
   nbresume rollback sweep                          make version 2 current again
-  nbresume rollback sweep --to 3 --export old.pkl --outputs"""
+  nbresume rollback sweep --to 3 --export old.pkl --outputs
+  nbresume rollback sweep --to 1 --export sweep.pkl --overwrite"""
 
 
 class CliError(Exception):
@@ -126,6 +128,19 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     """Run the ``nbresume`` command line; returns the exit status."""
     try:
+        return _main(argv)
+    except Exception as exc:  # NB. nothing found in a store may print a traceback
+        from ._text import debugging, unexpected
+
+        if debugging():
+            raise
+        command = (sys.argv[1:] if argv is None else argv)[:1]
+        _error(unexpected(exc, " ".join(["nbresume", *command])))
+        return EXIT_FAILURE
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
         args = build_parser().parse_args(argv)
         if args.command is None:
             raise UsageError("missing COMMAND (see nbresume --help)")
@@ -148,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
-    print(f"nbresume: error: {' '.join(message.split())}", file=sys.stderr)
+    from ._text import printable  # a message may quote a name from a store
+
+    print(f"nbresume: error: {printable(' '.join(message.split()))}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,12 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=globals()[f"cmd_{name}"])
         return sub
 
-    def store_option(sub: argparse.ArgumentParser) -> None:
+    def store_option(sub: argparse.ArgumentParser, search: bool = False) -> None:
+        found = ", else the stores found under this folder" if search else ""
         sub.add_argument(
             "--dir",
             metavar="D",
             help="the store, or a folder holding .nbresume (default: $NBRESUME_DIR, else "
-            "./.nbresume)",
+            f"./.nbresume{found})",
         )
 
     run = command(
@@ -211,19 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--kernel", metavar="NAME", help="kernel to use (default: the notebook's kernelspec)"
     )
 
-    store_option(command("list", "list the phases in the store with status, age and size"))
+    store_option(command("list", "list the phases in the store with status, age and size"), True)
 
     show = command("show", "show the versions of one phase, their inputs and sizes")
     show.add_argument("name", metavar="NAME")
-    store_option(show)
+    store_option(show, True)
 
     status = command("status", "show the whole state of the store, loop progress included")
     status.add_argument("--json", action="store_true", help="print it as a JSON document")
-    store_option(status)
+    store_option(status, True)
 
     history = command("history", "list the kept versions of a phase: when, how long, why")
     history.add_argument("name", metavar="NAME")
-    store_option(history)
+    store_option(history, True)
 
     rollback = command(
         "rollback",
@@ -240,12 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument(
         "--export", metavar="FILE", help="write its variables to FILE (a pickle of a dict)"
     )
+    rollback.add_argument(
+        "--overwrite", action="store_true", help="replace FILE if it exists (a regular file only)"
+    )
     rollback.add_argument("--outputs", action="store_true", help="print its outputs' text")
     store_option(rollback)
 
     log = command("log", "show the events of every phase, or of one, with their times")
     log.add_argument("name", metavar="NAME", nargs="?", help="only this phase's events")
-    store_option(log)
+    store_option(log, True)
 
     clear = command("clear", "delete the checkpoints of one phase, or all of them")
     which = clear.add_mutually_exclusive_group(required=True)
@@ -345,10 +366,59 @@ def _store_path(directory: str | None) -> Path:
         if (candidate / DB_FILE).is_file():
             return candidate
     what = "no checkpoint store at" if not path.exists() else "not a checkpoint store:"
-    raise CliError(
-        f"{what} {str(path)!r}; pass --dir PATH (or set NBRESUME_DIR), or run a notebook "
-        "with %%checkpoint cells first"
-    )
+    found = _found_stores() if _may_search(directory) else []
+    if len(found) == 1:
+        folder = str(PurePosixPath(found[0]).parent)
+        hint = f"found {found[0]}: pass --dir {folder}"
+    elif found:
+        hint = f"found {len(found)} stores under this folder ({', '.join(found)}): pass --dir"
+    else:
+        hint = (
+            "pass --dir PATH (or set NBRESUME_DIR), or run a notebook with %%checkpoint cells first"
+        )
+    raise CliError(f"{what} {str(path)!r}; {hint}")
+
+
+def _may_search(directory: str | None) -> bool:
+    """No store was named (no --dir, no NBRESUME_DIR): one under the folder may be meant."""
+    from ._store import DIR_ENV
+
+    return directory is None and not os.environ.get(DIR_ENV)
+
+
+def _found_stores() -> list[str]:
+    """The stores under the working directory, as the dashboard finds them under its root."""
+    from .server._dashboard import find_stores
+
+    return find_stores(Path.cwd())
+
+
+def _reading_stores(directory: str | None, *, several: bool = False) -> list[Path]:
+    """The store(s) a reading command shows: the one named or ./.nbresume; else the stores found
+    under this folder (all of them if ``several``, else the only one), said on stderr."""
+    try:
+        return [_store_path(directory)]
+    except CliError:
+        found = _found_stores() if _may_search(directory) else []
+        if not found or (len(found) > 1 and not several):
+            if len(found) > 1:
+                raise CliError(
+                    f"several checkpoint stores under this folder: {', '.join(found)}; pass "
+                    "--dir FOLDER to choose one"
+                ) from None
+            raise
+    if len(found) == 1:
+        _note(f"reading {found[0]}, the only store under this folder (--dir chooses another)")
+    else:
+        _note(f"{len(found)} stores under this folder (--dir chooses one)")
+    return [Path.cwd() / relative for relative in found]
+
+
+def _note(message: str) -> None:
+    """A remark on stderr, so that stdout stays the command's output (``status --json``)."""
+    from ._text import printable
+
+    print(f"nbresume: {printable(message)}", file=sys.stderr)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -401,12 +471,31 @@ def _iso(t: float | None) -> str | None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    paths = _reading_stores(args.dir, several=True)
+    for number, path in enumerate(paths):
+        _heading(paths, number)
+        _list_store(path, _read(path))
+    return EXIT_OK
+
+
+def _heading(paths: list[Path], number: int) -> None:
+    """With several stores: a blank line between them, and each one's path (relative) first."""
+    if len(paths) > 1:
+        print(f"{chr(10) if number else ''}{_relative(paths[number])}:")
+
+
+def _relative(path: Path) -> str:
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _list_store(path: Path, state: dict[str, Any]) -> None:
     from collections import Counter
 
     from ._progress import format_size, table_text
 
-    path = _store_path(args.dir)
-    state = _read(path)
     rows = [
         {
             "name": _label(row),
@@ -424,15 +513,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     if state["running"]:
         count += f" ({state['running']} running)"
     print(f"{count}, {format_size(state['size'])} in {path}; last change {_ago(state['updated'])}")
-    return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from ._keys import describe_change
     from ._progress import format_duration, format_size
     from ._store import StoreReader
+    from ._text import printable
 
-    path = _store_path(args.dir)
+    (path,) = _reading_stores(args.dir)
     row = _find(_read(path), args.name, path)
     with StoreReader(path) as reader:
         record = reader.get_json(f"phase:{row['name']}") if row["kind"] == "phase" else None
@@ -455,14 +544,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(
             f"  #{number} {_local(version.get('created'))}  ran "
             f"{format_duration(version.get('duration'))}, {format_size(version.get('size') or 0)}, "
-            f"{change}  [{version.get('key')}]"
+            f"{printable(change)}  [{printable(version.get('key'))}]"
         )
         inputs = version.get("inputs") or {}
         fingerprints = " ".join(f"{name}={fp[:12]}" for name, fp in sorted(inputs.items()))
-        print(f"      inputs: {fingerprints or 'none'}")
+        print(f"      inputs: {printable(fingerprints or 'none')}")
     line = _progress_line(row)
     if line:
-        print(f"  {line}")
+        print(f"  {printable(line)}")
     return EXIT_OK
 
 
@@ -486,16 +575,23 @@ def _progress_line(row: dict[str, Any]) -> str | None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    path = _store_path(args.dir)
-    state = _read(path)
+    from ._text import printable
+
     if not args.json:
-        cmd_list(args)
-        for row in state["phases"]:
-            line = _progress_line(row)
-            if line:
-                print(f"{_label(row)}: {line}")
+        paths = _reading_stores(args.dir, several=True)
+        for number, path in enumerate(paths):
+            _heading(paths, number)
+            state = _read(path)
+            _list_store(path, state)
+            for row in state["phases"]:
+                line = _progress_line(row)
+                if line:
+                    print(printable(f"{_label(row)}: {line}"))
         return EXIT_OK
     from ._store import StoreReader
+
+    (path,) = _reading_stores(args.dir)
+    state = _read(path)
 
     with StoreReader(path) as reader:
         phases = [_json_row(row, reader) for row in state["phases"]]
@@ -557,7 +653,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from ._history import history_text
     from ._store import StoreReader
 
-    path = _store_path(args.dir)
+    (path,) = _reading_stores(args.dir)
     with StoreReader(path) as reader:
         record = reader.get_json(f"phase:{args.name}")
     if not isinstance(record, dict):
@@ -570,6 +666,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from ._history import version_reason
     from ._progress import format_duration, format_when
     from ._store import open_store
+    from ._text import printable
     from ._workflow import load_version, record_rollback
     from .checkpoint import RESULT
 
@@ -577,6 +674,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     row = _find(_read(path), args.name, path)
     if row["running"]:
         raise CliError(f"phase {args.name!r} is running in a kernel; let it finish first")
+    target = Path(args.export).expanduser() if args.export else None
+    if target is not None:  # refused before anything changes
+        _check_export(target, args.overwrite)
     store = open_store(path)
     number = 2 if args.to is None else args.to
     version, entry = load_version(store, args.name, number)
@@ -592,16 +692,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         record_rollback(store, args.name, number, version)
         print(
             f"rolled back {args.name!r} to version #{number} of {when} (ran "
-            f"{format_duration(version.get('duration'))}; {why}): its variables are "
-            f"{', '.join(sorted(variables)) or 'none'}"
+            f"{format_duration(version.get('duration'))}; {printable(why)}): its variables are "
+            f"{printable(', '.join(sorted(variables)) or 'none')}"
         )
     if args.outputs:
         for output in entry["outputs"]:
             text = output.get("text") or output.get("data", {}).get("text/plain", "")
             print(text, end="" if output.get("output_type") == "stream" else "\n")
-    if args.export:
-        target = Path(args.export).expanduser()
-        size = _export(variables, target)
+    if target is not None:
+        size = _export(variables, target, args.overwrite)
         print(
             f"wrote {len(variables)} variable{'s' * (len(variables) != 1)} to {target} "
             f"({_size(size)}); read them with pickle.load"
@@ -615,25 +714,40 @@ def _size(n: int) -> str:
     return format_size(n)
 
 
-def _export(variables: dict[str, Any], target: Path) -> int:
-    """Write ``variables`` to ``target`` as a cloudpickle'd dict, atomically; -> bytes written."""
-    import cloudpickle
-
-    from ._files import replacing
+def _check_export(target: Path, overwrite: bool) -> None:
+    from ._files import UnsafeTarget, check_target
 
     try:
-        with replacing(target) as tmp, open(tmp, "wb") as f:
+        check_target(target, overwrite=overwrite)
+    except UnsafeTarget as exc:
+        raise CliError(f"--export: {exc}") from exc
+
+
+def _export(variables: dict[str, Any], target: Path, overwrite: bool) -> int:
+    """Write ``variables`` to ``target`` as a cloudpickle'd dict, atomically; -> bytes written.
+
+    A new private file (0600): the variables are the user's data. An existing path only with
+    ``overwrite``, and only a regular file; never through a symlink, into a FIFO or a device.
+    """
+    import cloudpickle
+
+    from ._files import UnsafeTarget, creating
+
+    try:
+        with creating(target, overwrite=overwrite) as f:
             cloudpickle.dump(variables, f, protocol=5)
+    except UnsafeTarget as exc:
+        raise CliError(f"--export: {exc}") from exc
     except OSError as exc:
         raise CliError(f"cannot write {str(target)!r}: {exc.strerror or exc}") from exc
-    return target.stat().st_size
+    return os.lstat(target).st_size
 
 
 def cmd_log(args: argparse.Namespace) -> int:
     from ._history import format_events, merge_events
     from ._store import StoreReader
 
-    path = _store_path(args.dir)
+    (path,) = _reading_stores(args.dir)
     with StoreReader(path) as reader:
         keys = [row.key for row in reader.rows()]
         if args.name is not None and not {f"events:{args.name}", f"phase:{args.name}"} & set(keys):

@@ -43,7 +43,10 @@ __all__ = [
 MAX_DEPTH = 6  # directory levels searched below the root for .nbresume stores
 MAX_DIRS = 20_000  # directories visited per search at most: a huge root must not stall the server
 SCAN_SECONDS = 5.0  # a search is reused this long; the page polls every 2 s
-SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages"})  # never hold notebooks
+# never hold notebooks
+SKIP_DIRS = frozenset(
+    {"node_modules", "__pycache__", "site-packages", ".git", ".ipynb_checkpoints"}
+)
 KINDS = ("phase", "loop", "map")
 
 
@@ -62,11 +65,14 @@ class PhaseRunning(NbresumeError):
 # -- finding and naming stores --------------------------------------------------------------------
 
 
-def find_stores(root: Path, max_depth: int = MAX_DEPTH, max_dirs: int = MAX_DIRS) -> list[str]:
+def find_stores(
+    root: Path, max_depth: int = MAX_DEPTH, max_dirs: int = MAX_DIRS, *, hidden: bool = False
+) -> list[str]:
     """The ``.nbresume`` stores under ``root``, as sorted POSIX paths relative to it.
 
     Breadth first, so that shallow stores are found when the budget of ``max_dirs`` runs out.
-    Hidden directories, ``node_modules`` and symbolic links are not entered.
+    Hidden directories (unless ``hidden``: Jupyter's ``allow_hidden``), ``node_modules`` and
+    symbolic links are not entered; ``.git`` never.
     """
     found: list[str] = []
     queue: deque[tuple[str, int]] = deque([(str(root), 0)])
@@ -83,7 +89,11 @@ def find_stores(root: Path, max_depth: int = MAX_DEPTH, max_dirs: int = MAX_DIRS
             if entry.name == DEFAULT_DIR:
                 if os.path.isfile(os.path.join(entry.path, DB_FILE)):
                     found.append(Path(entry.path).relative_to(root).as_posix())
-            elif depth < max_depth and entry.name[0] != "." and entry.name not in SKIP_DIRS:
+            elif (
+                depth < max_depth
+                and (hidden or entry.name[0] != ".")
+                and entry.name not in SKIP_DIRS
+            ):
                 queue.append((entry.path, depth + 1))
     return sorted(found)
 
@@ -99,12 +109,15 @@ def resolve_store(root: Path, relative: str) -> Path:
     path = PurePosixPath(relative)
     if path.is_absolute() or ".." in path.parts or relative.startswith("~"):
         raise PathRefused(f"store path {relative!r} is not inside the server root")
-    real_root = root.resolve()
-    target = (real_root / path).resolve()
-    if not target.is_relative_to(real_root):
-        raise PathRefused(f"store path {relative!r} resolves outside the server root")
-    if not (target / DB_FILE).is_file():
-        raise NotAStore(f"no checkpoint store at {relative!r}")
+    try:
+        real_root = root.resolve()
+        target = (real_root / path).resolve()
+        if not target.is_relative_to(real_root):
+            raise PathRefused(f"store path {relative!r} resolves outside the server root")
+        if not (target / DB_FILE).is_file():
+            raise NotAStore(f"no checkpoint store at {relative!r}")
+    except OSError as exc:  # a name too long, a symlink loop, no permission
+        raise NotAStore(f"no checkpoint store at {relative[:200]!r} ({exc.strerror})") from None
     return target
 
 
@@ -113,6 +126,7 @@ class StoreIndex:
     """`find_stores` under one root, reused for `SCAN_SECONDS`."""
 
     root: Path
+    hidden: bool = False  # search hidden folders too (Jupyter's ContentsManager.allow_hidden)
     ttl: float = SCAN_SECONDS
     clock: Callable[[], float] = time.monotonic
     _found: list[str] = field(default_factory=list)
@@ -123,7 +137,7 @@ class StoreIndex:
         with self._lock:
             now = self.clock()
             if self._when is None or now - self._when >= self.ttl:
-                self._found = find_stores(self.root)
+                self._found = find_stores(self.root, hidden=self.hidden)
                 self._when = now
             return list(self._found)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,11 +60,29 @@ class _Handler(APIHandler):
 
     def _store_path(self, relative: str) -> Path:
         try:
-            return resolve_store(self.index.root, relative)
+            path = resolve_store(self.index.root, relative)
         except PathRefused as exc:
             raise tornado.web.HTTPError(403, str(exc)) from None
         except NotAStore as exc:
             raise tornado.web.HTTPError(404, str(exc)) from None
+        if not self.index.hidden and _hidden(self.index.root, relative, path):
+            # NB. as Jupyter's contents API answers for a hidden path: it is not there
+            raise tornado.web.HTTPError(404, f"no checkpoint store at {relative!r}")
+        return path
+
+    def _json_object(self, keys: tuple[str, ...]) -> dict[str, Any]:
+        """The request's body: a JSON object with no other keys than ``keys`` (else a 400)."""
+        expected = "send a JSON object with " + ", ".join(repr(k) for k in keys)
+        try:
+            body = json.loads(self.request.body.decode("utf-8"), parse_constant=_no_constant)
+        except ValueError as exc:  # NB. UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise tornado.web.HTTPError(400, f"the body is not JSON ({exc}); {expected}") from None
+        if not isinstance(body, dict):
+            raise tornado.web.HTTPError(400, f"{expected}; got a {type(body).__name__}")
+        unknown = sorted(set(body) - set(keys))
+        if unknown:
+            raise tornado.web.HTTPError(400, f"{expected}; unknown key {unknown[0]!r}")
+        return body
 
     async def _read(self, relative: str) -> dict[str, Any]:
         path = self._store_path(relative)
@@ -77,6 +96,26 @@ class _Handler(APIHandler):
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps({"now": time.time(), **body}))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _hidden(root: Path, relative: str, store: Path) -> bool:
+    """Whether the folder holding a store is hidden by Jupyter's rule (a name starting with a dot,
+    or a hidden flag), as named in the request or as it resolves (a symlink to a hidden folder)."""
+    from jupyter_core.paths import is_hidden
+
+    real_root = root.resolve()
+    named = Path(os.path.normpath(root.absolute() / relative)).parent
+    try:
+        return any(
+            folder != top and is_hidden(str(folder), str(top))
+            for folder, top in ((named, root.absolute()), (store.parent, real_root))
+        )
+    except (OSError, ValueError):  # cannot tell: as hidden
+        return True
 
 
 def _notebook_dir(relative: str) -> str:
@@ -134,11 +173,11 @@ class ClearHandler(_Handler):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
-        body = self.get_json_body() or {}
+        body = self._json_object(("store", "name", "kind"))
         relative, name, kind = body.get("store"), body.get("name"), body.get("kind", "phase")
         if not isinstance(relative, str) or not isinstance(name, str) or not name:
             raise tornado.web.HTTPError(400, 'send {"store": PATH, "name": NAME}')
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             raise tornado.web.HTTPError(400, f"kind must be one of {KINDS}; got {kind!r}")
         path = self._store_path(relative)
         try:
@@ -188,7 +227,10 @@ class AssetHandler(JupyterHandler):
 def setup_handlers(serverapp: ServerApp) -> str:
     """Add the dashboard's handlers to the server; returns the page's URL path."""
     root = getattr(serverapp.contents_manager, "root_dir", None) or serverapp.root_dir
-    index = StoreIndex(Path(root))
+    # NB. Jupyter's contents API hides hidden folders unless allow_hidden: so does the dashboard
+    index = StoreIndex(
+        Path(root), hidden=bool(getattr(serverapp.contents_manager, "allow_hidden", False))
+    )
     base = url_path_join(serverapp.web_app.settings["base_url"], "nbresume")
     api = {"index": index}
     # NB. ServerWebApplication overrides tornado's add_handlers without annotations
