@@ -21,6 +21,9 @@ RunCell = Callable[..., CellRun]
 
 FIT = "%%checkpoint fit\nmodel = lr * 10\nprint(f'model {model}')\n"
 
+# records of the wrong shape are ignored with a CheckpointWarning (shown, not an error here)
+pytestmark = pytest.mark.filterwarnings("default::nbresume.errors.CheckpointWarning")
+
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """Run ``nbresume ARGV`` in-process -> (exit status, stdout, stderr)."""
