@@ -298,6 +298,7 @@ class Store:
         self.read_only = False  # opened for reading only: entries restore, writes raise
         self._told = False  # whether `read_only_notice` was given
         self._warned_foreign = False
+        self._warned_shapes: set[str] = set()
         self._key: bytes | None = None
         try:
             _prepare_directory(path)
@@ -355,6 +356,19 @@ class Store:
             f"the checkpoint store at {str(self.path)!r} has rows that nbresume did not write "
             f"with your key (e.g. {key[:60]!r}); they are ignored, never loaded. If you made this "
             f"store with another key, run: nbresume trust {str(self.path)!r}",
+            CheckpointWarning,
+            stacklevel=3,
+        )
+
+    def _malformed(self, key: str) -> None:
+        """Say once per store that a signed record of an unexpected shape was ignored."""
+        if key in self._warned_shapes:
+            return
+        self._warned_shapes.add(key)
+        warnings.warn(
+            f"the record {key!r} in the checkpoint store at {str(self.path)!r} has an unexpected "
+            "shape (written by another version of nbresume?); it is ignored and will be "
+            "written again",
             CheckpointWarning,
             stacklevel=3,
         )
@@ -488,14 +502,15 @@ class Store:
             if type(data) is not bytes:
                 raise ValueError("not nbresume's")
             value = _signing.open_record(self.key, key, data)
-            if (default is not None and type(value) is not type(default)) or not well_formed(
-                key, value
-            ):
-                raise ValueError("a record of the wrong shape")
         except _signing.OtherVersionError:  # the entry it describes says so, once
             return default
         except ValueError:
             self._foreign(key)
+            return default
+        if (default is not None and type(value) is not type(default)) or not well_formed(
+            key, value
+        ):
+            self._malformed(key)
             return default
         return value
 
