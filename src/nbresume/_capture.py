@@ -270,6 +270,7 @@ class Recorder:
         self.paused = 0  # >0 while nbresume shows its own notes and widgets
         # the open stream output (the last one) and the writes not yet joined into its text
         self._open: Output | None = None
+        self._open_name: str | None = None  # the open output's stream, while writes may merge
         self._pieces: list[str] = []
         self._pieces_chars = 0
         self._held = 0  # characters of stream text held in memory
@@ -278,25 +279,31 @@ class Recorder:
         self.joined_chars = 0  # characters copied while joining (linear: about the text's size)
         # whose outputs are the cell's: its thread, ipykernel's fd watchers, its request
         self._threads: set[int] = set()
+        self._parent: Any = None
         self._parent_id: Any = None
 
     @property
     def outputs(self) -> list[Output]:
         """The recorded outputs, up to the last write."""
         self._settle()
+        self._open_name = None  # the caller may change the list: check before merging again
         return self._outputs
 
     @outputs.setter
     def outputs(self, value: list[Output]) -> None:
         self._settle()
-        self._open = None
+        self._set_open(None)
         self._outputs = value
+
+    def _set_open(self, output: Output | None) -> None:
+        self._open = output
+        self._open_name = None if output is None else output["name"]
 
     # -- normalisation ----------------------------------------------------------------------
 
     def _clear(self) -> None:
         self._settle()
-        self._open = None
+        self._set_open(None)
         self._outputs.clear()
         self._by_id.clear()
         self._sealed = 0
@@ -307,7 +314,8 @@ class Recorder:
         output = self._open
         if output is None:
             return
-        pieces, self._pieces = self._pieces, []
+        pieces = self._pieces[:]
+        self._pieces.clear()
         added, self._pieces_chars = self._pieces_chars, 0
         text = output["text"]
         size = len(text) + added
@@ -333,8 +341,8 @@ class Recorder:
             text = text.extended(self._spill, offset, len(data), sum(map(len, pieces)))
         output["text"] = text
 
-    def _append(self, output: Output) -> None:
-        if self.before_output is not None:
+    def _append(self, output: Output, notify: bool = True) -> None:
+        if notify and self.before_output is not None:
             self.before_output()
         if self._pending_clear:
             self._clear()
@@ -347,18 +355,19 @@ class Recorder:
                 and len(self._outputs) > self._sealed
                 and self._outputs[-1] is open_
             ):
+                self._open_name = open_["name"]
                 self._pieces.append(output["text"])
                 self._pieces_chars += len(output["text"])
                 if self._pieces_chars >= JOIN_CHARS:
                     self._settle()
                 return
             self._settle()
-            self._open = output
+            self._set_open(output)
             self._held += len(output["text"])
             self._outputs.append(output)
             return
         self._settle()
-        self._open = None
+        self._set_open(None)
         self._outputs.append(output)
         display_id = output.get("transient", {}).get("display_id")
         if display_id:
@@ -403,13 +412,14 @@ class Recorder:
             return
         if wait:
             self._pending_clear = True
+            self._open_name = None  # the next write clears first
         else:
             self._clear()
 
     def mark(self) -> int:
         """The current number of outputs; later writes never merge into earlier outputs."""
         self._settle()
-        self._open = None
+        self._set_open(None)
         self._sealed = len(self._outputs)
         return self._sealed
 
@@ -428,22 +438,27 @@ class Recorder:
         """Whether a write or display now is the cell's own."""
         if threading.get_ident() not in self._threads:
             return False
-        if self._parent_id is None:
-            return True
+        return self._parent_id is None or self._same_request(stream)
+
+    def _same_request(self, stream: Any) -> bool:
         try:
             parent = stream.parent_header
         except Exception:  # not ipykernel's, or closed
             return True
+        if parent is self._parent:
+            return True
         return not isinstance(parent, dict) or parent.get("msg_id") == self._parent_id
 
     def _watch_owners(self) -> None:
-        self._threads = {threading.get_ident()}
+        self._threads.clear()
+        self._threads.add(threading.get_ident())
         for name in ("stdout", "stderr"):
             watcher = getattr(getattr(sys, name), "watch_fd_thread", None)
             ident = getattr(watcher, "ident", None)
             if ident is not None:  # C-level output and subprocesses that inherit fd 1/2
                 self._threads.add(ident)
         header = getattr(sys.stdout, "parent_header", None)
+        self._parent = header
         self._parent_id = header.get("msg_id") if isinstance(header, dict) else None
 
     # -- patching ---------------------------------------------------------------------------
@@ -474,11 +489,31 @@ class Recorder:
         self._settle()
 
     def _wrap_write(self, name: str, stream: Any) -> Callable[[Any], Any]:
+        get_ident = threading.get_ident
+        threads = self._threads
+        pieces = self._pieces
+
         def wrap(original: Any) -> Any:
-            def write(text: str, *args: Any, **kwargs: Any) -> Any:
-                result = original(text, *args, **kwargs)
-                if text and not self._busy and isinstance(text, str) and self._own(stream):
-                    self.add_stream(name, text)
+            def write(text: str) -> Any:  # NB. one argument: star-args cost more than the rest
+                result = original(text)
+                # NB. every print passes here twice: the common case is a few attribute reads
+                if (
+                    get_ident() in threads
+                    and type(text) is str
+                    and text
+                    and not (self._busy or self.paused)
+                    and (self._parent_id is None or self._same_request(stream))
+                ):
+                    before = self.before_output
+                    if before is not None:
+                        before()
+                    if self._open_name == name:
+                        pieces.append(text)
+                        self._pieces_chars += len(text)
+                        if self._pieces_chars >= JOIN_CHARS:
+                            self._settle()
+                    else:
+                        self._append({"output_type": "stream", "name": name, "text": text}, False)
                 return result
 
             return write
