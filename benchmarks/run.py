@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -1129,6 +1130,108 @@ def bench_map(b: Bench) -> list[Row]:
 # ----------------------------------------------------------------------------------------------
 
 
+OUTPUT_CELL = "for i in range(40_000):\n    print(f'row {i:>6} ' + 'x' * 90)\n"  # 4 MB, 80k writes
+OUTPUT_REPEAT = 5
+SPILL_TEST_MB = 100
+
+
+def bench_outputs(b: Bench) -> list[Row]:
+    """A cell printing 4 MB in a real kernel: plain, as a checkpoint miss (record + save) and as a
+    hit (replay); and the peak memory of recording and saving 100 MB of output."""
+    from jupyter_client import KernelManager
+
+    workdir = b.path("kernel")
+    workdir.mkdir(exist_ok=True)
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(
+        cwd=str(workdir), env=dict(os.environ), extra_arguments=["--HistoryManager.enabled=False"]
+    )
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+
+        def run(code: str) -> float:
+            start = pc()
+            reply = kc.execute_interactive(code, timeout=600, output_hook=lambda msg: None)
+            elapsed = pc() - start
+            if reply["content"]["status"] != "ok":
+                raise RuntimeError(f"benchmark cell failed: {reply['content'].get('evalue')}")
+            return elapsed
+
+        run("%load_ext nbresume")
+        hit = "%%checkpoint bench-out-hit\n" + OUTPUT_CELL
+        run(hit)  # the entry the hits restore
+        t = interleave(
+            {
+                "plain": lambda: run(OUTPUT_CELL),
+                "miss": lambda: run("%%checkpoint bench-out --force\n" + OUTPUT_CELL),
+                "hit": lambda: run(hit),
+            },
+            repeat=OUTPUT_REPEAT,
+        )
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    peak = _record_peak(b, SPILL_TEST_MB)
+    return [
+        Row(
+            "4 MB printed, checkpoint miss (record + save), kernel",
+            fmt_time(t["miss"]),
+            f"plain cell {fmt_time(t['plain'])}",
+            fmt_ratio(t["miss"] / t["plain"]),
+            "<= 1.5x",
+            t["miss"] <= 1.5 * t["plain"],
+        ),
+        Row(
+            "4 MB printed, checkpoint hit (replay), kernel",
+            fmt_time(t["hit"]),
+            f"plain cell {fmt_time(t['plain'])}",
+            fmt_ratio(t["hit"] / t["plain"]),
+            "<= 1.5x",
+            t["hit"] <= 1.5 * t["plain"],
+        ),
+        Row(
+            f"{SPILL_TEST_MB} MB printed: peak memory of recording + saving",
+            fmt_bytes(peak),
+            f"the text: {fmt_bytes(SPILL_TEST_MB * MiB)}",
+            fmt_ratio(peak / (SPILL_TEST_MB * MiB)),
+            "<= 32 MiB",
+            peak <= 32 * MiB,
+        ),
+    ]
+
+
+def _record_peak(b: Bench, megabytes: int) -> int:
+    """Peak traced allocations while a recorder tees ``megabytes`` of 1 KiB lines (1 MiB writes)
+    and the outputs are pickled and written to a store, as a checkpoint miss saves them."""
+    import sys as _sys
+
+    from nbresume import _capture, _serialize
+    from nbresume._store import open_store
+
+    store = open_store(b.path("spill-store"))
+    chunk = ("x" * 1023 + "\n") * 1024
+    old = _sys.stdout
+    _sys.stdout = NullFile()  # type: ignore[assignment]
+    tracemalloc.start()
+    try:
+        publisher = types.SimpleNamespace(publish=print, clear_output=print)  # never called
+        recorder = _capture.Recorder(publisher, spill_dir=store.path)
+        with recorder:
+            for _ in range(megabytes):
+                _sys.stdout.write(chunk)
+        outputs = _capture.merge_streams(_capture.strip_for_replay(recorder.outputs))
+        pickled, _ = _serialize.dumps_namespace({}, {"outputs": outputs})
+        store.put("bench-spill", pickled)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        _sys.stdout = old
+        store.close()
+    return peak
+
+
 SECTIONS: dict[str, Callable[[Bench], list[Row]]] = {
     "loop-script": bench_loop_script,
     "loop-cell": bench_loop_cell,
@@ -1141,6 +1244,7 @@ SECTIONS: dict[str, Callable[[Bench], list[Row]]] = {
     "import": bench_import,
     "progress": bench_progress,
     "map": bench_map,
+    "outputs": bench_outputs,
 }
 
 

@@ -174,6 +174,8 @@ def _await_transformer(shell: Any) -> Any:
         if not lines or not lines[0].startswith("%%checkpoint"):
             return lines
         line, body = lines[0][len("%%checkpoint") :].strip(), "".join(lines[1:])
+        if not body:  # IPython refuses an empty cell magic; ours is a no-op with a note
+            return [lines[0].rstrip("\n") + "\n", "\n"]
         if not _has_top_level_await(shell, body):
             return lines
         call = f"__import__('nbresume._magics', fromlist=['_']).run_async_cell({line!r}, {body!r})"

@@ -13,11 +13,11 @@ import warnings
 from typing import Any
 
 from . import checkpoint
-from ._capture import replay
+from ._capture import emit_execute_result, has_result, replay
 from ._history import log_event, promote
 from ._progress import PhaseProgress, format_duration, format_when
 from ._store import MISSING, Store, open_store
-from .checkpoint import RESULT, Note, Notify, Shell, emit_execute_result, phases
+from .checkpoint import RESULT, Note, Notify, Shell, phases
 from .errors import CheckpointError, CheckpointWarning, StoreError
 
 __all__ = [
@@ -98,7 +98,7 @@ def rollback_phase(
     version, entry = load_version(store, name, number)
     number = 2 if number is None else number
     values = dict(entry["vars"])
-    has_result = RESULT in values
+    has_value = RESULT in values
     result = values.pop(RESULT, None)
     shell.user_ns.update(values)
     when = format_when(version.get("created") or time.time())
@@ -112,7 +112,12 @@ def rollback_phase(
             {"key": version["key"], "version": number, "variables": sorted(values)},
         )
     )
-    replay(entry["outputs"], shell.display_pub)
+    outputs = entry["outputs"]
+    replay(
+        outputs,
+        shell.display_pub,
+        lambda o: emit_execute_result(shell, o["data"], o["metadata"], result),
+    )
     try:
         record_rollback(store, name, number, version)
     except StoreError as exc:
@@ -123,7 +128,9 @@ def rollback_phase(
         )
     phase = phases[name] = PhaseProgress(name, status="rolled back")
     phase.finished = phase.clock()
-    if has_result:
+    if has_result(outputs):  # shown in its place among the outputs
+        return None
+    if has_value:
         return result
     bundle = entry.get("result_bundle")
     if bundle is not None:

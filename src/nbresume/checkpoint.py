@@ -6,6 +6,7 @@ itself except the cell's own outputs (recorded, or replayed); notes go to the ``
 """
 
 from __future__ import annotations
+import __future__
 
 import ast
 import contextlib
@@ -22,7 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import _host
-from ._capture import Recorder, replay, strip_for_replay
+from ._capture import (
+    Recorder,
+    emit_execute_result,
+    has_result,
+    merge_streams,
+    replay,
+    spill_directory,
+    strip_for_replay,
+)
 from ._gate import check_expression, check_gate
 from ._history import FIRST_RUN, Version, history_limit, log_event, promote, push_version
 from ._host import LoopState
@@ -44,6 +53,9 @@ __all__ = [
 
 PROGRESS_RECORD_SECONDS = 1.0  # how often a running phase rewrites its progress:NAME record
 RESULT = "__nbresume_result__"  # the last expression's value, saved among the variables
+FUTURE_FLAGS = 0  # the compiler flags of every `from __future__ import` feature
+for _feature in __future__.all_feature_names:
+    FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
 
 
 class Shell(Protocol):
@@ -184,9 +196,10 @@ class CheckpointRun:
 
     def restore(self, entry: dict[str, Any]) -> Any:
         values = dict(entry["vars"])
-        has_result = RESULT in values
+        has_value = RESULT in values
         result = values.pop(RESULT, None)
         self.shell.user_ns.update(values)
+        _inherit_future(self.shell, self.transformed)  # as running the cell would have
         record = self.record
         version: dict[str, Any] = next(
             (v for v in record.get("versions", []) if v.get("key") == self.key), {}
@@ -195,7 +208,13 @@ class CheckpointRun:
         ran = format_duration(version.get("duration"))
         text = f"restored {self.name!r} from checkpoint of {when}, ran {ran}"
         self._notify("restored", text, {"key": self.key, "variables": sorted(values)})
-        replay(entry["outputs"], self.shell.display_pub)
+        outputs = entry["outputs"]
+        recorded = has_result(outputs)
+        replay(
+            outputs,
+            self.shell.display_pub,
+            lambda o: emit_execute_result(self.shell, o["data"], o["metadata"], result),
+        )
         phase = phases[self.name] = PhaseProgress(self.name, status="restored")
         phase.finish("restored")
         with self._writing():  # NB. one transaction: a hit pays for one commit
@@ -207,7 +226,9 @@ class CheckpointRun:
             self._set_record(record, "restored")
             self._log("restored", f"restored the version of {when}", fold=self.key)
             self._watch(phase, "restored")
-        if has_result:
+        if recorded:  # shown in its place among the outputs
+            return None
+        if has_value:  # entries saved before results were recorded
             return result
         bundle = entry.get("result_bundle")
         if bundle is not None:
@@ -240,7 +261,7 @@ class CheckpointRun:
         elif versions:
             self._notify("running", f"running {self.name!r}: {self.why}", {"reason": self.why})
         self._tell_store()
-        self.recorder = Recorder(self.shell.display_pub)
+        self.recorder = Recorder(self.shell.display_pub, spill_dir=spill_directory(self.store.path))
         self.recorder.before_output = self._before_output
         phase = self.phase = phases[self.name] = PhaseProgress(self.name)
         with self._writing():
@@ -268,17 +289,14 @@ class CheckpointRun:
         values = self._variables()
         if has_value:
             values[RESULT] = value
-        outputs = _merge_streams(strip_for_replay(recorder.outputs))
+        outputs = merge_streams(strip_for_replay(recorder.outputs))
         extra: dict[str, Any] = {"outputs": outputs}
         pickled, failures = dumps_namespace(values, extra)
-        if RESULT in failures:
-            failures.pop(RESULT)
+        if RESULT in failures and not has_result(outputs):  # a run accepted after its gate failed
             data, metadata = self.shell.display_formatter.format(value)
-            pickled, more = dumps_namespace(
-                {n: v for n, v in values.items() if n not in failures and n != RESULT},
-                {**extra, "result_bundle": (data, metadata)},
-            )
-            failures.update(more)
+            extra["result_bundle"] = (data, metadata)
+            pickled, _ = dumps_namespace({n: v for n, v in values.items() if n != RESULT}, extra)
+        failures.pop(RESULT, None)  # its recorded form is replayed; Out[n] stays unset
         self._warn_unsaved(failures)
         try:
             size = self.store.put(self.key, pickled, {"name": self.name})
@@ -331,9 +349,12 @@ class CheckpointRun:
         self.end(self.value, self.has_value)
 
     def ran(self, value: Any, has_value: bool) -> None:
-        """The body ran to its end with ``value``; still inside the recorder: the gate may fail."""
+        """The body ran to its end with ``value``; still inside the recorder: the gate may fail.
+
+        Then the result is shown (and recorded) and the inline figures after it, as IPython shows
+        them after a plain cell's result; the magic returns None.
+        """
         __tracebackhide__ = True
-        _flush_figures()  # NB. inside the recorder: IPython would show them after we return
         self.value, self.has_value = value, has_value
         if self.options.validate:
             try:
@@ -341,6 +362,21 @@ class CheckpointRun:
             except CheckpointError:
                 self.gate_failed = True
                 raise
+        if has_value and value is not None:
+            self._show_result(value)
+        _flush_figures()  # NB. inside the recorder: IPython would show them after we return
+
+    def _show_result(self, value: Any) -> None:
+        """Show the last expression's value through the displayhook (``Out[n]``, ``_``) now,
+        recording the bundle it shows: a hit replays that bundle, not a new rendering."""
+        recorder = self.recorder
+        assert recorder is not None
+        data, metadata = self.shell.display_formatter.format(value)
+        if not data:
+            return
+        recorder.add_result(data, metadata)
+        with recorder.silent():  # the terminal's displayhook prints; that is not a stream output
+            emit_execute_result(self.shell, data, metadata, value)
 
     def accept(self) -> int:
         """Save a run that failed its gate, with its variables as they are now; -> its size."""
@@ -607,8 +643,12 @@ class CheckpointRun:
         result = getattr(shell.displayhook, "exec_result", None)
         count = getattr(result, "execution_count", None) or getattr(shell, "execution_count", 0)
         filename = shell.compile.cache(self.transformed, count)
-        flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if allow_await else 0
+        # NB. the notebook's `from __future__ import annotations` holds here too, as in any cell
+        flags = getattr(shell.compile, "flags", 0) & FUTURE_FLAGS
+        if allow_await:
+            flags |= ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
         body = compile(ast.Module(tree.body, []), filename, "exec", flags=flags, dont_inherit=True)
+        _add_future_flags(shell, body.co_flags)  # ... and this cell's own for the cells after it
         expr = None
         if last is not None:
             expr = compile(last, filename, "eval", flags=flags, dont_inherit=True)
@@ -683,22 +723,6 @@ def _ends_with_semicolon(cell: str) -> bool:
         return cell.rstrip().endswith(";")
 
 
-def _merge_streams(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    merged: list[dict[str, Any]] = []
-    for output in outputs:
-        last = merged[-1] if merged else None
-        if (
-            last is not None
-            and output["output_type"] == "stream"
-            and last["output_type"] == "stream"
-            and last["name"] == output["name"]
-        ):
-            merged[-1] = {**last, "text": last["text"] + output["text"]}
-        else:
-            merged.append(output)
-    return merged
-
-
 def _flush_figures() -> None:
     """Publish pending inline matplotlib figures now, while the recorder listens.
 
@@ -712,14 +736,27 @@ def _flush_figures() -> None:
         backend.flush_figures()
 
 
-def emit_execute_result(shell: Shell, data: dict[str, Any], metadata: dict[str, Any]) -> None:
-    """Show a recorded result through the displayhook (sets ``Out[n]``) when its value is gone."""
-    hook = shell.displayhook
-    hook.check_for_underscore()
-    hook.start_displayhook()
-    hook.write_output_prompt()
-    hook.write_format_data(data, metadata)
-    hook.finish_displayhook()
+def _add_future_flags(shell: Shell, co_flags: int) -> None:
+    compiler = getattr(shell, "compile", None)
+    if compiler is not None and co_flags & FUTURE_FLAGS:
+        compiler.flags = getattr(compiler, "flags", 0) | (co_flags & FUTURE_FLAGS)
+
+
+def _inherit_future(shell: Shell, source: str) -> None:
+    """A restored cell's ``from __future__ import`` applies to the cells after it."""
+    if "__future__" not in source:
+        return
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return
+    flags = 0
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            for alias in node.names:
+                feature = getattr(__future__, alias.name, None)
+                flags |= getattr(feature, "compiler_flag", 0)
+    _add_future_flags(shell, flags)
 
 
 def _prepare(
@@ -759,8 +796,14 @@ def run_checkpoint(
     store: Store | None = None,
     watch: Watch | None = None,
 ) -> Any:
-    """Run or restore one checkpoint cell; returns the value of its last expression."""
+    """Run or restore one checkpoint cell.
+
+    Its last expression's value is shown (and ``Out[n]`` set) in its place among the outputs;
+    the return value is for the displayhook: None, except for entries of older versions.
+    """
     __tracebackhide__ = True
+    if _is_empty(shell, cell, options, notify):
+        return None
     run, entry = _prepare(shell, cell, options, notify, store=store, watch=watch)
     if entry is not None:
         return run.restore(entry)
@@ -769,7 +812,7 @@ def run_checkpoint(
         exec(body, shell.user_ns)
         value = eval(expr, shell.user_ns) if expr is not None else None
         run.ran(value, expr is not None)
-    return value
+    return None
 
 
 async def run_checkpoint_async(
@@ -783,6 +826,8 @@ async def run_checkpoint_async(
 ) -> Any:
     """`run_checkpoint` for cells with top-level ``await``."""
     __tracebackhide__ = True
+    if _is_empty(shell, cell, options, notify):
+        return None
     run, entry = _prepare(shell, cell, options, notify, store=store, watch=watch)
     if entry is not None:
         return run.restore(entry)
@@ -795,7 +840,23 @@ async def run_checkpoint_async(
         if isinstance(value, types.CoroutineType):
             value = await value
         run.ran(value, expr is not None)
-    return value
+    return None
+
+
+def _is_empty(shell: Shell, cell: str, options: CheckpointOptions, notify: Notify) -> bool:
+    """A cell with nothing to run (blank, or comments only) is a no-op with a note, not an error:
+    ``nbresume run`` must go on past it."""
+    if any(line.strip() and not line.lstrip().startswith("#") for line in cell.splitlines()):
+        return False  # NB. the common case, decided without parsing: a hit stays cheap
+    try:
+        empty = not ast.parse(_transform(shell, cell)).body
+    except SyntaxError:
+        return False  # the run reports it as usual
+    if empty and not options.quiet:
+        name = options.name or "this cell"
+        text = f"%%checkpoint {name}: the cell is empty; nothing to run or save"
+        notify(Note("empty", options.name or "", text))
+    return empty
 
 
 def _first_line(text: str, width: int = 200) -> str:
