@@ -8,6 +8,7 @@ be compared by content must be refused instead (a `FingerprintError`, or `CellNa
 
 from __future__ import annotations
 
+import re
 import textwrap
 import types
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from nbresume._keys import (
     file_inputs,
     fingerprint_input,
 )
+from nbresume.errors import CheckpointWarning
 
 
 @dataclass(frozen=True)
@@ -286,3 +288,39 @@ def test_a_hit_after_a_branch_not_taken_keeps_the_users_value(
     assert shell.user_ns["n_samples"] == 6
     assert shell.user_ns["y"] == 12
     assert runs() == 2
+
+
+@pytest.mark.parametrize(
+    ("probe", "note"),
+    [
+        ("generator-input", "cannot fingerprint batches (type generator"),
+        ("globals-subscript", "reads globals() dynamically: use --force or --no-deps"),
+        ("notebook-function-reading-globals-dynamically", "cannot fingerprint f (type function"),
+    ],
+)
+def test_a_cell_whose_input_cannot_be_compared_runs_every_time_with_a_note(
+    probe: str, note: str, shell: Any, run_cell: Callable[..., CellRun]
+) -> None:
+    p = PROBES[probe]
+    run_cell(textwrap.dedent(p.setup))
+    cell = f"%%checkpoint refused\ntick()\n{p.cell}\n"
+    for _ in range(2):
+        with pytest.warns(CheckpointWarning, match=re.escape(note)):
+            assert run_cell(cell).error is None
+    assert runs() == 2
+
+
+def test_a_cell_running_a_script_runs_again_when_the_script_changes(
+    shell: Any, run_cell: Callable[..., CellRun]
+) -> None:
+    Path("script.py").write_text("B = 1\n")
+    cell = "%%checkpoint script\ntick()\n%run script.py\n"
+    assert run_cell(cell).error is None
+    assert run_cell(cell).error is None
+    assert runs() == 1
+    Path("script.py").write_text("B = 2\n")
+    again = run_cell(cell)
+    assert again.error is None
+    assert runs() == 2
+    assert "'%run script.py'" in again.note_text, again.note_text
+    assert shell.user_ns["B"] == 2

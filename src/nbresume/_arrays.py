@@ -15,16 +15,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    import xxhash
-
-    from ._fingerprint import Walk
+    from ._fingerprint import Sink, Walk
 
 __all__ = ["feed_data"]
 
 BLOCK_BYTES = 64 << 20  # a non-contiguous array is copied this much at a time, never whole
 
 
-def feed_data(walk: Walk, h: xxhash.xxh3_128, value: Any) -> bool:
+def feed_data(walk: Walk, h: Sink, value: Any) -> bool:
     """Hash numpy arrays and scalars, pandas objects; False if ``value`` is none of them."""
     if isinstance(value, np.ndarray):
         feed_ndarray(walk, h, value)
@@ -56,7 +54,7 @@ def _extension(pd: Any) -> type:
     return pd.api.extensions.ExtensionArray  # type: ignore[no-any-return]
 
 
-def _feed_scalar(h: xxhash.xxh3_128, value: Any) -> bool:
+def _feed_scalar(h: Sink, value: Any) -> bool:
     if value.dtype.hasobject or value.dtype.kind == "T":
         return False  # walked like any object (its reduce)
     h.update(value.dtype.str.encode())
@@ -64,7 +62,7 @@ def _feed_scalar(h: xxhash.xxh3_128, value: Any) -> bool:
     return True
 
 
-def feed_ndarray(walk: Walk, h: xxhash.xxh3_128, arr: Any) -> None:
+def feed_ndarray(walk: Walk, h: Sink, arr: Any) -> None:
     if isinstance(arr, np.ma.MaskedArray):
         # the data under the mask counts too: `.data` and `.filled()` show it
         feed_ndarray(walk, h, np.ma.getdata(arr))
@@ -98,7 +96,7 @@ def feed_ndarray(walk: Walk, h: xxhash.xxh3_128, arr: Any) -> None:
         walk.deadline += time.monotonic() - start
 
 
-def _feed_index(walk: Walk, h: xxhash.xxh3_128, index: Any, pd: Any) -> None:
+def _feed_index(walk: Walk, h: Sink, index: Any, pd: Any) -> None:
     h.update(type(index).__name__.encode())
     walk.feed(h, list(index.names))
     if isinstance(index, pd.MultiIndex):
@@ -111,7 +109,7 @@ def _feed_index(walk: Walk, h: xxhash.xxh3_128, index: Any, pd: Any) -> None:
         _feed_values(walk, h, index.array, pd)
 
 
-def _feed_values(walk: Walk, h: xxhash.xxh3_128, values: Any, pd: Any) -> None:
+def _feed_values(walk: Walk, h: Sink, values: Any, pd: Any) -> None:
     """The values of a column or an index, by their kind of array."""
     h.update(f"{type(values).__name__}:{values.dtype}".encode())
     arrays = pd.arrays
