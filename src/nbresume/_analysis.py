@@ -34,12 +34,16 @@ class CellNames:
     ``dynamic`` is the one-line note for a cell that reads the notebook's names in a way no name
     list can follow (``globals()``, ``eval``): the engine must not restore it from its inputs.
     ``run_files`` are the files ``%run`` executes: their content is an input of the cell.
+    ``conditional`` are the outputs assigned on some paths only (an ``if`` branch, a loop body,
+    a function the cell may call): after a run they may still hold their value from before
+    the cell, which a hit must not put back over a newer one.
     """
 
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     dynamic: str | None = None
     run_files: tuple[str, ...] = ()
+    conditional: tuple[str, ...] = ()
 
 
 class _Scope(ast.NodeVisitor):
@@ -472,8 +476,9 @@ def analyze_cell(source: str) -> CellNames:
 
     Examples
     --------
-    >>> analyze_cell("results = []\\nfor lr in grid:\\n    results.append(fit(lr))")
-    CellNames(inputs=('grid', 'fit'), outputs=('results', 'lr'), dynamic=None, run_files=())
+    >>> names = analyze_cell("results = []\\nfor lr in grid:\\n    results.append(fit(lr))")
+    >>> names.inputs, names.outputs, names.conditional
+    (('grid', 'fit'), ('results', 'lr'), ('lr',))
     >>> analyze_cell("if debug:\\n    n = 10\\ny = n * 2").inputs
     ('debug', 'n')
     """
@@ -481,6 +486,6 @@ def analyze_cell(source: str) -> CellNames:
     for stmt in ast.parse(source).body:
         scope.visit(stmt)
     outputs = {**scope.stored, **scope.outputs_in_place}
-    return CellNames(
-        tuple(scope.inputs), tuple(outputs), scope.dynamic, tuple(dict.fromkeys(scope.run_files))
-    )
+    conditional = tuple(n for n in scope.stored if n not in scope.definite)
+    files = tuple(dict.fromkeys(scope.run_files))
+    return CellNames(tuple(scope.inputs), tuple(outputs), scope.dynamic, files, conditional)
