@@ -435,3 +435,43 @@ def test_a_cached_function_redefined_has_a_new_fingerprint() -> None:
         two = _define(source.format(deco=deco, k=2))["f"]
         assert fingerprint(one) == fingerprint(_define(source.format(deco=deco, k=1))["f"])
         assert fingerprint(one) != fingerprint(two), deco
+
+
+# -- large containers: hashed whole, not item by item ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(list(range(200_000)), id="list-of-ints"),
+        pytest.param([i * 0.5 for i in range(200_000)], id="list-of-floats"),
+        pytest.param({f"k{i}": i * 0.5 for i in range(50_000)}, id="dict-of-str-to-float"),
+        pytest.param([(i, str(i), None) for i in range(50_000)], id="list-of-rows"),
+        pytest.param(tuple(f"s{i}" for i in range(50_000)), id="tuple-of-str"),
+        pytest.param(set(range(50_000)), id="set-of-ints"),
+    ],
+)
+def test_large_containers_of_scalars_are_hashed_in_bulk(
+    value: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 200 MB/s of issue 15 (measured in benchmarks/): no Python step per item."""
+    from nbresume import _fingerprint
+
+    steps = 0
+    feed = _fingerprint.Walk.feed
+
+    def counting(self: Any, h: Any, item: Any) -> None:
+        nonlocal steps
+        steps += 1
+        feed(self, h, item)
+
+    monkeypatch.setattr(_fingerprint.Walk, "feed", counting)
+    fingerprint(value)
+    assert steps == 1
+
+
+def test_a_bulk_hashed_list_differs_from_the_same_items_in_another_container() -> None:
+    items = list(range(100))
+    assert len({fingerprint(items), fingerprint(tuple(items)), fingerprint(set(items))}) == 3
+    assert fingerprint(items) != fingerprint([*items[:-1], 99.0])
+    assert fingerprint([*items, [1]]) != fingerprint([*items, (1,)])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import marshal
-import sys
 import time
 import types
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ BUDGET_SECONDS = 1.0  # per input: a walk of a user's objects past this ends in 
 BULK_MIN = 32  # sequences this long of exact scalars are serialised whole (marshal), not per item
 BULK_CHUNK = 1 << 20  # items per marshal call: bounds the temporary bytes of a huge list
 FLUSH_BYTES = 1 << 16  # a Sink hashes what it gathered once it holds this much
+SCALAR_RUN = 4096  # scalars of a sequence gathered before they go to the Sink
 MEMO_MIN = 64  # leaf containers shorter than this are not memoised: hashing them again is cheap
 CLOCK_EVERY = 1023  # mask: nodes between two reads of the clock
 MARSHAL_VERSION = 2  # NB. version 3+ writes refs that depend on refcounts: not deterministic
@@ -112,10 +112,26 @@ def fingerprint_input(name: str, value: Any, *, budget: float | None = BUDGET_SE
         raise FingerprintError(name, outer, why) from None
 
 
-def _named_by_type(t: type) -> bool:
-    """The kernel's own objects (the shell and its subclasses, streams, event loops)."""
-    named = (c.__module__.partition(".")[0] in _NAMED_PACKAGES for c in t.__mro__)
-    return any(named) or f"{t.__module__}.{t.__qualname__}" in _OPAQUE_TYPES
+_PLAIN, _NAMED, _DATA, _OTHER = object(), object(), object(), object()
+_HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python, not in C
+_OBJECT_GETSTATE = getattr(object, "__getstate__", None)  # 3.11+
+
+
+def _kind(t: type) -> object:
+    """How values of type ``t`` are hashed (decided once per type and walk)."""
+    if any(c.__module__.partition(".")[0] in _NAMED_PACKAGES for c in t.__mro__):
+        return _NAMED  # the kernel's own objects (the shell and its subclasses, streams, loops)
+    if f"{t.__module__}.{t.__qualname__}" in _OPAQUE_TYPES:
+        return _NAMED
+    if t.__module__.partition(".")[0] in ("numpy", "pandas"):
+        return _DATA
+    plain = (
+        all(c.__flags__ & _HEAP_TYPE for c in t.__mro__[:-1])  # NB. `class N(int)` holds an int
+        and t.__reduce_ex__ is object.__reduce_ex__  # type: ignore[comparison-overlap]
+        and t.__reduce__ is object.__reduce__  # type: ignore[comparison-overlap]
+        and getattr(t, "__getstate__", None) is _OBJECT_GETSTATE
+    )
+    return _PLAIN if plain else _OTHER
 
 
 def _rows_of_scalars(seq: list[Any] | tuple[Any, ...]) -> bool:
@@ -179,6 +195,8 @@ class Walk:
         self.memo: dict[int, bytes] = {}
         self.path: dict[int, int] = {}  # id -> depth of the objects being hashed (cycles)
         self.keep: list[Any] = []  # memoised objects stay alive: an id is never reused
+        self.kinds: dict[type, object] = {}  # how each type met in this walk is hashed
+        self.headers: dict[type, bytes] = {}
         self.nodes = 0
         self.budget = budget
         self.deadline = None if budget is None else time.monotonic() + budget
@@ -203,7 +221,10 @@ class Walk:
             return
         self.path[key] = len(self.path)
         nodes = self.nodes
-        sub = Sink(f"<{t.__module__}.{t.__qualname__}>".encode())
+        header = self.headers.get(t)
+        if header is None:
+            header = self.headers[t] = f"<{t.__module__}.{t.__qualname__}>".encode()
+        sub = Sink(header)
         try:
             self._object(sub, value)
         finally:
@@ -235,8 +256,20 @@ class Walk:
             if kinds <= _MARSHALLED or (kinds <= _RECORDS and _rows_of_scalars(seq)):
                 self.bulk(h, seq)
                 return
+        scalars: list[bytes] = []  # NB. one Sink.update per run of scalars, not per item
         for item in seq:
-            self.feed(h, item)
+            header = _HEADERS.get(type(item))
+            if header is not None:
+                scalars.append(header + repr(item).encode())
+                if len(scalars) < SCALAR_RUN:
+                    continue
+            if scalars:
+                h.update(b"".join(scalars))
+                scalars = []
+            if header is None:
+                self.feed(h, item)
+        if scalars:
+            h.update(b"".join(scalars))
 
     def _object(self, h: Sink, value: Any) -> None:
         if isinstance(value, list | tuple):
@@ -279,10 +312,22 @@ class Walk:
 
     def _other(self, h: Sink, value: Any) -> None:
         t = type(value)
+        kind = self.kinds.get(t)
+        if kind is None:
+            kind = self.kinds[t] = _kind(t)
+        if kind is _PLAIN:  # an instance of a Python class that pickles its __dict__ and slots
+            self.feed(h, t)
+            self._state(h, value)
+        elif kind is _NAMED:
+            pass  # the type (in the header) stands for it
+        elif kind is _DATA and _feed_data(self, h, value):
+            pass
+        else:
+            self._builtin(h, value)
+
+    def _builtin(self, h: Sink, value: Any) -> None:
         if isinstance(value, types.ModuleType):
             h.update(str(getattr(value, "__name__", "")).encode())  # NB. %run leaves one without
-        elif _named_by_type(t):
-            pass  # the type (in the header) stands for it
         elif isinstance(value, io.IOBase):
             h.update(repr(getattr(value, "name", "")).encode())  # files are not tracked (README)
         elif isinstance(value, types.MethodType):
@@ -304,7 +349,7 @@ class Walk:
             self.feed(h, (value.start, value.stop, value.step))
         elif isinstance(value, _CONSUMED):
             raise FingerprintError("", _type_name(value), "its items are used up when read")
-        elif not _feed_data(self, h, value):
+        else:
             self._reduced(h, value)
 
     def _reduced(self, h: Sink, value: Any) -> None:
@@ -401,8 +446,6 @@ class Walk:
 
 def _feed_data(walk: Walk, h: Sink, value: Any) -> bool:
     """numpy and pandas values, by their buffers; False if ``value`` is neither."""
-    if "numpy" not in sys.modules:
-        return False
-    from ._arrays import feed_data
+    from ._arrays import feed_data  # NB. only once numpy is imported: a type of it is here
 
     return feed_data(walk, h, value)
