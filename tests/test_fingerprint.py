@@ -311,6 +311,14 @@ def test_a_pathological_object_ends_in_a_note_within_the_budget() -> None:
     assert "_Slow" in str(info.value)
 
 
+def test_a_value_nested_deeper_than_the_interpreter_allows_ends_in_a_note() -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep, 1]
+    with pytest.raises(FingerprintError, match="nested too deeply"):
+        fingerprint_input("deep", deep)
+
+
 def test_fingerprint_without_a_name_raises_the_same_error_type() -> None:
     with pytest.raises(FingerprintError):
         fingerprint(_gen())

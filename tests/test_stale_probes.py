@@ -174,6 +174,13 @@ PROBES: dict[str, Probe] = {
         "K = 1\ndef f():\n    return globals()['K']", "y = f()", "K = 2", ""
     ),
     "generator-input": Probe("batches = (b for b in range(3))", "y = list(batches)", "pass", ""),
+    "object-graph-that-never-ends": Probe(
+        "class Slow:\n    def __reduce_ex__(self, protocol):\n"
+        "        return (Slow, (), {'children': [Slow() for _ in range(4)]})\ntree = Slow()",
+        "y = 1 if tree else 0",
+        "pass",
+        "",
+    ),
     "run-script": Probe(
         "Path('script.py').write_text('A = 1\\n')",
         "get_ipython().run_line_magic('run', 'script.py')\ny = A",
@@ -296,6 +303,10 @@ def test_a_hit_after_a_branch_not_taken_keeps_the_users_value(
         ("generator-input", "cannot fingerprint batches (type generator"),
         ("globals-subscript", "reads globals() dynamically: use --force or --no-deps"),
         ("notebook-function-reading-globals-dynamically", "cannot fingerprint f (type function"),
+        (
+            "object-graph-that-never-ends",
+            "cannot fingerprint tree (type Slow: ",
+        ),
     ],
 )
 def test_a_cell_whose_input_cannot_be_compared_runs_every_time_with_a_note(

@@ -77,14 +77,16 @@ class FingerprintError(NbresumeError):
         super().__init__(text)
 
 
-def fingerprint(value: Any, *, budget: float | None = BUDGET_SECONDS) -> str:
+def fingerprint(value: Any, *, budget: float | None = None) -> str:
     """A content hash of a value, stable across processes (32 hex digits).
 
     numpy arrays and pandas objects are hashed from their buffers; lists and dicts of plain
     scalars in bulk; functions by their code, defaults, closure, decorators and the globals they
     read, to any depth; notebook classes by their members; anything else by what it pickles to
     (``__reduce_ex__``), walked like a container. Raises `FingerprintError` for a value that
-    cannot be compared by content, or when the walk takes longer than ``budget`` seconds.
+    cannot be compared by content (a generator; a function that reads ``globals()``), or when
+    walking objects takes longer than ``budget`` seconds (reading buffers does not count;
+    `fingerprint_input`, the engine's way in, has a budget of `BUDGET_SECONDS`).
 
     Examples
     --------

@@ -27,6 +27,7 @@ from ._gate import check_expression, check_gate
 from ._history import FIRST_RUN, Version, history_limit, log_event, promote, push_version
 from ._host import LoopState
 from ._keys import (
+    BUDGET_SECONDS,
     FingerprintError,
     analyze_cell,
     cell_key,
@@ -54,6 +55,7 @@ __all__ = [
 
 PROGRESS_RECORD_SECONDS = 1.0  # how often a running phase rewrites its progress:NAME record
 RESULT = "__nbresume_result__"  # the last expression's value, saved among the variables
+UNREADABLE = "unreadable:"  # + random hex: the input of a refused cell, which never matches
 
 
 class Shell(Protocol):
@@ -160,7 +162,7 @@ class CheckpointRun:
     def _refuse(self, name: str, note: str) -> None:
         """An input that cannot be compared: say so, and key the run so that it never hits."""
         warnings.warn(note, CheckpointWarning, stacklevel=4)
-        self.inputs[name] = f"unreadable:{os.urandom(8).hex()}"
+        self.inputs[name] = f"{UNREADABLE}{os.urandom(8).hex()}"
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -818,8 +820,10 @@ async def run_checkpoint_async(
 
 def _moved(value: Any, before: str) -> bool:
     """Did an input change in place? One that cannot be fingerprinted is left alone."""
+    if before.startswith(UNREADABLE):
+        return False
     try:
-        return fingerprint(value) != before
+        return fingerprint(value, budget=BUDGET_SECONDS) != before
     except FingerprintError:
         return False
 
