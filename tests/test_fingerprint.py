@@ -12,6 +12,8 @@ import functools
 import gc
 import textwrap
 import threading
+import types
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -238,7 +240,23 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[Any], Any]]] = {
     ),
     "set-of-ints": (lambda: set(range(100)), lambda s: set(range(1, 101))),
     "set-int-vs-bool": (lambda: {0, 1, 2}, lambda s: {False, True, 2}),
+    "dict-keys-view": (lambda: {"a": 1}.keys(), lambda k: {"b": 1}.keys()),  # noqa: PLW0108
+    "dict-items-view": (lambda: {"a": 1}.items(), lambda k: {"a": 2}.items()),  # noqa: PLW0108
+    "weakref": (lambda: weakref.ref(_TARGETS[0]), lambda r: weakref.ref(_TARGETS[1])),
+    "code-object": (
+        lambda: compile("x + 1", "<a>", "eval"),
+        lambda c: compile("x + 2", "<a>", "eval"),
+    ),
+    "closure-cell": (lambda: types.CellType([1]), lambda c: types.CellType([2])),
 }
+
+
+class _Target:
+    def __init__(self, v: int) -> None:
+        self.v = v
+
+
+_TARGETS = [_Target(1), _Target(2)]  # alive for the weak references of CASES
 
 
 class _Slots:
@@ -292,6 +310,17 @@ def test_a_generator_input_is_refused_with_the_note(value: Any) -> None:
     assert "the cell re-runs every time; --exclude batches if it does not matter" in message
     assert info.value.name == "batches"
     assert "\n" not in message
+
+
+class _BrokenDict:
+    @property
+    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
+        raise ValueError("boom")
+
+
+def test_an_object_that_raises_when_read_is_refused_not_crashed() -> None:
+    with pytest.raises(FingerprintError, match=r"cannot fingerprint obj \(type .*_BrokenDict: "):
+        fingerprint_input("obj", _BrokenDict())
 
 
 class _Slow:

@@ -13,6 +13,8 @@ import io
 import marshal
 import time
 import types
+import weakref
+from collections import abc
 from collections.abc import Iterator
 from pathlib import PurePath
 from typing import Any
@@ -99,6 +101,11 @@ def fingerprint(value: Any, *, budget: float | None = None) -> str:
         walk.feed(h, value)
     except RecursionError:
         raise FingerprintError("", _type_name(value), "nested too deeply") from None
+    except FingerprintError:
+        raise
+    except Exception as exc:  # user code ran (a property, __reduce_ex__): never the cell's crash
+        why = f"reading it raised {type(exc).__name__}: {str(exc)[:80]!r}"
+        raise FingerprintError("", _type_name(value), why) from exc
     return h.digest().hex()
 
 
@@ -349,6 +356,19 @@ class Walk:
             h.update(repr(value).encode())
         elif isinstance(value, slice):
             self.feed(h, (value.start, value.stop, value.step))
+        elif isinstance(value, abc.KeysView | abc.ValuesView | abc.ItemsView):
+            items = list(value)  # `keys = d.keys()` follows d
+            self.keep.append(items)
+            self.sequence(h, items)
+        elif isinstance(value, weakref.ref):
+            self.feed(h, value())
+        elif isinstance(value, types.CodeType):
+            h.update(code_digest(value))
+        elif isinstance(value, types.CellType):
+            try:
+                self.feed(h, value.cell_contents)
+            except ValueError:  # an empty cell
+                h.update(b"<empty>")
         elif isinstance(value, _CONSUMED):
             raise FingerprintError("", _type_name(value), "its items are used up when read")
         else:
