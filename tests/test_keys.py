@@ -233,6 +233,17 @@ STABLE_VALUES = textwrap.dedent(
             ),
             "series-categorical": pd.Series(["lo", "hi", "lo"], dtype="category", name="s"),
             "function": ns["shift"],
+            "masked-array": np.ma.masked_array([1.0, 2.0, 3.0], mask=[0, 1, 0]),
+            "multiindex-frame": pd.DataFrame(
+                {"v": [1.5, 2.5]}, index=pd.MultiIndex.from_tuples([(1, "a"), (2, "b")])
+            ),
+            "nullable-and-sparse": pd.DataFrame(
+                {"n": pd.array([1, None], dtype="Int64"), "s": pd.arrays.SparseArray([0, 1])}
+            ),
+            "list-of-ints-in-bulk": list(range(1000)),
+            "set-of-str-in-bulk": {f"s{i}" for i in range(1000)},
+            "dict-of-str-to-float": {f"k{i}": i / 3 for i in range(1000)},
+            "rows": [(i, str(i), None) for i in range(100)],
         }
     """
 )
