@@ -784,7 +784,9 @@ def bench_fingerprint(b: Bench) -> list[Row]:
         },
         repeat=7,
     )
+    containers = _container_rows()
     return [
+        *containers,
         Row(
             f"fingerprint {b.size_label} numpy array",
             f"{gbps:.1f} GB/s, peak alloc {fmt_bytes(traced_peak)}",
@@ -802,6 +804,51 @@ def bench_fingerprint(b: Bench) -> list[Row]:
             fd["nb"] / fd["pd"] <= 0.1,
         ),
     ]
+
+
+CONTAINER_TARGET_MBPS = 200.0  # issue 15: Python containers of 10M scalars at >= 200 MB/s
+
+
+def _deep_size(value: Any) -> int:
+    """Bytes a container and its items take in memory (what "MB" means in the MB/s rows)."""
+    items = [*value, *value.values()] if isinstance(value, dict) else list(value)
+    return sys.getsizeof(value) + sum(map(sys.getsizeof, items))
+
+
+def _container_rows() -> list[Row]:
+    """Fingerprints of large lists and dicts of scalars, in MB/s of their in-memory size.
+
+    Compared with `pickle.dumps` of the same container (a serialisation that touches every
+    item, as a fingerprint must).
+    """
+    from nbresume._keys import fingerprint
+
+    values = {
+        "list of 10M ints": list(range(10_000_000)),
+        "dict of 1M str->float": {f"key-{i}": i * 0.5 for i in range(1_000_000)},
+    }
+    rows = []
+    for label, value in values.items():
+        size = _deep_size(value)
+        t = interleave(
+            {
+                "nb": timed(lambda v=value: fingerprint(v, budget=None)),
+                "pickle": timed(lambda v=value: pickle.dumps(v, protocol=5)),
+            },
+            repeat=5,
+        )
+        mbps = size / t["nb"] / 1e6
+        rows.append(
+            Row(
+                f"fingerprint {label} ({fmt_bytes(size)})",
+                f"{mbps:.0f} MB/s ({fmt_time(t['nb'])})",
+                f"pickle.dumps {size / t['pickle'] / 1e6:.0f} MB/s ({fmt_time(t['pickle'])})",
+                fmt_ratio(t["nb"] / t["pickle"]),
+                f">= {CONTAINER_TARGET_MBPS:.0f} MB/s",
+                mbps >= CONTAINER_TARGET_MBPS,
+            )
+        )
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------

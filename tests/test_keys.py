@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -233,6 +233,17 @@ STABLE_VALUES = textwrap.dedent(
             ),
             "series-categorical": pd.Series(["lo", "hi", "lo"], dtype="category", name="s"),
             "function": ns["shift"],
+            "masked-array": np.ma.masked_array([1.0, 2.0, 3.0], mask=[0, 1, 0]),
+            "multiindex-frame": pd.DataFrame(
+                {"v": [1.5, 2.5]}, index=pd.MultiIndex.from_tuples([(1, "a"), (2, "b")])
+            ),
+            "nullable-and-sparse": pd.DataFrame(
+                {"n": pd.array([1, None], dtype="Int64"), "s": pd.arrays.SparseArray([0, 1])}
+            ),
+            "list-of-ints-in-bulk": list(range(1000)),
+            "set-of-str-in-bulk": {f"s{i}" for i in range(1000)},
+            "dict-of-str-to-float": {f"k{i}": i / 3 for i in range(1000)},
+            "rows": [(i, str(i), None) for i in range(100)],
         }
     """
 )
@@ -251,7 +262,9 @@ def _fingerprints_in_subprocess(folder: Path, hashseed: str) -> dict[str, str]:
         "from nbresume._keys import fingerprint\n"
         "print(json.dumps({k: fingerprint(v) for k, v in stable_values.values().items()}))\n"
     )
-    env = {**os.environ, "PYTHONHASHSEED": hashseed, "PYTHONPATH": str(folder)}
+    # NB. the PYTHONPATH the tests run under comes too: the subprocess imports the code under test
+    path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONHASHSEED": hashseed, "PYTHONPATH": path}
     out = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
     )
@@ -370,12 +383,22 @@ def test_equal_values_have_equal_fingerprints(value: Any) -> None:
 
 @settings(max_examples=100, deadline=None, database=None)
 @given(st.lists(hashables, max_size=12, unique_by=canonical))
+@example([False, 0])  # equal but distinguishable: set() keeps whichever came first
+@example([1.0, True, 1])
 def test_set_fingerprints_do_not_depend_on_insertion_order(items: list[Any]) -> None:
+    forwards = set(items)
+    # NB. the same elements in another order: a set of `items` reversed could hold 0, not False
     backwards: set[Any] = set()
-    for item in reversed(items):
+    for item in reversed(list(forwards)):
         backwards.add(item)
-    assert fingerprint(set(items)) == fingerprint(backwards)
-    assert fingerprint(frozenset(items)) == fingerprint(frozenset(backwards))
+    assert {id(x) for x in forwards} == {id(x) for x in backwards}
+    assert fingerprint(forwards) == fingerprint(backwards)
+    assert fingerprint(frozenset(forwards)) == fingerprint(frozenset(backwards))
+
+
+def test_sets_of_equal_but_distinguishable_elements_have_different_fingerprints() -> None:
+    assert fingerprint({False}) != fingerprint({0}) != fingerprint({0.0})
+    assert fingerprint(frozenset({1, "a"})) != fingerprint(frozenset({True, "a"}))
 
 
 @settings(max_examples=200, deadline=None, database=None)

@@ -35,7 +35,18 @@ from ._capture import (
 from ._gate import check_expression, check_gate
 from ._history import FIRST_RUN, Version, history_limit, log_event, promote, push_version
 from ._host import LoopState
-from ._keys import analyze_cell, cell_key, describe_change, fingerprint, hash_text, normalize_source
+from ._keys import (
+    BUDGET_SECONDS,
+    FingerprintError,
+    analyze_cell,
+    cell_key,
+    describe_change,
+    file_inputs,
+    fingerprint,
+    fingerprint_input,
+    hash_text,
+    normalize_source,
+)
 from ._progress import PhaseProgress, format_duration, format_when
 from ._serialize import dumps_namespace
 from ._store import MISSING, Store, open_store
@@ -56,6 +67,7 @@ RESULT = "__nbresume_result__"  # the last expression's value, saved among the v
 FUTURE_FLAGS = 0  # the compiler flags of every `from __future__ import` feature
 for _feature in __future__.all_feature_names:
     FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
+UNREADABLE = "unreadable:"  # + random hex: the input of a refused cell, which never matches
 
 
 class Shell(Protocol):
@@ -127,14 +139,17 @@ class CheckpointRun:
         self.source = normalize_source(self.transformed)
         self.names = analyze_cell(self.transformed)
         ns = shell.user_ns
-        if options.no_deps:
-            self.inputs: dict[str, str] = {}
-        else:
-            self.inputs = {
-                n: fingerprint(ns[n])
-                for n in self.names.inputs
-                if n in ns and n not in options.exclude and not isinstance(ns[n], types.ModuleType)
-            }
+        self.inputs: dict[str, str] = {}
+        if not options.no_deps:
+            for n in self.names.inputs:
+                if n in ns and n not in options.exclude and not isinstance(ns[n], types.ModuleType):
+                    try:
+                        self.inputs[n] = fingerprint_input(n, ns[n])
+                    except FingerprintError as exc:
+                        self._refuse(n, str(exc))
+            self.inputs.update(file_inputs(self.names.run_files))
+            if self.names.dynamic:
+                self._refuse("globals()", self.names.dynamic)
         self.source_hash = hash_text(self.source)
         self.name = options.name or "cell-" + cell_key("", self.source_hash, self.inputs)[6:14]
         self.key = cell_key(self.name, self.source_hash, self.inputs)
@@ -155,6 +170,11 @@ class CheckpointRun:
         self.has_value = False
         self.gate_failed = False
         self.phase: PhaseProgress | None = None  # this run's, once it began
+
+    def _refuse(self, name: str, note: str) -> None:
+        """An input that cannot be compared: say so, and key the run so that it never hits."""
+        warnings.warn(note, CheckpointWarning, stacklevel=4)
+        self.inputs[name] = f"{UNREADABLE}{os.urandom(8).hex()}"
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -401,7 +421,7 @@ class CheckpointRun:
         names += [
             n
             for n, before in self.inputs.items()
-            if n in ns and n not in skip and n not in names and fingerprint(ns[n]) != before
+            if n in ns and n not in skip and n not in names and _moved(ns[n], before)
         ]
         return {n: ns[n] for n in names}
 
@@ -857,6 +877,16 @@ def _is_empty(shell: Shell, cell: str, options: CheckpointOptions, notify: Notif
         text = f"%%checkpoint {name}: the cell is empty; nothing to run or save"
         notify(Note("empty", options.name or "", text))
     return empty
+
+
+def _moved(value: Any, before: str) -> bool:
+    """Did an input change in place? One that cannot be fingerprinted is left alone."""
+    if before.startswith(UNREADABLE):
+        return False
+    try:
+        return fingerprint(value, budget=BUDGET_SECONDS) != before
+    except FingerprintError:
+        return False
 
 
 def _first_line(text: str, width: int = 200) -> str:
