@@ -512,3 +512,16 @@ def test_a_bulk_hashed_list_differs_from_the_same_items_in_another_container() -
     assert len({fingerprint(items), fingerprint(tuple(items)), fingerprint(set(items))}) == 3
     assert fingerprint(items) != fingerprint([*items[:-1], 99.0])
     assert fingerprint([*items, [1]]) != fingerprint([*items, (1,)])
+
+
+def test_a_widget_input_follows_its_value() -> None:
+    """`n = slider.value` in a checkpoint cell: moving the slider must change the key."""
+    widgets = pytest.importorskip("ipywidgets")
+    slider = widgets.IntSlider(value=3)
+    try:
+        before = fingerprint_input("slider", slider)
+        assert fingerprint_input("slider", slider) == before
+        slider.value = 4
+        assert fingerprint_input("slider", slider) != before
+    finally:
+        slider.close()

@@ -10,21 +10,15 @@ from __future__ import annotations
 
 import ast
 import functools
-import re
-import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ._magic_reads import expansions, read_magic
+
 __all__ = ["CellNames", "analyze_cell"]
 
 DYNAMIC_NOTE = "reads {} dynamically: use --force or --no-deps"
-# line magics whose argument is code run in the notebook's namespace (IPython does not expand it)
-CODE_MAGICS = {"time": True, "prun": True, "timeit": False}  # -> do its assignments leak?
-# %run options followed by a value (IPython's `%run?`)
-RUN_VALUE_OPTIONS = {"-N", "-b", "-G", "-T", "-D", "-l", "-r", "-s", "-m"}
-TIMEIT_VALUE_OPTIONS = {"-n", "-r", "-p", "-s", "-l", "-T", "-D"}
-_EXPANSION = re.compile(r"\$(\w+)|\{([^{}]+)\}")  # IPython's $name and {expr} in magic arguments
 
 
 @dataclass(frozen=True)
@@ -333,47 +327,18 @@ class _Scope(ast.NodeVisitor):
 
     def _magic(self, method: str, args: list[ast.expr]) -> None:
         texts = [a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-        if len(texts) < len(args) or not texts:
+        if len(texts) < len(args):
             return  # not as IPython's transforms write it
-        if method in ("system", "getoutput"):
-            self._expansions(texts[0])  # !cmd {x} $y
-        elif method == "run_line_magic" and len(texts) >= 2:
-            name, line = texts[0], texts[1]
-            if name == "run":
-                self._run(line)
-            elif name in CODE_MAGICS:
-                code = _strip_options(line, TIMEIT_VALUE_OPTIONS) if name != "time" else line
-                self._code(code, leaks=CODE_MAGICS[name])
-            else:
-                self._expansions(line)
-        elif method == "run_cell_magic" and len(texts) >= 3:
-            name, line, body = texts[0], texts[1], texts[2]
-            if name in CODE_MAGICS or name == "capture":
-                self._code(body, leaks=CODE_MAGICS.get(name, True))
-                if name == "capture" and line.split():
-                    self._store(line.split()[-1])  # %%capture out
-            else:
-                self._expansions(line)
-
-    def _run(self, line: str) -> None:
-        if "$" in line or "{" in line:
-            self._dynamic("the file name of %run from a variable")
-            return
-        try:
-            words = shlex.split(line)
-        except ValueError:
-            words = line.split()
-        skip = False
-        for word in words:
-            if skip:
-                skip = False
-            elif word == "-i":
-                self._dynamic("the notebook's names through %run -i")
-            elif word in RUN_VALUE_OPTIONS:
-                skip = True
-            elif not word.startswith("-"):
-                self.run_files.append(word)
-                return  # the words after it are the script's own arguments
+        reads = read_magic(method, texts)
+        if reads.dynamic:
+            self._dynamic(reads.dynamic)
+        if reads.run_file:
+            self.run_files.append(reads.run_file)
+        if reads.code is not None:
+            self._code(reads.code, leaks=reads.leaks)
+        for name in reads.stores:
+            self._store(name)
+        self._expansions(reads.expanded)
 
     def _code(self, code: str, *, leaks: bool) -> None:
         try:
@@ -387,11 +352,10 @@ class _Scope(ast.NodeVisitor):
             self._free_loads(tree.body, _bound_in(tree.body))
 
     def _expansions(self, text: str) -> None:
-        for match in _EXPANSION.finditer(text):
-            name, expr = match.groups()
-            if name:
-                self._load(name)
-                continue
+        names, exprs = expansions(text)
+        for name in names:
+            self._load(name)
+        for expr in exprs:
             try:
                 tree = ast.parse(expr.strip(), mode="eval")
             except SyntaxError:
@@ -416,15 +380,6 @@ def _is_main_module(node: ast.Subscript) -> bool:
         and isinstance(node.value, ast.Attribute)
         and node.value.attr == "modules"
     )
-
-
-def _strip_options(line: str, with_value: set[str]) -> str:
-    """The code of ``%timeit -n 3 -r 1 code``: the words after the options."""
-    words = line.split(" ")
-    i = 0
-    while i < len(words) and (words[i].startswith("-") or not words[i]):
-        i += 2 if words[i] in with_value else 1
-    return " ".join(words[i:])
 
 
 def _declared_global(body: list[Any]) -> set[str]:

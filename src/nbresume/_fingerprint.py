@@ -45,7 +45,6 @@ _CONSUMED = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
 _NAMED_PACKAGES = (
     "IPython",
     "ipykernel",
-    "traitlets",
     "zmq",
     "tornado",
     "jupyter_client",
