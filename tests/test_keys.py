@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -370,7 +370,11 @@ def test_equal_values_have_equal_fingerprints(value: Any) -> None:
 
 @settings(max_examples=100, deadline=None, database=None)
 @given(st.lists(hashables, max_size=12, unique_by=canonical))
+@example([False, 0])  # found by hypothesis: equal items of two types
 def test_set_fingerprints_do_not_depend_on_insertion_order(items: list[Any]) -> None:
+    # NB. of two equal items (False and 0, 1 and 1.0) a set keeps the first added: different
+    # contents, rightly different fingerprints. Only one of each stays.
+    items = list(dict.fromkeys(items))
     backwards: set[Any] = set()
     for item in reversed(items):
         backwards.add(item)
