@@ -44,13 +44,13 @@ def plain_source(source: str) -> str:
     return LOAD_EXT.sub("", CHECKPOINT_LINE.sub("", source, count=1))
 
 
-def checkpointed(source: str, index: int) -> str:
+def checkpointed(source: str, index: int, options: str = "") -> str:
     if source.lstrip().startswith("%%") or not source.strip():
         return source
-    return f"%%checkpoint cell-{index:03d}\n{source}"
+    return f"%%checkpoint cell-{index:03d}{' ' + options if options else ''}\n{source}"
 
 
-def variants(nb: Any) -> tuple[Any, Any]:
+def variants(nb: Any, options: str = "") -> tuple[Any, Any]:
     """The plain notebook and the one with every code cell checkpointed."""
     import copy
 
@@ -64,7 +64,7 @@ def variants(nb: Any) -> tuple[Any, Any]:
     wrapped = copy.deepcopy(plain)
     for index, cell in enumerate(wrapped.cells):
         if cell.cell_type == "code":
-            cell.source = checkpointed(cell.source, index)
+            cell.source = checkpointed(cell.source, index, options)
     wrapped.cells.insert(0, nbformat.v4.new_code_cell("%load_ext nbresume"))
     return plain, wrapped
 
@@ -121,7 +121,8 @@ def kernel_environ(home: Path) -> dict[str, str]:
     return env
 
 
-def execute(nb: Any, workdir: Path, home: Path, timeout: int) -> Any:
+def execute(nb: Any, workdir: Path, home: Path, timeout: int) -> tuple[Any, str | None]:
+    """-> the executed notebook and why the run stopped early (a timeout, a dead kernel)."""
     from nbclient import NotebookClient
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -134,16 +135,19 @@ def execute(nb: Any, workdir: Path, home: Path, timeout: int) -> Any:
         allow_errors=True,
         extra_arguments=["--HistoryManager.enabled=False"],
     )
-    client.execute(env=kernel_environ(home))
-    return nb
+    try:
+        client.execute(env=kernel_environ(home))
+    except Exception as exc:  # nbclient stops at a timeout or a dead kernel even with allow_errors
+        return nb, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    return nb, None
 
 
-def compare(path: Path, workdir: Path, timeout: int = 600) -> dict[str, Any]:
+def compare(path: Path, workdir: Path, timeout: int = 600, options: str = "") -> dict[str, Any]:
     """Run ``path`` three times (plain, first, second) under ``workdir``; -> the report."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    plain_nb, wrapped_nb = variants(nb)
+    plain_nb, wrapped_nb = variants(nb, options)
     home = workdir / "home"
     home.mkdir(parents=True, exist_ok=True)
     for extra in path.parent.iterdir():  # data files next to the notebook
@@ -151,12 +155,15 @@ def compare(path: Path, workdir: Path, timeout: int = 600) -> dict[str, Any]:
             for folder in ("plain", "nbresume"):
                 (workdir / folder).mkdir(parents=True, exist_ok=True)
                 shutil.copy(extra, workdir / folder / extra.name)
-    plain = execute(plain_nb, workdir / "plain", home, timeout)
     import copy
 
-    first = execute(copy.deepcopy(wrapped_nb), workdir / "nbresume", home, timeout)
-    second = execute(copy.deepcopy(wrapped_nb), workdir / "nbresume", home, timeout)
+    plain, stopped = execute(plain_nb, workdir / "plain", home, timeout)
+    first, first_stopped = execute(copy.deepcopy(wrapped_nb), workdir / "nbresume", home, timeout)
+    second, second_stopped = execute(copy.deepcopy(wrapped_nb), workdir / "nbresume", home, timeout)
     findings: list[dict[str, Any]] = []
+    for run, why in (("plain", stopped), ("first", first_stopped), ("second", second_stopped)):
+        if why is not None:
+            findings.append({"cell": -1, "source": run, "finding": "run stopped", "error": why})
     cells = 0
     for index, cell in enumerate(plain.cells):
         if cell.cell_type != "code" or not cell.source.strip():
@@ -187,12 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the report here too")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it")
+    parser.add_argument("--options", default="", help="added to every %%%%checkpoint line")
     args = parser.parse_args(argv)
     reports = []
     for path in args.notebooks:
         workdir = args.keep / path.stem if args.keep else Path(tempfile.mkdtemp(prefix="nbcmp-"))
         try:
-            report = compare(path, workdir, args.timeout)
+            report = compare(path, workdir, args.timeout, args.options)
         finally:
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)

@@ -358,3 +358,16 @@ def test_a_cell_with_a_line_magic_runs_and_replays_its_outputs(
     assert restored(again), again.note_text
     assert runs() == 1
     assert again.outputs == first.outputs
+
+
+def test_a_future_import_after_a_line_magic_compiles_as_in_a_plain_cell(
+    run_cell: RunCell,
+) -> None:
+    cell = (
+        "%%checkpoint late-future --exclude get_ipython\n%matplotlib inline\n"
+        "from __future__ import annotations\ntick()\n"
+        "def f(a: Undefined) -> None: pass\nf.__annotations__['a']\n"
+    )
+    first = run_cell(cell)
+    assert first.error is None, first.error
+    assert first.value == "Undefined"
