@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint browser bench clean
+.PHONY: setup demo test lint browser bench compare clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 # BENCH_ARGS=--full for the 1 GiB arrays of issue 9 (default 256 MiB)
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# Each notebook plain vs every cell under %%checkpoint, then a restoring re-run (issue 15);
+# COMPARE=path/to/public.ipynb to try others
+COMPARE ?= tests/notebooks/*.ipynb
+compare: setup
+	$(BIN)/python scripts/compare_notebook.py $(COMPARE)
 
 clean:
 	rm -rf $(VENV) .nbresume .pytest_cache .mypy_cache .ruff_cache

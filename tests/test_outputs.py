@@ -359,3 +359,43 @@ def test_a_cell_with_a_line_magic_runs_and_replays_its_outputs(
     assert restored(again), again.note_text
     assert runs() == 1
     assert again.outputs == first.outputs
+
+
+def test_a_future_import_after_a_line_magic_compiles_as_in_a_plain_cell(
+    run_cell: RunCell,
+) -> None:
+    cell = (
+        "%%checkpoint late-future --exclude get_ipython\n%matplotlib inline\n"
+        "from __future__ import annotations\ntick()\n"
+        "def f(a: Undefined) -> None: pass\nf.__annotations__['a']\n"
+    )
+    first = run_cell(cell)
+    assert first.error is None, first.error
+    assert first.value == "Undefined"
+
+
+def test_a_resumed_loop_with_spilled_output_replays_the_text_of_an_uninterrupted_run(
+    shell: InteractiveShell, run_cell: RunCell, tmp_path: Path
+) -> None:
+    fail = tmp_path / "fail-at-3"
+    fail.touch()
+    shell.user_ns["fail"] = fail
+    cell = (
+        "%%checkpoint spilled --every 1 --exclude fail\n"
+        "for i in resumable(range(6)):\n"
+        "    tick(i)\n"
+        "    if i == 3 and fail.exists():\n"
+        "        raise RuntimeError('boom')\n"
+        "    print(f'item {i} ' + 'z' * 1_500_000)\n"
+    )
+    expected = "".join(f"item {i} " + "z" * 1_500_000 + "\n" for i in range(6))
+    first = run_cell(cell)
+    assert isinstance(first.error, RuntimeError)
+    fail.unlink()
+    second = run_cell(cell)
+    assert second.error is None, second.error
+    assert second.stdout == expected
+    assert runs("0") == 1  # resumed: item 0 did not run again
+    third = run_cell(cell)
+    assert restored(third)
+    assert third.stdout == expected

@@ -651,6 +651,13 @@ class CheckpointRun:
         shell = self.shell
         tree = shell.transform_ast(shell.compile.ast_parse(self.transformed))
         assert isinstance(tree, ast.Module)
+        # NB. IPython compiles a cell node by node, so `%matplotlib inline` may come before a
+        # `from __future__ import`; compiled as one module, the import must come first
+        future = [
+            n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "__future__"
+        ]
+        if future:
+            tree.body = future + [n for n in tree.body if n not in future]
         last = None
         if (
             tree.body

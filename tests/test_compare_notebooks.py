@@ -1,0 +1,63 @@
+"""A notebook of everyday data-science idioms (tests/notebooks/), run plain and with every cell
+under ``%%checkpoint`` by scripts/compare_notebook.py: no cell may fail only under nbresume, the
+outputs must equal the plain run's, and a re-run must restore every cell with the same outputs."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.kernel
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "tests" / "notebooks").glob("*.ipynb"))
+
+
+def _compare_module() -> Any:
+    path = REPO / "scripts" / "compare_notebook.py"
+    spec = importlib.util.spec_from_file_location("compare_notebook", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_checkpoint_lines_are_taken_out_and_put_back_on_every_code_cell() -> None:
+    import nbformat
+
+    compare = _compare_module()
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("%load_ext nbresume"),
+            nbformat.v4.new_code_cell("%%checkpoint a --force\nx = 1"),
+            nbformat.v4.new_code_cell("%%timeit\nx + 1"),
+            nbformat.v4.new_code_cell("y = 2"),
+        ]
+    )
+    plain, wrapped = compare.variants(nb)
+    assert [c.source for c in plain.cells] == ["", "x = 1", "%%timeit\nx + 1", "y = 2"]
+    assert [c.source for c in wrapped.cells] == [
+        "%load_ext nbresume",
+        "",
+        "%%checkpoint cell-001\nx = 1",
+        "%%timeit\nx + 1",
+        "%%checkpoint cell-003\ny = 2",
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="fingerprints crash on a MultiIndex (_keys.py, issue 15) and a line magic makes "
+    "get_ipython an input; remove this mark once both are fixed",
+)
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
+def test_every_cell_gives_the_plain_outputs_and_restores(notebook: Path, tmp_path: Path) -> None:
+    report = _compare_module().compare(notebook, tmp_path, timeout=300)
+    assert report["code_cells"] >= 10
+    assert report["findings"] == []
