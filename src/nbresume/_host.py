@@ -63,6 +63,9 @@ class LoopHost(Protocol):
     def note_plain(self, reason: str) -> None:
         """Tell the user once that a loop runs plain, and why."""
 
+    def stopping(self) -> bool:
+        """Whether a Ctrl-C asked the loops to stop at their next boundary."""
+
 
 _host: LoopHost | None = None
 

@@ -14,10 +14,14 @@ recomputed is overwritten by the saved values.
 from __future__ import annotations
 
 import ast
+import contextvars
 import copy
 import os
+import signal
+import threading
 import time
 from collections import Counter
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ._capture import replay, strip_for_replay
@@ -56,6 +60,8 @@ class CellLoops:
         self._resume_at: str | None = None
         self._saved_outputs: list[dict[str, Any]] | None = None
         self._item_start: dict[str, tuple[int, int]] = {}  # loop id -> (done, outputs then)
+        self.stop_requested = False  # a first Ctrl-C: stop at the next boundary, saved
+        self._previous_sigint: Any = None
 
     # -- which loops resume here --------------------------------------------------------------
 
@@ -86,6 +92,8 @@ class CellLoops:
         self._entries[parent] += 1
         loop.loop_id = f"#{k}" if parent_loop is None else f"{parent[0]}/{parent[1]}#{k}"
         self.parents[loop.loop_id] = None if parent_loop is None else parent
+        if not self.loops:
+            self._catch_interrupts()
         self.loops.append(loop)
         self._configure(loop)
         pending = self.run.pending
@@ -121,16 +129,16 @@ class CellLoops:
         ns.update(values)
         self._restoring = None
         self._resume_at = None
-        argument = loop.site.argument
-        if argument is not None and _names(argument) & values.keys():
-            # NB. the items must be the restored objects: in-place work on item k (a model
-            # fitted, a dict filled) lives in the restored variables, not in a copy
-            # rebuilt by re-running the code above the loop
-            code = compile(ast.Expression(argument), loop.site.filename, "eval")
-            items = eval(code, ns)
-            restored = any(items is value for value in values.values())
-            if not (restored and iter(items) is items):  # a restored iterator is mid-way
-                loop.use_items(items)
+        # NB. the items must be the restored objects: in-place work on item k (a model
+        # fitted, a dict filled) lives in the restored variables, not in a copy rebuilt by
+        # re-running the code above the loop; enclosing loops continue on them too
+        items = _restored_items(loop, ns, values)
+        if items is not None:
+            loop.use_items(items)
+        for outer in self.loops[:-1]:
+            items = _restored_items(outer, ns, values)
+            if items is not None:
+                outer.switch_items(items)
 
     def _replay_up_to(self, state: LoopState | None) -> None:
         recorder = self.run.recorder
@@ -155,6 +163,8 @@ class CellLoops:
     def detach(self, loop: Any, complete: bool) -> None:
         if loop in self.loops:
             self.loops.remove(loop)
+        if not self.loops:
+            self._release_interrupts()
         state = loop.state()
         if complete:
             state.complete = True
@@ -229,6 +239,42 @@ class CellLoops:
                 live.add(loop_id)
         return live
 
+    # -- Ctrl-C: finish the item, save, stop ---------------------------------------------------
+
+    def _catch_interrupts(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self.stop_requested = False
+        self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _release_interrupts(self) -> None:
+        previous, self._previous_sigint = self._previous_sigint, None
+        if previous is not None and signal.getsignal(signal.SIGINT) == self._on_sigint:
+            signal.signal(signal.SIGINT, previous)
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        """The first interrupt lets the item in flight finish (a boundary snapshot, then
+        KeyboardInterrupt there); a second one stops at once. JupyterLab's restart sends one
+        before it shuts the kernel down, so a restart keeps every finished item."""
+        if self.stop_requested or not self.loops:
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        loop = self.loops[-1]
+        text = (
+            f"finishing item {loop.done_so_far() + 1:,} of {loop.progress.desc!r} before "
+            "stopping; interrupt again to stop now"
+        )
+        # NB. not from the handler itself: the main thread may be inside a write of its own;
+        # the context carries the kernel's parent header, so the note lands in this cell
+        context = contextvars.copy_context()
+        notify = self.run._notify
+        threading.Thread(
+            target=context.run, args=(notify, "stopping", text, {}), daemon=True
+        ).start()
+
+    def stopping(self) -> bool:
+        return self.stop_requested
+
     # -- outputs of the item in flight --------------------------------------------------------
 
     def before_output(self) -> None:
@@ -255,6 +301,18 @@ class CellLoops:
         if seen is not None and seen[0] == loop.done_so_far():
             return min(seen[1], count)
         return count
+
+
+def _restored_items(loop: Any, ns: dict[str, Any], values: dict[str, Any]) -> Any:
+    """The loop's items evaluated again over the restored variables, when they are made of them."""
+    argument = loop.site.argument
+    if argument is None or not _names(argument) & values.keys():
+        return None
+    items = eval(compile(ast.Expression(argument), loop.site.filename, "eval"), ns)
+    restored = any(items is value for value in values.values())
+    if restored and iter(items) is items:  # a restored iterator is mid-way: it would skip items
+        return None
+    return items
 
 
 def _names(node: ast.AST) -> set[str]:

@@ -154,6 +154,10 @@ def _name_of(func: ast.expr) -> str | None:
     return None
 
 
+# NB. a long loop body needs EXTENDED_ARG before its FOR_ITER (a jump past 255 words)
+_PREFIXES = frozenset({"EXTENDED_ARG", "CACHE", "NOP"})
+
+
 @functools.lru_cache(maxsize=256)
 def _instructions(code: CodeType) -> tuple[tuple[int, str], ...]:
     return tuple((i.offset, i.opname) for i in dis.get_instructions(code))
@@ -168,6 +172,8 @@ def _call_and_next(code: CodeType, lasti: int) -> tuple[int, list[str]]:
     for offset, opname in instructions:
         if offset <= lasti:
             call = offset
+        elif opname in _PREFIXES:
+            continue
         elif len(after) < 2:
             after.append(opname)
         else:

@@ -82,6 +82,9 @@ class OwnHost:
     def note_plain(self, reason: str) -> None:
         return None
 
+    def stopping(self) -> bool:
+        return False  # Ctrl-C stops at once: the done keys are saved on the way out
+
     def attach(self, loop: Any) -> LoopState | None:
         parent = self.loops[-1] if self.loops else None
         if parent is None:

@@ -490,6 +490,9 @@ class CheckpointRun:
     def snapshot(self, reason: str, loop: Any = None) -> float:
         return self.loophost.snapshot(reason, loop)
 
+    def stopping(self) -> bool:
+        return self.loophost.stopping()
+
     def _before_output(self) -> None:
         self.loophost.before_output()
 

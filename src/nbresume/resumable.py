@@ -8,6 +8,7 @@ reads, progress, snapshots) happens every K items, K adapted to the loop's speed
 from __future__ import annotations
 
 import enum
+import itertools
 import re
 import sys
 import weakref
@@ -210,6 +211,7 @@ class resumable(Generic[T]):
             key = value_key  # a set's order changes between processes: key items by value
         self._items = items
         self._seq: Sequence[Any] | None = None
+        self._switch: Iterable[Any] | None = None  # restored items to continue with
         self._batch = batch
         self.use_items(items)
         if total is None and hasattr(items, "__len__"):
@@ -251,6 +253,23 @@ class resumable(Generic[T]):
             return result
 
         return first
+
+    def switch_items(self, items: Iterable[Any]) -> None:
+        """Continue, after the item in flight, with the same positions of ``items`` (restored
+        objects that stand for the ones being iterated); sets are left alone (their order may
+        differ between a set and its restored copy)."""
+        if not isinstance(self._items, set | frozenset):
+            self._switch = items
+
+    def _switched(self, consumed: int) -> Iterator[Any]:
+        items, self._switch = self._switch, None
+        assert items is not None
+        if self._seq is not None and isinstance(items, list | tuple | range):
+            self._seq = items
+        it = iter(items)
+        for _ in itertools.islice(it, consumed):
+            pass
+        return it
 
     def use_items(self, items: Iterable[Any]) -> None:
         """Iterate over ``items`` (before the loop starts): a restore swaps in the restored ones."""
@@ -432,6 +451,8 @@ class resumable(Generic[T]):
                 now = clock()
                 self._tick(done, now)
                 policy.boundary(now, done)
+                if self._switch is not None:
+                    it = self._switched(index)
             # fast path: one comparison per item; keys of sequences are computed at snapshot time
             self._fast_from = self._pos = self._seq_have = index
             self._fast_base = self._prior_count + len(self._done)
@@ -441,28 +462,35 @@ class resumable(Generic[T]):
             plain = self._keyfn is None
             done_append = self._done.append
             key_of = self._key
-            for n, item in enumerate(it, index):
-                if keyed:
-                    key = item if plain and type(item) in _FAST_KEY_TYPES else key_of(item, n)
-                    yield item
-                    done_append(key)
+            start = index
+            while True:
+                for n, item in enumerate(it, start):
+                    if keyed:
+                        key = item if plain and type(item) in _FAST_KEY_TYPES else key_of(item, n)
+                        yield item
+                        done_append(key)
+                    else:
+                        yield item
+                    if n < next_check:
+                        continue
+                    # -- every K items: clock, progress, snapshot policy (a boundary: item n done)
+                    self._pos = n + 1
+                    now = clock()
+                    done = self.done_count(n + 1)
+                    self._tick(done, now)
+                    now = policy.boundary(now, done)
+                    elapsed = now - last_check
+                    last_check = now
+                    grown = int(step * CHECK_SECONDS / elapsed) if elapsed > 0 else 2 * step
+                    step = max(1, min(grown, 2 * step, MAX_STEP))
+                    if policy.every_items is not None:
+                        step = min(step, policy.every_items - done % policy.every_items)
+                    next_check = n + step
+                    if self._switch is not None:  # a restore put the restored items in place
+                        it, start = self._switched(n + 1), n + 1
+                        break
                 else:
-                    yield item
-                if n < next_check:
-                    continue
-                # -- every K items: clock, progress, snapshot policy (a boundary: item n done)
-                self._pos = n + 1
-                now = clock()
-                done = self.done_count(n + 1)
-                self._tick(done, now)
-                now = policy.boundary(now, done)
-                elapsed = now - last_check
-                last_check = now
-                grown = int(step * CHECK_SECONDS / elapsed) if elapsed > 0 else 2 * step
-                step = max(1, min(grown, 2 * step, MAX_STEP))
-                if policy.every_items is not None:
-                    step = min(step, policy.every_items - done % policy.every_items)
-                next_check = n + step
+                    break
             self._pos = self._position_after(index)
             complete = True
             done = self.done_count(self._pos)
@@ -619,6 +647,9 @@ class _Policy:
 
     def boundary(self, now: float, done: int, last: bool = False) -> float:
         """Item ``done`` just finished and the next has not started; -> the clock after it."""
+        if self.host.stopping() and not last:
+            self.host.snapshot("interrupt", self.loop)
+            raise KeyboardInterrupt
         every_items = self.loop._every_items  # NB. the cell's --every is set in attach
         self.every_items = every_items
         if every_items is not None:
