@@ -97,14 +97,15 @@ class CellLoops:
         self.loops.append(loop)
         self._configure(loop)
         pending = self.run.pending
-        if pending is not None:
-            self.run.pending = None
+        self.run.pending = None
+        # NB. a snapshot of an older version (no "resume_at") names its loops by call site and
+        # holds variables of the middle of an item: restoring it could double an accumulator
+        if pending is not None and pending.get("resume_at") is not None:
             self._restoring = pending
             self.states = dict(pending["loops"])
             self.parents.update(pending.get("parents") or {})
             self._saved_outputs = pending["outputs"]
-            # snapshots of older versions restore at the first loop, as they were taken there
-            self._resume_at = pending.get("resume_at", loop.loop_id)
+            self._resume_at = pending["resume_at"]
         if self._restoring is not None and loop.loop_id == self._resume_at:
             self._restore(loop)
         state = self.states.get(loop.loop_id)

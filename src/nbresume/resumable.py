@@ -35,8 +35,9 @@ __all__ = ["Position", "resumable"]
 T = TypeVar("T")
 
 CHECK_SECONDS = 0.02  # aim for a clock read about this often, whatever the loop's speed
-SNAPSHOT_BUDGET = 0.02  # by default spend at most this share of a loop's wall time on snapshots
-MAX_SNAPSHOT_SECONDS = 10.0  # ...and wait no longer than this between two, whatever they cost
+# by default a snapshot at a boundary as soon as the loop ran 50 times the last one's cost: a
+# cheap save (2 ms) after every item of 0.1 s or more, an expensive one (1 s) every 50 s
+SNAPSHOT_BUDGET = 0.02
 LAST_SNAPSHOT_SECONDS = 1.0  # the boundary after the last item is saved only when cheaper
 PROGRESS_SECONDS = 0.1  # listeners (widget, on_progress) hear at most 10 times a second
 MAX_STEP = 100_000  # never go longer than this many items without a clock read
@@ -142,11 +143,14 @@ class resumable(Generic[T]):
     An item counts as done when the loop asks for the next one; the item in flight when the kernel
     dies, that raised, or after which the loop ``break``-s is run again next time.
 
-    Inside a ``%%checkpoint`` cell, snapshots also hold every variable the cell has assigned so far
-    (``results``, ``model``...) and its outputs: after a kernel death, re-running the cell restores
-    them when the loop starts and continues with the first item not done. Elsewhere (another cell, a
-    script), the done items are remembered under ``name`` and skipped on the next run; a loop that
-    completes forgets them.
+    Inside a ``%%checkpoint`` cell, the cell's ``for`` statements (nested in each other as deep as
+    you like) resume mid-way: snapshots also hold every variable the cell has assigned so far
+    (``results``, ``model``...) and its outputs, and a re-run restores them and continues with the
+    first item not done. Elsewhere (another cell, a script), the done items are remembered under
+    ``name`` and skipped on the next run; a loop that completes forgets them. Forms that cannot
+    resume exactly are refused with a `CheckpointError` naming the form that works:
+    ``[f(x) for x in resumable(xs)]`` (use ``resumable.map``), ``enumerate(resumable(xs))``
+    (use ``resumable(enumerate(xs))``), ``zip(resumable(a), resumable(b))``.
 
     Parameters
     ----------
@@ -156,14 +160,16 @@ class resumable(Generic[T]):
         ``key(item)`` -> a hashable key that identifies an item across runs. Default: the item itself
         for str, bytes, numbers, None, paths and tuples of those; else its position.
     name : str, optional
-        Where the progress of a loop outside a checkpoint cell is kept; default: the call site.
+        The loop's identity in its store outside a checkpoint cell, wherever it is called from;
+        default: its notebook or script and the text of its ``for`` line.
     total : int, optional
         The number of items, for generators and other unsized iterables.
     desc : str, optional
         Label of the progress bar.
     every : int or str, optional
-        Snapshot every N items (``5``) or seconds (``"30s"``). Default: about every 10 s, spending
-        at most 2% of the loop's time on snapshots.
+        Snapshot every N items (``5``) or seconds (``"30s"``). Default: as often as 2% of the
+        loop's time allows (a cheap save after every item). Snapshots are taken only between
+        items, never in the middle of one.
     batch : int, optional
         Yield lists of ``batch`` items; a batch is done as a whole.
     on_progress : callable, optional
@@ -401,8 +407,11 @@ class resumable(Generic[T]):
     def _run_plain(self) -> Iterator[Any]:
         """A loop that cannot resume mid-way where it is: it runs every item, with progress."""
         done = 0
+        items: Iterable[Any] = self._items
+        if self._batch is not None:
+            items = _batched(iter(self._items), self._batch)
         try:
-            for item in self._items:
+            for item in items:
                 yield item
                 done += 1
                 self._tick(done)
@@ -630,6 +639,11 @@ class resumable(Generic[T]):
 _END: Any = object()
 
 
+def _batched(it: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
 class _Policy:
     """When a loop snapshots, at its boundaries: every ``every`` items or seconds when given; else
     as often as the 2% budget allows (a cheap save after every item), so a kill loses about one
@@ -657,7 +671,7 @@ class _Policy:
         elif self.loop._every_seconds is not None:
             due = now - self.last >= self.loop._every_seconds
         else:
-            due = now - self.last >= min(self.cost / SNAPSHOT_BUDGET, MAX_SNAPSHOT_SECONDS)
+            due = now - self.last >= self.cost / SNAPSHOT_BUDGET
             due = due and (not last or self.cost < LAST_SNAPSHOT_SECONDS)
         if not due or (last and not self.final):
             return now
