@@ -670,3 +670,17 @@ def test_a_loop_with_a_long_body_is_a_for_statement_not_a_comprehension(
     assert run.error is None, run.error
     assert ticks() == ["0", "1", "2"]
     assert "plain" not in run.note_text
+
+
+def test_two_notebooks_with_the_same_loop_line_do_not_share_progress(
+    shell: InteractiveShell, cell: RunCell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = "for x in resumable(range(5)):\n    tick(x)\n    check()\n"
+    monkeypatch.setenv("JPY_SESSION_NAME", "a.ipynb")
+    arm(3)
+    assert isinstance(cell(loop).error, Boom)  # a.ipynb: 0, 1 done
+    monkeypatch.setenv("JPY_SESSION_NAME", "b.ipynb")
+    assert cell(loop).error is None  # b.ipynb: all five
+    monkeypatch.setenv("JPY_SESSION_NAME", "a.ipynb")
+    assert cell(loop).error is None  # a.ipynb: from 2
+    assert ticks() == ["0", "1", "2", "0", "1", "2", "3", "4", "2", "3", "4"]

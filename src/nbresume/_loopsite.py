@@ -41,6 +41,7 @@ class LoopSite:
     under_plain_loop: bool  # a for/while that is not a resumable loop encloses it
     argument: ast.expr | None  # the items expression, to evaluate again after a restore
     target: str  # the loop variable (``lr`` of ``for lr in resumable(...)``), for the bar
+    session: str | None = None  # the notebook's path in a kernel (IPython's ``__session__``)
 
     @property
     def is_for(self) -> bool:
@@ -70,9 +71,10 @@ def site_of(frame: FrameType) -> LoopSite:
         argument = node.args[0] if node.args else None
         if isinstance(parent, ast.For | ast.AsyncFor) and consumed_by_for:
             target = ast.unparse(parent.target)
+    session = frame.f_globals.get("__session__")
     return LoopSite(
         code, code.co_filename, frame.f_lineno, consumer, text, occurrence, under_plain, argument,
-        target,
+        target, session if isinstance(session, str) and session else None,
     )  # fmt: skip
 
 
@@ -118,9 +120,14 @@ def loop_identity(name: str | None, site: LoopSite) -> str:
 def _source_name(site: LoopSite) -> str:
     filename = site.filename
     if filename.startswith("<") or _is_cell_file(filename):
-        session = os.environ.get("JPY_SESSION_NAME")
-        return os.path.basename(session) if session else "notebook"
-    path = os.path.abspath(filename)
+        # NB. the notebook's path: two notebooks of one folder share a store, not their loops
+        session = site.session or os.environ.get("JPY_SESSION_NAME")
+        return session or "notebook"
+    return _relative(filename)
+
+
+def _relative(filename: str) -> str:
+    path = os.path.abspath(os.path.expanduser(filename))
     try:
         relative = os.path.relpath(path)
     except ValueError:  # another drive
