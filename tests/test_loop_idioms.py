@@ -684,3 +684,37 @@ def test_two_notebooks_with_the_same_loop_line_do_not_share_progress(
     monkeypatch.setenv("JPY_SESSION_NAME", "a.ipynb")
     assert cell(loop).error is None  # a.ipynb: from 2
     assert ticks() == ["0", "1", "2", "0", "1", "2", "3", "4", "2", "3", "4"]
+
+
+TWO_LOOPS = """%%checkpoint two --every 1
+a = []
+for x in resumable(range(3)):
+    a.append(x)
+    tick(("a", x))
+    check()
+s = sum(a)
+print("sum", s)
+b = []
+for y in resumable(range(3)):
+    b.append(y + s)
+    print("b", y + s)
+    tick(("b", y))
+    check()
+"""
+
+
+@pytest.mark.parametrize("at", [2, 4, 6])
+def test_code_between_two_loops_gives_the_uninterrupted_values_and_record(
+    shell: InteractiveShell, cell: RunCell, at: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NBRESUME_DIR", str(Path("reference").absolute()))
+    reference = cell(TWO_LOOPS)
+    monkeypatch.setenv("NBRESUME_DIR", str(Path("store").absolute()))
+    Path("runs.txt").unlink()
+    arm(at, "KeyboardInterrupt")
+    assert isinstance(cell(TWO_LOOPS).error, KeyboardInterrupt)
+    assert cell(TWO_LOOPS).error is None
+    assert (shell.user_ns["s"], shell.user_ns["b"]) == (3, [3, 4, 5])
+    hit = cell(TWO_LOOPS)
+    assert "restored" in hit.note_text
+    assert hit.outputs == reference.outputs

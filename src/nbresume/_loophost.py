@@ -59,6 +59,7 @@ class CellLoops:
         self._restoring: dict[str, Any] | None = None  # a snapshot whose variables are not back
         self._resume_at: str | None = None
         self._saved_outputs: list[dict[str, Any]] | None = None
+        self._first_mark = 0  # outputs recorded when the first loop of a resumed run started
         self._item_start: dict[str, tuple[int, int]] = {}  # loop id -> (done, outputs then)
         self.stop_requested = False  # a first Ctrl-C: stop at the next boundary, saved
         self._previous_sigint: Any = None
@@ -106,8 +107,12 @@ class CellLoops:
             self.parents.update(pending.get("parents") or {})
             self._saved_outputs = pending["outputs"]
             self._resume_at = pending["resume_at"]
+            self._first_mark = len(self.run.recorder.outputs) if self.run.recorder else 0
         if self._restoring is not None and loop.loop_id == self._resume_at:
             self._restore(loop)
+            state = self.states.get(loop.loop_id)
+            self._replay_up_to(state, record_from=self._first_mark)
+            return state
         state = self.states.get(loop.loop_id)
         self._replay_up_to(state)
         return state
@@ -141,7 +146,11 @@ class CellLoops:
             if items is not None:
                 outer.switch_items(items)
 
-    def _replay_up_to(self, state: LoopState | None) -> None:
+    def _replay_up_to(self, state: LoopState | None, record_from: int | None = None) -> None:
+        """Show the saved outputs up to where ``state``'s loop resumes; with ``record_from``
+        (the loop where the snapshot was taken), the record from there on is the saved one: what
+        the code between the first loop and this one printed again, before the variables were
+        back, may differ from what it printed in the run that was interrupted."""
         recorder = self.run.recorder
         if recorder is None:
             return
@@ -150,15 +159,19 @@ class CellLoops:
         if state is None or saved is None:
             return
         target = state.outputs_end if state.complete else state.outputs_start
-        if target is not None and have < target:
-            # NB. replayed outputs are shown live but recorded as saved, element for element,
-            # so positions in later snapshots keep matching.
+        if target is None:
+            return
+        if have < target:
             recorder.paused += 1
             try:
                 replay(saved[have:target], self.run.shell.display_pub)
             finally:
                 recorder.paused -= 1
-            recorder.outputs[have:] = copy.deepcopy(saved[have:target])
+        start = have if record_from is None else min(record_from, target)
+        if start < target or (record_from is not None and have > target):
+            # NB. replayed outputs are shown live but recorded as saved, element for element,
+            # so positions in later snapshots keep matching.
+            recorder.outputs[start:] = copy.deepcopy(saved[start:target])
             recorder.mark()
 
     def detach(self, loop: Any, complete: bool) -> None:
