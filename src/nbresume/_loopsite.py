@@ -10,6 +10,7 @@ found by the call's exact position, says which function wraps it and which loops
 from __future__ import annotations
 
 import ast
+import dataclasses
 import dis
 import functools
 import linecache
@@ -50,8 +51,19 @@ class LoopSite:
 
 def site_of(frame: FrameType) -> LoopSite:
     """Analyse the call being made in ``frame`` (the caller of ``resumable``)."""
+    session = frame.f_globals.get("__session__")
     code = frame.f_code
-    call, after = _call_and_next(code, frame.f_lasti)
+    site = _analyse(code, frame.f_lasti, frame.f_lineno, len(linecache.getlines(code.co_filename)))
+    # NB. equal code objects (the same cell run twice) share an analysis, not their identity
+    return dataclasses.replace(
+        site, code=code, session=session if isinstance(session, str) and session else None
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _analyse(code: CodeType, lasti: int, lineno: int, _lines: int) -> LoopSite:
+    """The analysis of one call site (cached: an inner loop is created once per outer item)."""
+    call, after = _call_and_next(code, lasti)
     consumer = "other"
     if after[:1] == ["GET_ITER"]:
         consumer = "for" if after[1:2] == ["FOR_ITER"] else "comprehension"
@@ -71,11 +83,9 @@ def site_of(frame: FrameType) -> LoopSite:
         argument = node.args[0] if node.args else None
         if isinstance(parent, ast.For | ast.AsyncFor) and consumed_by_for:
             target = ast.unparse(parent.target)
-    session = frame.f_globals.get("__session__")
     return LoopSite(
-        code, code.co_filename, frame.f_lineno, consumer, text, occurrence, under_plain, argument,
-        target, session if isinstance(session, str) and session else None,
-    )  # fmt: skip
+        code, code.co_filename, lineno, consumer, text, occurrence, under_plain, argument, target
+    )
 
 
 def refuse_inexact(site: LoopSite) -> None:
