@@ -65,7 +65,7 @@ def test_a_resumable_loop_under_a_plain_for_runs_on_every_pass(
     )
     assert run.error is None
     assert shell.user_ns["seen"] == [(e, b) for e in range(3) for b in range(4)]
-    assert "will not resume mid-way" in run.note_text
+    assert run.note_text.count("will not resume mid-way") == 1, run.note_text
 
 
 def test_a_helper_with_a_resumable_loop_called_twice_in_a_cell_gives_the_same_sum(
@@ -726,3 +726,34 @@ def test_code_between_two_loops_gives_the_uninterrupted_values_and_record(
     hit = cell(TWO_LOOPS)
     assert "restored" in hit.note_text
     assert hit.outputs == reference.outputs
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "n = 0\nwhile n < 2:\n    n += 1\n    for x in resumable(range(2)):\n        tick(x)\n",
+        "it = resumable(range(2))\nfor x in it:\n    tick(x)\n",
+    ],
+    ids=["under-while", "assigned-first"],
+)
+def test_other_shapes_in_a_cell_run_plain_with_a_note(cell: RunCell, code: str) -> None:
+    run = cell("%%checkpoint shapes --exclude it\n" + code)
+    assert run.error is None
+    assert "will not resume mid-way" in run.note_text
+    assert ticks()[:2] == ["0", "1"]
+
+
+def test_a_set_in_a_cell_resumes_by_value(shell: InteractiveShell, cell: RunCell) -> None:
+    source = (
+        "%%checkpoint jobs --every 1\n"
+        "done = []\n"
+        "for job in resumable({frozenset([i]) for i in range(6)}):\n"
+        "    done.append(min(job))\n"
+        "    tick(min(job))\n"
+        "    check()\n"
+    )
+    arm(4, "KeyboardInterrupt")
+    assert isinstance(cell(source).error, KeyboardInterrupt)
+    assert cell(source).error is None
+    assert sorted(shell.user_ns["done"]) == list(range(6))
+    assert sum(counts().values()) == 7

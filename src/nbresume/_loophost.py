@@ -62,6 +62,7 @@ class CellLoops:
         self._first_mark = 0  # outputs recorded when the first loop of a resumed run started
         self._item_start: dict[str, tuple[int, int]] = {}  # loop id -> (done, outputs then)
         self.stop_requested = False  # a first Ctrl-C: stop at the next boundary, saved
+        self._noted: set[str] = set()
         self._previous_sigint: Any = None
 
     # -- which loops resume here --------------------------------------------------------------
@@ -78,6 +79,9 @@ class CellLoops:
         return None
 
     def note_plain(self, reason: str) -> None:
+        if reason in self._noted:
+            return  # once per loop and run: an inner loop may be entered thousands of times
+        self._noted.add(reason)
         self.run._notify(
             "plain", f"{reason}: it runs as a plain loop and will not resume mid-way", {}
         )
