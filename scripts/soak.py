@@ -2,10 +2,15 @@
 
     python scripts/soak.py                  # 200 kills
     python scripts/soak.py --kills 1000 --seed 7 --json
+    python scripts/soak.py --shape nested   # epochs around batches (also: inplace, append-first)
 
 A round is one ``%%checkpoint soak-R --every 1`` cell: a loop of ``--items`` items of 20-50 ms
 that appends each item's index to ``runs-R.txt`` before its work and grows two accumulators (a
-results list and a running total). A cycle restarts the kernel, runs the cell and SIGKILLs the
+results list and a running total). ``--shape`` picks how the loop is written (every shape ends with
+the same ``results``, ``total`` and stdout): ``flat``; ``nested``, epochs of 8 items around batches,
+with per-epoch state set above the inner loop; ``inplace``, ``resumable(enumerate(slots))`` filling
+each item's own list in place; ``append-first``, accumulators grown before the item's sleep.
+A cycle restarts the kernel, runs the cell and SIGKILLs the
 kernel after a random delay, drawn from the start of the cell to a bit past the loop's expected
 end, so kills land while the snapshot is restored, inside items, inside snapshot writes and
 after the loop. When the cell finishes before its kill, the round is checked and the next one
@@ -61,7 +66,8 @@ def mark(path, i):
         f.write(f"{i}\\n")
 """
 
-CELL = """\
+CELLS = {
+    "flat": """\
 %%checkpoint soak-{round} --every 1
 print("soak round {round}")
 results = []
@@ -74,11 +80,60 @@ for i in resumable(range({items})):
     print(f"item {{i}} -> {{i * i}}")
 print("total", total)
 total
-"""
+""",
+    "nested": """\
+%%checkpoint soak-{round} --every 1
+print("soak round {round}")
+results = []
+total = 0
+for epoch in resumable(range({items} // 8)):
+    part = []
+    for b in resumable(range(8)):
+        i = epoch * 8 + b
+        mark("runs-{round}.txt", i)
+        time.sleep(0.02 + 0.003 * ((i * 7) % 11))
+        part.append(i * i)
+        total += i
+        print(f"item {{i}} -> {{i * i}}")
+    results.extend(part)
+print("total", total)
+total
+""",
+    "inplace": """\
+%%checkpoint soak-{round} --every 1
+print("soak round {round}")
+slots = [[] for _ in range({items})]
+total = 0
+for i, slot in resumable(enumerate(slots)):
+    mark("runs-{round}.txt", i)
+    time.sleep(0.02 + 0.003 * ((i * 7) % 11))
+    slot.append(i * i)
+    total += i
+    print(f"item {{i}} -> {{i * i}}")
+results = [s[0] for s in slots]
+print("total", total)
+total
+""",
+    "append-first": """\
+%%checkpoint soak-{round} --every 1
+print("soak round {round}")
+results = []
+total = 0
+for i in resumable(range({items})):
+    mark("runs-{round}.txt", i)
+    results.append(i * i)
+    total += i
+    time.sleep(0.02 + 0.003 * ((i * 7) % 11))
+    print(f"item {{i}} -> {{i * i}}")
+print("total", total)
+total
+""",
+}
+CELL = CELLS["flat"]
 
 
-def cell_source(round_: int, items: int) -> str:
-    return CELL.format(round=round_, items=items)
+def cell_source(round_: int, items: int, shape: str = "flat") -> str:
+    return CELLS[shape].format(round=round_, items=items)
 
 
 def expected_stdout(round_: int, items: int) -> str:
@@ -134,6 +189,7 @@ class Report:
     mismatched: list[str] = field(default_factory=list)
     seconds: float = 0.0
     seed: int = 0
+    shape: str = "flat"
 
     @property
     def ok(self) -> bool:
@@ -154,7 +210,7 @@ class Report:
             f"after the last item started: {self.kills_after_last_item}\n"
             f"rounds differing from an uninterrupted run: {len(self.mismatched)}\n"
             f"time: {self.seconds:.0f} s ({self.seconds / max(self.kills, 1):.2f} s per kill), "
-            f"seed {self.seed}: {'OK' if self.ok else 'FAILED'}"
+            f"seed {self.seed}, shape {self.shape}: {'OK' if self.ok else 'FAILED'}"
         )
 
 
@@ -265,13 +321,18 @@ def run(
     seed: int | None = None,
     workdir: Path | None = None,
     progress: Callable[[Report], None] | None = None,
+    shape: str = "flat",
 ) -> Report:
     """SIGKILL a kernel ``kills`` times at random moments of resumable loops; -> the `Report`."""
     seed = random.randrange(2**32) if seed is None else seed
     rng = random.Random(seed)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="nbresume-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    report = Report(items=items, seed=seed)
+    if shape not in CELLS:
+        raise ValueError(f"shape {shape!r} is not one of {', '.join(CELLS)}")
+    if shape == "nested" and items % 8:
+        raise ValueError(f"--shape nested needs a multiple of 8 items, not {items}")
+    report = Report(items=items, seed=seed, shape=shape)
     start = time.monotonic()
     kernel = _Kernel(workdir)
     try:
@@ -296,7 +357,7 @@ def _round(
     round_, items = report.rounds, report.items
     report.rounds += 1
     runs = workdir / f"runs-{round_}.txt"
-    cell = cell_source(round_, items)
+    cell = cell_source(round_, items, report.shape)
     cycles: list[tuple[list[int], bool]] = []
     finished: dict[str, Any] | None = None
     for _ in range(ROUND_CYCLES):
@@ -355,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="random seed (default: random, printed)")
     parser.add_argument("--dir", type=Path, help="working directory (default: a new temp dir)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--shape", choices=sorted(CELLS), default="flat", help="how the loop is written"
+    )
     args = parser.parse_args(argv)
 
     def tell(report: Report) -> None:
@@ -366,7 +430,14 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
 
-    report = run(args.kills, items=args.items, seed=args.seed, workdir=args.dir, progress=tell)
+    report = run(
+        args.kills,
+        items=args.items,
+        seed=args.seed,
+        workdir=args.dir,
+        progress=tell,
+        shape=args.shape,
+    )
     if args.json:
         print(json.dumps({**asdict(report), "ok": report.ok}, indent=2))
     else:

@@ -218,3 +218,34 @@ def test_dask_local_cluster_survives_a_killed_worker(
     counts = runs(log)
     assert set(counts) == set(range(40))
     assert sum(counts.values()) - 40 <= 8  # only the dead worker's in-flight items ran twice
+
+
+def test_a_changed_function_computes_every_item_again(tmp_path: Path) -> None:
+    log = tmp_path / "runs.txt"
+    with pytest.raises(CheckpointError):
+        resumable.map(functools.partial(work, str(log), fail=2), range(4), name="fn")
+
+    def cube(x: int) -> int:
+        with open(log, "a") as f:
+            f.write(f"{x}\n")
+        return x**3
+
+    assert resumable.map(cube, range(4), name="fn") == [0, 1, 8, 27]
+    assert runs(log) == Counter({0: 2, 1: 2, 2: 2, 3: 2})
+
+
+def test_results_are_keyed_by_item_so_a_reordered_list_reuses_them(tmp_path: Path) -> None:
+    log = tmp_path / "runs.txt"
+
+    def value(box: dict[str, int]) -> int:
+        with open(log, "a") as f:
+            f.write(f"{box['v']}\n")
+        if box["v"] == 3 and not (tmp_path / "fixed").exists():
+            raise ValueError(box)
+        return box["v"] * 10
+
+    with pytest.raises(CheckpointError):
+        resumable.map(value, [{"v": 1}, {"v": 2}, {"v": 3}], name="boxes")
+    (tmp_path / "fixed").touch()
+    assert resumable.map(value, [{"v": 3}, {"v": 2}, {"v": 1}], name="boxes") == [30, 20, 10]
+    assert runs(log) == Counter({1: 1, 2: 1, 3: 2})

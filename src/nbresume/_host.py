@@ -39,7 +39,7 @@ class LoopState:
 
 
 class LiveLoop(Protocol):
-    loop_id: str
+    loop_id: str  # set by the host in `attach`: its identity among the host's loops
 
     def state(self) -> LoopState: ...
     def done_so_far(self) -> int: ...
@@ -52,11 +52,19 @@ class LoopHost(Protocol):
     def detach(self, loop: LiveLoop, complete: bool) -> None:
         """The loop ended (completed, or left by break/exception)."""
 
-    def snapshot(self, reason: str) -> float:
-        """Save the state of every attached loop now; returns the seconds it took."""
+    def snapshot(self, reason: str, loop: Any = None) -> float:
+        """Save the state of every attached loop now, at a boundary of ``loop`` (its items before
+        the next one done, the next not started); returns the seconds it took."""
 
-    def parent_key(self) -> str:
-        """An id of the enclosing loops' in-flight items, to tell nested loops apart."""
+    def plain_reason(self, site: Any) -> str | None:
+        """Why a loop written at ``site`` cannot resume mid-way here (it then runs plain), or
+        None."""
+
+    def note_plain(self, reason: str) -> None:
+        """Tell the user once that a loop runs plain, and why."""
+
+    def stopping(self) -> bool:
+        """Whether a Ctrl-C asked the loops to stop at their next boundary."""
 
 
 _host: LoopHost | None = None

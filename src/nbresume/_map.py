@@ -26,7 +26,7 @@ IN_FLIGHT_PER_WORKER = 4  # bounded submission: memory stays flat for 100,000 it
 
 
 class _Saver:
-    """Results by position, saved as numbered chunks of new results."""
+    """Results by item key, saved as numbered chunks of new results."""
 
     def __init__(self, prefix: str) -> None:
         from ._serialize import dumps
@@ -34,9 +34,10 @@ class _Saver:
 
         self._dumps = dumps
         self.prefix = prefix
-        self.results: dict[int, Any] = {}
-        self._new: dict[int, Any] = {}
+        self.results: dict[Any, Any] = {}
+        self._new: dict[Any, Any] = {}
         self._chunks = 0
+        self.added = 0  # results computed by this run
         self._last = time.monotonic()
         self._warned = False
         try:
@@ -58,9 +59,10 @@ class _Saver:
             self._warned = True
             warnings.warn(f"{exc}; results are not saved", CheckpointWarning, stacklevel=4)
 
-    def add(self, index: int, value: Any) -> None:
-        self.results[index] = value
-        self._new[index] = value
+    def add(self, key: Any, value: Any) -> None:
+        self.results[key] = value
+        self._new[key] = value
+        self.added += 1
         if time.monotonic() - self._last >= FLUSH_SECONDS:
             self.flush()
 
@@ -86,9 +88,9 @@ class _Saver:
             self._warn(exc)
 
 
-def _map_id(fn: Callable[..., Any], keys: list[Any], name: str | None, site: str) -> str:
+def _map_id(fn: Callable[..., Any], name: str | None, site: str) -> str:
     # NB. the function's fingerprint is part of the id: changing `fit` must not return old results
-    return f"{name or site}:{fingerprint(fn)[:16]}:{fingerprint(keys)[:16]}"
+    return f"{name or site}:{fingerprint(fn)[:16]}"
 
 
 def resumable_map(
@@ -116,7 +118,7 @@ def resumable_map(
     >>> resumable.map(abs, [-1, 2, -3], name="doctest-abs")
     [1, 2, 3]
     """
-    from .resumable import default_key
+    from .resumable import value_key
 
     if not callable(fn):
         raise CheckpointError(f"resumable.map needs a function first; got {fn!r}")
@@ -126,30 +128,38 @@ def resumable_map(
     keys = []
     for index, item in enumerate(values):
         try:
-            keys.append(key(item) if key is not None else default_key(item, index))
+            # NB. by value, never by position: a changed item must be computed again
+            keys.append(key(item) if key is not None else value_key(item))
         except Exception as exc:
             raise CheckpointError(
                 f"key function failed on item {index} ({item!r:.60}): {exc!r}"
             ) from exc
     host = _host.current_host()
     cell_key = getattr(host, "key", None) if host is not None else None
-    prefix = f"map:{cell_key or ''}:{_map_id(fn, keys, name, site)}:"
+    prefix = f"map:{cell_key or ''}:{_map_id(fn, name, site)}:"
     saver = _Saver(prefix)
     progress = LoopProgress(desc or name or "map", total=len(values))
-    progress.skipped = progress.done = len(saver.results)
-    todo = [i for i in range(len(values)) if i not in saver.results]
+    todo = [i for i in range(len(values)) if keys[i] not in saver.results]
+    progress.skipped = progress.done = len(values) - len(todo)
     errors: dict[int, BaseException] = {}
     try:
         if executor is None:
             for i in todo:
                 try:
-                    saver.add(i, fn(values[i]))
+                    saver.add(keys[i], fn(values[i]))
                 except Exception as exc:
                     errors[i] = exc
-                progress.update(len(saver.results))
+                progress.update(progress.skipped + saver.added)
         else:
             _run_parallel(
-                fn, values, todo, executor=executor, saver=saver, errors=errors, progress=progress
+                fn,
+                values,
+                keys,
+                todo,
+                executor=executor,
+                saver=saver,
+                errors=errors,
+                progress=progress,
             )
     finally:
         saver.flush()
@@ -161,7 +171,7 @@ def resumable_map(
             f"{keys[first]!r}, raised {errors[first]!r}; the other results are saved: fix the "
             "cause and run again to compute only the failed items"
         ) from errors[first]
-    results = [saver.results[i] for i in range(len(values))]
+    results = [saver.results[k] for k in keys]
     if cell_key is None:
         saver.clear()  # a completed map outside a checkpoint cell starts fresh next time
     return results
@@ -174,6 +184,7 @@ def _is_dask(executor: Any) -> bool:
 def _run_parallel(
     fn: Callable[[Any], Any],
     values: list[Any],
+    keys: list[Any],
     todo: list[int],
     *,
     executor: Any,
@@ -215,10 +226,10 @@ def _run_parallel(
                     outcomes = [(False, exc)] * len(chunk)
                 for i, (ok, value) in zip(chunk, outcomes, strict=True):
                     if ok:
-                        saver.add(i, value)
+                        saver.add(keys[i], value)
                     else:
                         errors[i] = value
-            progress.update(len(saver.results))
+            progress.update(progress.skipped + saver.added)
             submit()
     finally:
         for future in running:

@@ -10,7 +10,6 @@ import __future__
 
 import ast
 import contextlib
-import copy
 import os
 import socket
 import sys
@@ -47,6 +46,7 @@ from ._keys import (
     hash_text,
     normalize_source,
 )
+from ._loophost import CellLoops, snapshot_done
 from ._progress import PhaseProgress, format_duration, format_when
 from ._serialize import dumps_namespace
 from ._store import MISSING, Store, open_store
@@ -155,15 +155,14 @@ class CheckpointRun:
         self.key = cell_key(self.name, self.source_hash, self.inputs)
         self.snapshot_key = "snap:" + self.key[len("cell:") :]
         self.recorder: Recorder | None = None
-        self.loops: list[Any] = []
-        self.loop_states: dict[str, LoopState] = {}
+        self.loophost = CellLoops(self)
+        self.code: types.CodeType | None = None  # the cell's compiled body (its loops resume)
         self.pending: dict[str, Any] | None = None  # a saved snapshot not yet restored
         self.unsaved: dict[str, str] = {}  # variables that could not be pickled, and why
         self.started = time.time()
         self._warned_store = False
         self._unreadable = False  # an entry for this key exists but could not be used
         self._progress_written = 0.0
-        self._item_start: dict[str, tuple[int, int]] = {}  # loop id -> (done, outputs then)
         self.record: dict[str, Any] = {}  # phase:NAME as `lookup` read it
         self.why = FIRST_RUN  # why the cell runs (kept with the version it saves)
         self.value: Any = None  # the last expression's value, once the body ran
@@ -272,7 +271,7 @@ class CheckpointRun:
                 )
         done = 0
         if self.pending is not None:
-            done = sum(s.count for s in self.pending["loops"].values())
+            done = snapshot_done(self.pending)
             self._notify(
                 "resuming",
                 f"resuming {self.name!r} from a snapshot: {done} item{'s' * (done != 1)} done",
@@ -340,8 +339,8 @@ class CheckpointRun:
                 self._drop_progress()
             except StoreError as error:
                 self._warn_store(error)
-        elif self.loop_states or self.loops:
-            self.snapshot("interrupt" if interrupted else "error")
+        # NB. no snapshot here: the variables are those of the middle of an item; the last
+        # boundary snapshot stays the one a re-run resumes from
         phase = phases[self.name]
         phase.finish("interrupted" if interrupted else "failed")
         self._watch(phase, "end")
@@ -530,119 +529,28 @@ class CheckpointRun:
         text = f"checkpoints go to {where}{temporary_warning(self.store.path)}"
         self.notify(Note("store", self.name, text, {"store": where}))
 
-    # -- LoopHost -----------------------------------------------------------------------------
+    # -- LoopHost: the loops of this run live in `_loophost.CellLoops` ---------------------------
 
-    def parent_key(self) -> str:
-        return "/".join(repr(loop.in_flight_key) for loop in self.loops)
+    def plain_reason(self, site: Any) -> str | None:
+        return self.loophost.plain_reason(site)
+
+    def note_plain(self, reason: str) -> None:
+        self.loophost.note_plain(reason)
 
     def attach(self, loop: Any) -> LoopState | None:
-        self.loops.append(loop)
-        if (
-            self.options.every is not None
-            and loop._every_items is None
-            and loop._every_seconds is None
-        ):
-            from .resumable import parse_every
-
-            loop._every_items, loop._every_seconds = parse_every(self.options.every)
-        phase = phases.get(self.name)
-        if phase is not None:
-            phase.loops.append(loop.progress)
-            loop.subscribe(lambda _progress: self._on_progress(phase))
-        if self.pending is not None:
-            self._restore_snapshot(self.pending)
-            self.pending = None
-        state = self.loop_states.get(loop.loop_id)
-        recorder = self.recorder
-        if recorder is None:
-            return state
-        have = recorder.mark()  # outputs before a loop never merge with the loop's own
-        saved = self._snapshot_outputs
-        if state is not None and saved is not None:
-            target = state.outputs_end if state.complete else state.outputs_start
-            if target is not None and have < target:
-                # NB. replayed outputs are shown live but recorded as saved, element for element,
-                # so positions in later snapshots keep matching.
-                recorder.paused += 1
-                try:
-                    replay(saved[have:target], self.shell.display_pub)
-                finally:
-                    recorder.paused -= 1
-                recorder.outputs[have:] = copy.deepcopy(saved[have:target])
-                recorder.mark()
-        return state
-
-    _snapshot_outputs: list[dict[str, Any]] | None = None
-
-    def _restore_snapshot(self, snapshot: dict[str, Any]) -> None:
-        self.shell.user_ns.update(snapshot["vars"])
-        self.loop_states = dict(snapshot["loops"])
-        self._snapshot_outputs = snapshot["outputs"]
-
-    def _before_output(self) -> None:
-        """Note where the item in flight of each loop began its output.
-
-        Done lazily, on output rather than per item: a loop body that prints pays a frame read,
-        a silent one pays nothing. An interrupted item's partial output is then never replayed
-        (the item runs again and prints it again).
-        """
-        recorder = self.recorder
-        if recorder is None or not self.loops:
-            return
-        for loop in self.loops:
-            done = loop.done_so_far()
-            seen = self._item_start.get(loop.loop_id)
-            if seen is None or seen[0] != done:
-                count = recorder.mark()  # the item's output never merges into earlier output
-                self._item_start[loop.loop_id] = (done, count)
-
-    def _outputs_start(self, loop: Any) -> int | None:
-        """Outputs before the item in flight of ``loop`` (all outputs if it printed nothing)."""
-        seen = self._item_start.get(loop.loop_id)
-        count = len(self.recorder.outputs) if self.recorder is not None else 0
-        if seen is not None and seen[0] == loop.done_so_far():
-            return min(seen[1], count)
-        return count
+        return self.loophost.attach(loop)
 
     def detach(self, loop: Any, complete: bool) -> None:
-        if loop in self.loops:
-            self.loops.remove(loop)
-        if not complete:
-            state = loop.state()
-            state.outputs_start = self._outputs_start(loop)
-            self.loop_states[loop.loop_id] = state
-        elif "/" in loop.loop_id:
-            self.loop_states.pop(loop.loop_id, None)  # a nested loop is done with its outer item
-        else:
-            state = loop.state()
-            state.complete = True
-            state.outputs_end = len(self.recorder.outputs) if self.recorder else None
-            self.loop_states[loop.loop_id] = state
+        self.loophost.detach(loop, complete)
 
-    def snapshot(self, reason: str) -> float:
-        start = time.perf_counter()
-        for loop in self.loops:
-            state = loop.state()
-            state.outputs_start = self._outputs_start(loop)
-            self.loop_states[loop.loop_id] = state
-        recorder = self.recorder
-        outputs = strip_for_replay(copy.deepcopy(recorder.outputs)) if recorder else []
-        pickled, failures = dumps_namespace(
-            self._variables(), {"outputs": outputs, "loops": self.loop_states, "reason": reason}
-        )
-        self._warn_unsaved(failures)
-        try:
-            self.store.put(self.snapshot_key, pickled, {"name": self.name, "reason": reason})
-        except StoreError as exc:
-            self._warn_store(exc)
-        else:
-            done = sum(s.count for i, s in self.loop_states.items() if "/" not in i)
-            why = "" if reason == "periodic" else f" ({reason})"
-            run = f"{os.getpid()}:{self.started:.6f}"  # snapshots of one run fold into one event
-            self._log("snapshot", f"snapshot saved{why}: {done:,} items done", done=done, fold=run)
-        for loop in self.loops:
-            loop.progress.last_snapshot = loop.progress.clock()
-        return time.perf_counter() - start
+    def snapshot(self, reason: str, loop: Any = None) -> float:
+        return self.loophost.snapshot(reason, loop)
+
+    def stopping(self) -> bool:
+        return self.loophost.stopping()
+
+    def _before_output(self) -> None:
+        self.loophost.before_output()
 
     # -- running the body ---------------------------------------------------------------------
 
@@ -676,6 +584,7 @@ class CheckpointRun:
             flags |= ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
         body = compile(ast.Module(tree.body, []), filename, "exec", flags=flags, dont_inherit=True)
         _add_future_flags(shell, body.co_flags)  # ... and this cell's own for the cells after it
+        self.code = body
         expr = None
         if last is not None:
             expr = compile(last, filename, "eval", flags=flags, dont_inherit=True)

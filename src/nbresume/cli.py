@@ -430,12 +430,16 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _label(row: dict[str, Any]) -> str:
-    """How a row is named on the command line: ``sweep``, ``loop:NAME``, ``map:NAME``."""
-    return str(row["name"]) if row["kind"] == "phase" else f"{row['kind']}:{row['name']}"
+    """How a row is named on the command line: ``sweep``, ``download`` (a loop outside cells, by
+    the name its own messages use), ``map:NAME``."""
+    return str(row["name"]) if row["kind"] in ("phase", "loop") else f"{row['kind']}:{row['name']}"
 
 
 def _find(state: dict[str, Any], label: str, path: Path) -> dict[str, Any]:
-    row: dict[str, Any] | None = next((r for r in state["phases"] if _label(r) == label), None)
+    rows = state["phases"]
+    row: dict[str, Any] | None = next((r for r in rows if _label(r) == label), None)
+    if row is None and label.startswith("loop:"):  # the name earlier versions printed
+        row = next((r for r in rows if r["kind"] == "loop" and r["name"] == label[5:]), None)
     if row is None:
         raise CliError(f"no phase named {label!r} in {str(path)!r}; see nbresume list")
     return row

@@ -7,15 +7,10 @@ reads, progress, snapshots) happens every K items, K adapted to the loop's speed
 
 from __future__ import annotations
 
-import atexit
 import enum
-import os
+import itertools
 import re
-import signal
 import sys
-import threading
-import time
-import warnings
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,19 +21,24 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _host
 from ._host import LoopHost, LoopState
+from ._keys import fingerprint
+from ._loopsite import loop_identity, refuse_inexact, site_of
+from ._ownhost import Guard, OwnHost
 from ._progress import LoopProgress
-from .errors import CheckpointError, CheckpointWarning, StoreError, StoreReadOnlyError
+from .errors import CheckpointError
 
 if TYPE_CHECKING:
-    from ._store import Store
+    pass
 
 __all__ = ["Position", "resumable"]
 
 T = TypeVar("T")
 
 CHECK_SECONDS = 0.02  # aim for a clock read about this often, whatever the loop's speed
-SNAPSHOT_SECONDS = 10.0  # default: snapshot about this often...
-SNAPSHOT_BUDGET = 0.02  # ...but spend at most this share of the loop's wall time on snapshots
+# by default a snapshot at a boundary as soon as the loop ran 50 times the last one's cost: a
+# cheap save (2 ms) after every item of 0.1 s or more, an expensive one (1 s) every 50 s
+SNAPSHOT_BUDGET = 0.02
+LAST_SNAPSHOT_SECONDS = 1.0  # the boundary after the last item is saved only when cheaper
 PROGRESS_SECONDS = 0.1  # listeners (widget, on_progress) hear at most 10 times a second
 MAX_STEP = 100_000  # never go longer than this many items without a clock read
 
@@ -61,6 +61,24 @@ def default_key(item: Any, index: int) -> Any:
         return item
     return Position(index)
 
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """The key of an item of a set: a fingerprint of its value (a set's order is not stable)."""
+
+    value: str
+
+
+def value_key(item: Any) -> Any:
+    """The item itself when it is its own key, else a fingerprint of its value."""
+    if isinstance(item, _SIMPLE_KEYS) or (
+        type(item) is tuple and all(isinstance(part, _SIMPLE_KEYS) for part in item)
+    ):
+        return item
+    return Fingerprint(fingerprint(item))
+
+
+_Guard = Guard  # NB. the name the test suite's reset helper looks for
 
 _IDENTITY_EQ: Any = object.__eq__  # the __eq__ of a class that defines none
 
@@ -125,11 +143,14 @@ class resumable(Generic[T]):
     An item counts as done when the loop asks for the next one; the item in flight when the kernel
     dies, that raised, or after which the loop ``break``-s is run again next time.
 
-    Inside a ``%%checkpoint`` cell, snapshots also hold every variable the cell has assigned so far
-    (``results``, ``model``...) and its outputs: after a kernel death, re-running the cell restores
-    them when the loop starts and continues with the first item not done. Elsewhere (another cell, a
-    script), the done items are remembered under ``name`` and skipped on the next run; a loop that
-    completes forgets them.
+    Inside a ``%%checkpoint`` cell, the cell's ``for`` statements (nested in each other as deep as
+    you like) resume mid-way: snapshots also hold every variable the cell has assigned so far
+    (``results``, ``model``...) and its outputs, and a re-run restores them and continues with the
+    first item not done. Elsewhere (another cell, a script), the done items are remembered under
+    ``name`` and skipped on the next run; a loop that completes forgets them. Forms that cannot
+    resume exactly are refused with a `CheckpointError` naming the form that works:
+    ``[f(x) for x in resumable(xs)]`` (use ``resumable.map``), ``enumerate(resumable(xs))``
+    (use ``resumable(enumerate(xs))``), ``zip(resumable(a), resumable(b))``.
 
     Parameters
     ----------
@@ -139,14 +160,16 @@ class resumable(Generic[T]):
         ``key(item)`` -> a hashable key that identifies an item across runs. Default: the item itself
         for str, bytes, numbers, None, paths and tuples of those; else its position.
     name : str, optional
-        Where the progress of a loop outside a checkpoint cell is kept; default: the call site.
+        The loop's identity in its store outside a checkpoint cell, wherever it is called from;
+        default: its notebook or script and the text of its ``for`` line.
     total : int, optional
         The number of items, for generators and other unsized iterables.
     desc : str, optional
         Label of the progress bar.
     every : int or str, optional
-        Snapshot every N items (``5``) or seconds (``"30s"``). Default: about every 10 s, spending
-        at most 2% of the loop's time on snapshots.
+        Snapshot every N items (``5``) or seconds (``"30s"``). Default: as often as 2% of the
+        loop's time allows (a cheap save after every item). Snapshots are taken only between
+        items, never in the middle of one.
     batch : int, optional
         Yield lists of ``batch`` items; a batch is done as a whole.
     on_progress : callable, optional
@@ -187,23 +210,28 @@ class resumable(Generic[T]):
             raise CheckpointError(f"batch={batch!r} is not valid; give a whole number >= 1")
         if name is not None and not isinstance(name, str):
             raise CheckpointError(f"name={name!r} is not valid; give a string")
+        frame = sys._getframe(1)
+        self.site = site_of(frame)
+        refuse_inexact(self.site)  # before any item runs: never a wrong value first
+        if key is None and isinstance(items, set | frozenset):
+            key = value_key  # a set's order changes between processes: key items by value
         self._items = items
-        self._seq: Sequence[Any] | None = (
-            items if isinstance(items, list | tuple | range) and batch is None else None
-        )
+        self._seq: Sequence[Any] | None = None
+        self._switch: Iterable[Any] | None = None  # restored items to continue with
+        self._batch = batch
+        self.use_items(items)
         if total is None and hasattr(items, "__len__"):
             total = len(items)  # type: ignore[arg-type]
         if total is not None and batch is not None:
             total = -(-total // batch)
         self.total = total
-        self._keyfn = key if key is None else self._checking_first(key)
-        self._batch = batch
+        self._keyfn = key if key is None or key is value_key else self._checking_first(key)
         self._every_items, self._every_seconds = parse_every(every)
         self._on_progress = on_progress
-        frame = sys._getframe(1)
         self.name = name
-        self.loop_id = _site_id(frame)
-        self.progress = LoopProgress(desc or name or _loop_target(frame), total=total)
+        self.identity = loop_identity(name, self.site)
+        self.loop_id = ""  # set by the host that runs it
+        self.progress = LoopProgress(desc or name or self.site.target, total=total)
         self._prior: list[Sequence[Any]] = []  # chunks of done keys, saved or frozen
         self._prior_count = 0
         self._done: list[Any] = []  # keys done since the last freeze (catch-up, keyed loops)
@@ -231,6 +259,30 @@ class resumable(Generic[T]):
             return result
 
         return first
+
+    def switch_items(self, items: Iterable[Any]) -> None:
+        """Continue, after the item in flight, with the same positions of ``items`` (restored
+        objects that stand for the ones being iterated); sets are left alone (their order may
+        differ between a set and its restored copy)."""
+        if not isinstance(self._items, set | frozenset):
+            self._switch = items
+
+    def _switched(self, consumed: int) -> Iterator[Any]:
+        items, self._switch = self._switch, None
+        assert items is not None
+        if self._seq is not None and isinstance(items, list | tuple | range):
+            self._seq = items
+        it = iter(items)
+        for _ in itertools.islice(it, consumed):
+            pass
+        return it
+
+    def use_items(self, items: Iterable[Any]) -> None:
+        """Iterate over ``items`` (before the loop starts): a restore swaps in the restored ones."""
+        self._items = items
+        self._seq = (
+            items if isinstance(items, list | tuple | range) and self._batch is None else None
+        )
 
     def _key(self, item: Any, index: int) -> Any:
         if self._keyfn is None:
@@ -326,19 +378,22 @@ class resumable(Generic[T]):
                 "this resumable() was already iterated; create a new one for each loop"
             )
         host = _host.current_host()
-        own: _OwnHost | None = None
+        own: OwnHost | None = None
         if host is None:
-            own = _OwnHost(self.name or self.loop_id)
+            own = OwnHost(self.identity)
             host = own
-        self._host = host
-        gen = self._run(host, own) if self._batch is None else self._run_batches(host, own)
+        gen: Iterator[Any]
+        reason = host.plain_reason(self.site)
+        if reason is not None:
+            host.note_plain(reason)
+            gen = self._run_plain()
+        else:
+            self._host = host
+            gen = self._run(host, own) if self._batch is None else self._run_batches(host, own)
         self._gen = weakref.ref(gen)
         return gen
 
     def _attach(self, host: LoopHost) -> Counter[Any]:
-        parent = host.parent_key()
-        if parent:
-            self.loop_id = f"{self.loop_id}/{parent}"
         saved = host.attach(self)
         if saved is None:
             return Counter()
@@ -349,23 +404,44 @@ class resumable(Generic[T]):
         self.progress.skipped = self.progress.done = self._prior_count
         return remaining
 
-    def _run(self, host: LoopHost, own: _OwnHost | None) -> Iterator[T]:
+    def _run_plain(self) -> Iterator[Any]:
+        """A loop that cannot resume mid-way where it is: it runs every item, with progress."""
+        done = 0
+        items: Iterable[Any] = self._items
+        if self._batch is not None:
+            items = _batched(iter(self._items), self._batch)
+        try:
+            for item in items:
+                yield item
+                done += 1
+                self._tick(done)
+            self.progress.status = "done"
+        except GeneratorExit:
+            self.progress.status = "interrupted"
+            raise
+        except BaseException:
+            self.progress.status = "failed"
+            raise
+        finally:
+            self._emit(force=True)
+
+    def _run(self, host: LoopHost, own: OwnHost | None) -> Iterator[T]:
         remaining = self._attach(host)
-        guard = _Guard(host) if own is not None or _Guard.active is None else None
+        guard = Guard(host) if own is not None else None
         complete = False
-        index = 0
+        index = n = 0
         it = iter(self._items)
         clock = self.progress.clock
-        last_check = last_snapshot = clock()
-        snapshot_cost = 0.0
-        every_items, every_seconds = self._every_items, self._every_seconds
+        policy = _Policy(self, host, clock())
+        last_check = policy.last
         step = 1
         try:
             if guard is not None:
                 guard.install()
             if own is not None:
                 own.enter()
-            # catch-up: skip the items a saved state says are done, compute keys one by one
+            # catch-up: skip the items a saved state says are done, compute keys one by one;
+            # every item is a boundary here (a saved key may never come: a removed item)
             while remaining:
                 item = next(it, _END)
                 if item is _END:
@@ -380,7 +456,12 @@ class resumable(Generic[T]):
                 self._current_key = key
                 yield item
                 self._done.append(key)
-                self._tick(self._prior_count + len(self._done))
+                done = self._prior_count + len(self._done)
+                now = clock()
+                self._tick(done, now)
+                policy.boundary(now, done)
+                if self._switch is not None:
+                    it = self._switched(index)
             # fast path: one comparison per item; keys of sequences are computed at snapshot time
             self._fast_from = self._pos = self._seq_have = index
             self._fast_base = self._prior_count + len(self._done)
@@ -390,43 +471,40 @@ class resumable(Generic[T]):
             plain = self._keyfn is None
             done_append = self._done.append
             key_of = self._key
-            for n, item in enumerate(it, index):
-                if keyed:
-                    key = item if plain and type(item) in _FAST_KEY_TYPES else key_of(item, n)
-                    yield item
-                    done_append(key)
+            start = index
+            while True:
+                for n, item in enumerate(it, start):
+                    if keyed:
+                        key = item if plain and type(item) in _FAST_KEY_TYPES else key_of(item, n)
+                        yield item
+                        done_append(key)
+                    else:
+                        yield item
+                    if n < next_check:
+                        continue
+                    # -- every K items: clock, progress, snapshot policy (a boundary: item n done)
+                    self._pos = n + 1
+                    now = clock()
+                    done = self.done_count(n + 1)
+                    self._tick(done, now)
+                    now = policy.boundary(now, done)
+                    elapsed = now - last_check
+                    last_check = now
+                    grown = int(step * CHECK_SECONDS / elapsed) if elapsed > 0 else 2 * step
+                    step = max(1, min(grown, 2 * step, MAX_STEP))
+                    if policy.every_items is not None:
+                        step = min(step, policy.every_items - done % policy.every_items)
+                    next_check = n + step
+                    if self._switch is not None:  # a restore put the restored items in place
+                        it, start = self._switched(n + 1), n + 1
+                        break
                 else:
-                    yield item
-                if n < next_check:
-                    continue
-                # -- every K items: clock, progress, snapshot policy ------------------------
-                self._pos = n + 1
-                now = clock()
-                self._tick(self.done_count(n + 1), now)
-                if every_items is not None:
-                    due = self.done_count(n + 1) % every_items == 0
-                elif every_seconds is not None:
-                    due = now - last_snapshot >= every_seconds
-                else:
-                    due = now - last_snapshot >= max(
-                        SNAPSHOT_SECONDS, snapshot_cost / SNAPSHOT_BUDGET
-                    )
-                if due:
-                    snapshot_cost = host.snapshot("periodic")
-                    last_snapshot = clock()
-                    self.progress.last_snapshot = last_snapshot
-                    self.progress.snapshots += 1
-                    now = last_snapshot
-                elapsed = now - last_check
-                last_check = now
-                grown = int(step * CHECK_SECONDS / elapsed) if elapsed > 0 else 2 * step
-                step = max(1, min(grown, 2 * step, MAX_STEP))
-                if every_items is not None:
-                    step = min(step, every_items - self.done_count(n + 1) % every_items)
-                next_check = n + step
+                    break
             self._pos = self._position_after(index)
             complete = True
-            self._tick(self.done_count(self._pos))
+            done = self.done_count(self._pos)
+            self._tick(done)
+            policy.boundary(clock(), done, last=True)
         except GeneratorExit:
             self.progress.status = "interrupted"
             if self._fast:
@@ -448,15 +526,14 @@ class resumable(Generic[T]):
             return len(seq)
         return index + self._prior_count + len(self._done) - self._fast_base
 
-    def _run_batches(self, host: LoopHost, own: _OwnHost | None) -> Iterator[Any]:
+    def _run_batches(self, host: LoopHost, own: OwnHost | None) -> Iterator[Any]:
         """``batch=N``: lists of N items, each batch done as a whole (keys recorded together)."""
         remaining = self._attach(host)
-        guard = _Guard(host) if own is not None or _Guard.active is None else None
+        guard = Guard(host) if own is not None else None
         complete = False
         size = self._batch or 1
         clock = self.progress.clock
-        last_snapshot = clock()
-        batches = 0
+        policy = _Policy(self, host, clock())
         try:
             if guard is not None:
                 guard.install()
@@ -477,18 +554,18 @@ class resumable(Generic[T]):
                 yield batch
                 self._done.extend(keys)
                 batch, keys = [], []
-                batches += 1
                 now = clock()
-                self._tick(-(-(self._prior_count + len(self._done)) // size), now)
-                if self._snapshot_due(batches, now - last_snapshot):
-                    host.snapshot("periodic")
-                    last_snapshot = clock()
+                done = -(-(self._prior_count + len(self._done)) // size)
+                self._tick(done, now)
+                policy.boundary(now, done)
             if batch:
                 self._current_key = keys[0]
                 yield batch
                 self._done.extend(keys)
             complete = True
-            self._tick(-(-(self._prior_count + len(self._done)) // size))
+            done = -(-(self._prior_count + len(self._done)) // size)
+            self._tick(done)
+            policy.boundary(clock(), done, last=True)
         except GeneratorExit:
             self.progress.status = "interrupted"
             raise
@@ -498,13 +575,8 @@ class resumable(Generic[T]):
         finally:
             self._finish(host, own, guard, complete)
 
-    def _snapshot_due(self, count: int, since: float) -> bool:
-        if self._every_items is not None:
-            return count % self._every_items == 0
-        return since >= (self._every_seconds or SNAPSHOT_SECONDS)
-
     def _finish(
-        self, host: LoopHost, own: _OwnHost | None, guard: _Guard | None, complete: bool
+        self, host: LoopHost, own: OwnHost | None, guard: Guard | None, complete: bool
     ) -> None:
         if complete:
             self.progress.status = "done"
@@ -560,162 +632,54 @@ class resumable(Generic[T]):
         arrives; a re-run computes only the missing ones. See `nbresume._map.resumable_map`."""
         from ._map import resumable_map
 
-        site = _site_id(sys._getframe(1))
+        site = loop_identity(None, site_of(sys._getframe(1)))
         return resumable_map(fn, items, key=key, name=name, executor=executor, desc=desc, site=site)
 
 
 _END: Any = object()
 
 
-def _site_id(frame: FrameType) -> str:
-    """A stable id of a call site: function name and line, plus the file for scripts.
-
-    Notebook cells have volatile file names (``/tmp/ipykernel_123/456.py``); the line's text
-    stands in for them.
-    """
-    code = frame.f_code
-    filename = code.co_filename
-    if filename.startswith("<") or "ipykernel_" in filename or "ipython-input" in filename:
-        import linecache
-
-        line = linecache.getline(filename, frame.f_lineno).strip()
-        import xxhash
-
-        return f"{code.co_name}:{frame.f_lineno}@{xxhash.xxh3_64_hexdigest(line.encode())[:8]}"
-    return f"{code.co_name}:{frame.f_lineno}@{os.path.abspath(filename)}"
+def _batched(it: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    while batch := list(itertools.islice(it, size)):
+        yield batch
 
 
-_FOR_RE = re.compile(r"^\s*(?:async\s+)?for\s+(.+?)\s+in\s+(?:\w+\.)?resumable\(")
+class _Policy:
+    """When a loop snapshots, at its boundaries: every ``every`` items or seconds when given; else
+    as often as the 2% budget allows (a cheap save after every item), so a kill loses about one
+    item when saving is cheap, and an expensive save waits until the loop earned its cost."""
 
-
-def _loop_target(frame: FrameType) -> str:
-    """A label for the bar: the loop variable (``lr`` of ``for lr in resumable(...)``)."""
-    import linecache
-
-    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
-    match = _FOR_RE.match(line)
-    return match.group(1).strip() if match else "items"
-
-
-class _OwnHost:
-    """Hosts loops outside a checkpoint cell: done keys under ``loop:NAME`` in the store."""
-
-    def __init__(self, name: str) -> None:
-        self.key = f"loop:{name}"
-        self.loops: list[resumable[Any]] = []
-        self.saved: dict[str, LoopState] = {}
-        self.store: Store | None = None
-        # diskcache loads on first use, not with nbresume
-        from ._serialize import dumps
-        from ._store import open_store
-
-        self._dumps = dumps
-        self._previous: LoopHost | None = None
-        self._warned = False
-        try:
-            self.store = open_store()
-            notice = self.store.read_only_notice()
-            if notice is not None:
-                warnings.warn(notice, CheckpointWarning, stacklevel=3)
-            saved = self.store.get(self.key)
-        except StoreError as exc:
-            self._warn(exc)
-            self.store = None
-        else:
-            if isinstance(saved, dict):
-                self.saved = saved
-
-    def enter(self) -> None:
-        """Become the host of loops nested in this one."""
-        self._previous = _host.set_host(self)
-
-    def _warn(self, exc: Exception) -> None:
-        if not self._warned and not isinstance(exc, StoreReadOnlyError):  # told when it opened
-            self._warned = True
-            warnings.warn(
-                f"{exc}; the loop goes on, but its progress is not saved",
-                CheckpointWarning,
-                stacklevel=4,
-            )
-
-    def parent_key(self) -> str:
-        return "/".join(repr(loop.in_flight_key) for loop in self.loops)
-
-    def attach(self, loop: Any) -> LoopState | None:
-        self.loops.append(loop)
-        return self.saved.get(loop.loop_id)
-
-    def detach(self, loop: Any, complete: bool) -> None:
-        if complete:
-            self.saved.pop(loop.loop_id, None)
-        else:
-            self.saved[loop.loop_id] = loop.state()
-        if loop in self.loops:
-            self.loops.remove(loop)
-        if self.loops:
-            return
-        if complete and not self.saved:
-            self._write(delete=True)
-        else:
-            self.snapshot("exit")
-
-    def snapshot(self, reason: str) -> float:
-        start = time.perf_counter()
-        for loop in self.loops:
-            self.saved[loop.loop_id] = loop.state()
-        self._write()
-        return time.perf_counter() - start
-
-    def _write(self, delete: bool = False) -> None:
-        if self.store is None:
-            return
-        try:
-            if delete:
-                self.store.delete(self.key)
-            else:
-                self.store.put(self.key, self._dumps(self.saved))
-        except StoreError as exc:
-            self._warn(exc)
-
-    def close(self) -> None:
-        if not self.loops:
-            _host.set_host(self._previous)
-
-
-class _Guard:
-    """Flush on SIGTERM and at interpreter exit while a top-level loop runs.
-
-    ipykernel installs no SIGTERM handler, and a JupyterLab restart sends SIGINT, then SIGTERM, then
-    SIGKILL; SIGKILL flushes nothing, which is why periodic snapshots exist at all.
-    """
-
-    active: _Guard | None = None
-
-    def __init__(self, host: LoopHost) -> None:
+    def __init__(self, loop: resumable[Any], host: LoopHost, now: float) -> None:
+        self.loop = loop
         self.host = host
-        self._previous: Any = None
-        self._main = threading.current_thread() is threading.main_thread()
+        self.last = now
+        self.cost = 0.0
+        self.saved = 0
+        self.every_items = loop._every_items
+        self.every_seconds = loop._every_seconds
+        self.final = not isinstance(host, OwnHost)  # its completed loops keep no progress
 
-    def install(self) -> None:
-        _Guard.active = self
-        atexit.register(self._flush, "atexit")
-        if self._main:
-            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-
-    def remove(self) -> None:
-        if _Guard.active is self:
-            _Guard.active = None
-        atexit.unregister(self._flush)
-        if self._main and signal.getsignal(signal.SIGTERM) == self._on_sigterm:
-            signal.signal(signal.SIGTERM, self._previous or signal.SIG_DFL)
-
-    def _flush(self, reason: str) -> None:
-        try:
-            self.host.snapshot(reason)
-        except Exception as exc:
-            print(f"nbresume: could not save progress at {reason}: {exc}", file=sys.stderr)
-
-    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        self._flush("sigterm")
-        self.remove()
-        os.kill(os.getpid(), signum)  # die as SIGTERM would have made us
+    def boundary(self, now: float, done: int, last: bool = False) -> float:
+        """Item ``done`` just finished and the next has not started; -> the clock after it."""
+        if self.host.stopping() and not last:
+            self.host.snapshot("interrupt", self.loop)
+            raise KeyboardInterrupt
+        every_items = self.loop._every_items  # NB. the cell's --every is set in attach
+        self.every_items = every_items
+        if every_items is not None:
+            due = last or done % every_items == 0
+        elif self.loop._every_seconds is not None:
+            due = now - self.last >= self.loop._every_seconds
+        else:
+            due = now - self.last >= self.cost / SNAPSHOT_BUDGET
+            due = due and (not last or self.cost < LAST_SNAPSHOT_SECONDS)
+        if not due or (last and not self.final):
+            return now
+        cost = self.host.snapshot("periodic", self.loop)
+        # NB. the first save pays for opening the store: not what the next ones will cost
+        self.cost = cost if self.saved else 0.0
+        self.saved += 1
+        progress = self.loop.progress
+        self.last = progress.last_snapshot = progress.clock()
+        progress.snapshots += 1
+        return self.last

@@ -1,0 +1,337 @@
+"""The loops of one checkpoint cell run: their identities, boundary snapshots and the restore.
+
+Identity: inside a run, each loop entered is its own loop, the k-th entered at the top level of the
+cell (``#k``) or the k-th entered while an enclosing loop processes one item
+(``PARENT/KEY#k``). A resumed run enters them in the same order, so the same ids come back.
+
+A snapshot is taken only at a boundary of some loop L (L asks for its next item): the items
+before it are done and the next is not started, in L and, for its enclosing loops, up to their
+item in flight. It records L's id (``resume_at``). A re-run restores the saved variables when L is
+entered again, after its enclosing loops skipped their done items, so whatever the code above L
+recomputed is overwritten by the saved values.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextvars
+import copy
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from ._capture import replay, strip_for_replay
+from ._host import LoopState
+from ._serialize import dumps_namespace
+from .errors import CheckpointError, StoreError
+
+if TYPE_CHECKING:
+    from .checkpoint import CheckpointRun
+
+__all__ = ["CellLoops", "snapshot_done"]
+
+Parent = tuple[str, str]  # the id of the enclosing loop and the repr of its item's key
+
+
+def snapshot_done(snapshot: dict[str, Any]) -> int:
+    """Items done in a snapshot's top-level loops (what "N items done" tells the user)."""
+    parents: dict[str, Any] = snapshot.get("parents") or {}
+    return sum(
+        state.count
+        for loop_id, state in snapshot.get("loops", {}).items()
+        if parents.get(loop_id) is None and (parents or "/" not in loop_id)
+    )
+
+
+class CellLoops:
+    """The `LoopHost` part of a `CheckpointRun` (which delegates its host methods here)."""
+
+    def __init__(self, run: CheckpointRun) -> None:
+        self.run = run
+        self.loops: list[Any] = []  # the loops running now, outermost first
+        self.states: dict[str, LoopState] = {}
+        self.parents: dict[str, Parent | None] = {}
+        self._entries: Counter[Parent] = Counter()
+        self._restoring: dict[str, Any] | None = None  # a snapshot whose variables are not back
+        self._resume_at: str | None = None
+        self._saved_outputs: list[dict[str, Any]] | None = None
+        self._first_mark = 0  # outputs recorded when the first loop of a resumed run started
+        self._item_start: dict[str, tuple[int, int]] = {}  # loop id -> (done, outputs then)
+        self.stop_requested = False  # a first Ctrl-C: stop at the next boundary, saved
+        self._noted: set[str] = set()
+        self._previous_sigint: Any = None
+
+    # -- which loops resume here --------------------------------------------------------------
+
+    def plain_reason(self, site: Any) -> str | None:
+        """Only ``for`` statements of the cell's own code, nested in resumable ones, resume."""
+        where = f"line {site.lineno}" + (f" ({site.text!r})" if site.text else "")
+        if site.code is not getattr(self.run, "code", None):
+            return f"{where} is in a function called by the cell; its state is not the cell's"
+        if not site.is_for:
+            return f"{where} does not consume resumable() with a for statement"
+        if site.under_plain_loop:
+            return f"{where} is inside a plain for/while loop; make the outer loop resumable too"
+        return None
+
+    def note_plain(self, reason: str) -> None:
+        if reason in self._noted:
+            return  # once per loop and run: an inner loop may be entered thousands of times
+        self._noted.add(reason)
+        self.run._notify(
+            "plain", f"{reason}: it runs as a plain loop and will not resume mid-way", {}
+        )
+
+    # -- LoopHost -----------------------------------------------------------------------------
+
+    def attach(self, loop: Any) -> LoopState | None:
+        parent_loop = self.loops[-1] if self.loops else None
+        parent: Parent = ("", "")
+        if parent_loop is not None:
+            parent = (parent_loop.loop_id, repr(parent_loop.in_flight_key))
+        k = self._entries[parent]
+        self._entries[parent] += 1
+        loop.loop_id = f"#{k}" if parent_loop is None else f"{parent[0]}/{parent[1]}#{k}"
+        self.parents[loop.loop_id] = None if parent_loop is None else parent
+        if not self.loops:
+            self._catch_interrupts()
+        self.loops.append(loop)
+        self._configure(loop)
+        pending = self.run.pending
+        self.run.pending = None
+        # NB. a snapshot of an older version (no "resume_at") names its loops by call site and
+        # holds variables of the middle of an item: restoring it could double an accumulator
+        if pending is not None and pending.get("resume_at") is not None:
+            self._restoring = pending
+            self.states = dict(pending["loops"])
+            self.parents.update(pending.get("parents") or {})
+            self._saved_outputs = pending["outputs"]
+            self._resume_at = pending["resume_at"]
+            self._first_mark = len(self.run.recorder.outputs) if self.run.recorder else 0
+        if self._restoring is not None and loop.loop_id == self._resume_at:
+            self._restore(loop)
+            state = self.states.get(loop.loop_id)
+            self._replay_up_to(state, record_from=self._first_mark)
+            return state
+        state = self.states.get(loop.loop_id)
+        self._replay_up_to(state)
+        return state
+
+    def _configure(self, loop: Any) -> None:
+        every = self.run.options.every
+        if every is not None and loop._every_items is None and loop._every_seconds is None:
+            from .resumable import parse_every
+
+            loop._every_items, loop._every_seconds = parse_every(every)
+        phase = self.run.phase
+        if phase is not None:
+            phase.loops.append(loop.progress)
+            loop.subscribe(lambda _progress: self.run._on_progress(phase))
+
+    def _restore(self, loop: Any) -> None:
+        assert self._restoring is not None
+        values = self._restoring["vars"]
+        ns = self.run.shell.user_ns
+        ns.update(values)
+        self._restoring = None
+        self._resume_at = None
+        # NB. the items must be the restored objects: in-place work on item k (a model
+        # fitted, a dict filled) lives in the restored variables, not in a copy rebuilt by
+        # re-running the code above the loop; enclosing loops continue on them too
+        items = _restored_items(loop, ns, values)
+        if items is not None:
+            loop.use_items(items)
+        for outer in self.loops[:-1]:
+            items = _restored_items(outer, ns, values)
+            if items is not None:
+                outer.switch_items(items)
+
+    def _replay_up_to(self, state: LoopState | None, record_from: int | None = None) -> None:
+        """Show the saved outputs up to where ``state``'s loop resumes; with ``record_from``
+        (the loop where the snapshot was taken), the record from there on is the saved one: what
+        the code between the first loop and this one printed again, before the variables were
+        back, may differ from what it printed in the run that was interrupted."""
+        recorder = self.run.recorder
+        if recorder is None:
+            return
+        have = recorder.mark()  # outputs before a loop never merge with the loop's own
+        saved = self._saved_outputs
+        if state is None or saved is None:
+            return
+        target = state.outputs_end if state.complete else state.outputs_start
+        if target is None:
+            return
+        if have < target:
+            recorder.paused += 1
+            try:
+                replay(saved[have:target], self.run.shell.display_pub)
+            finally:
+                recorder.paused -= 1
+        start = have if record_from is None else min(record_from, target)
+        if start < target or (record_from is not None and have > target):
+            # NB. replayed outputs are shown live but recorded as saved, element for element,
+            # so positions in later snapshots keep matching.
+            recorder.outputs[start:] = copy.deepcopy(saved[start:target])
+            recorder.mark()
+
+    def detach(self, loop: Any, complete: bool) -> None:
+        if loop in self.loops:
+            self.loops.remove(loop)
+        if not self.loops:
+            self._release_interrupts()
+        state = loop.state()
+        if complete:
+            state.complete = True
+            state.outputs_end = len(self.run.recorder.outputs) if self.run.recorder else None
+        else:
+            state.outputs_start = self._outputs_start(loop)
+        self.states[loop.loop_id] = state
+
+    def snapshot(self, reason: str, loop: Any = None) -> float:
+        """Save the cell's variables, outputs and loop states at a boundary of ``loop``."""
+        if self._restoring is not None:
+            resume_at = self._resume_at or ""
+            if loop is None or not resume_at.startswith(loop.loop_id + "/"):
+                return 0.0  # a loop skipped whole on the way to where the snapshot was taken
+            raise CheckpointError(
+                f"the re-run of {self.run.name!r} did not reach the loop where its snapshot was "
+                f"taken (loop {self._resume_at}): the code around its loops ran another way; "
+                f"run the cell with --force to start over"
+            )
+        start = time.perf_counter()
+        run = self.run
+        for active in self.loops:
+            state = active.state()
+            state.outputs_start = self._outputs_start(active)
+            self.states[active.loop_id] = state
+        live = self._live(loop)
+        states = {i: s for i, s in self.states.items() if i in live}
+        parents = {i: p for i, p in self.parents.items() if i in live}
+        recorder = run.recorder
+        outputs = strip_for_replay(copy.deepcopy(recorder.outputs)) if recorder else []
+        extra = {
+            "outputs": outputs,
+            "loops": states,
+            "parents": parents,
+            "resume_at": None if loop is None else loop.loop_id,
+            "reason": reason,
+        }
+        pickled, failures = dumps_namespace(run._variables(), extra)
+        run._warn_unsaved(failures)
+        done = snapshot_done(extra)
+        try:
+            run.store.put(
+                run.snapshot_key,
+                pickled,
+                {"name": run.name, "reason": reason, "done": done, "created": time.time()},
+            )
+        except StoreError as exc:
+            run._warn_store(exc)
+        else:
+            why = "" if reason == "periodic" else f" ({reason})"
+            fold = f"{os.getpid()}:{run.started:.6f}"  # snapshots of one run fold into one event
+            run._log("snapshot", f"snapshot saved{why}: {done:,} items done", done=done, fold=fold)
+        for active in self.loops:
+            active.progress.last_snapshot = active.progress.clock()
+        return time.perf_counter() - start
+
+    def _live(self, boundary: Any) -> set[str]:
+        """Ids whose state a resume needs: top-level loops, the running loops, and the loops
+        entered by a running loop's item in flight (not those of its finished items)."""
+        keys = {
+            active.loop_id: repr(active.in_flight_key) for active in self.loops if active is not boundary
+        }  # fmt: skip
+        live = set()
+        for loop_id, parent in self.parents.items():
+            if loop_id not in self.states:
+                continue
+            if (
+                parent is None
+                or any(a.loop_id == loop_id for a in self.loops)
+                or keys.get(parent[0]) == parent[1]
+            ):
+                live.add(loop_id)
+        return live
+
+    # -- Ctrl-C: finish the item, save, stop ---------------------------------------------------
+
+    def _catch_interrupts(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self.stop_requested = False
+        self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _release_interrupts(self) -> None:
+        previous, self._previous_sigint = self._previous_sigint, None
+        if previous is not None and signal.getsignal(signal.SIGINT) == self._on_sigint:
+            signal.signal(signal.SIGINT, previous)
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        """The first interrupt lets the item in flight finish (a boundary snapshot, then
+        KeyboardInterrupt there); a second one stops at once. JupyterLab's restart sends one
+        before it shuts the kernel down, so a restart keeps every finished item."""
+        if self.stop_requested or not self.loops:
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        loop = self.loops[-1]
+        text = (
+            f"finishing item {loop.done_so_far() + 1:,} of {loop.progress.desc!r} before "
+            "stopping; interrupt again to stop now"
+        )
+        # NB. not from the handler itself: the main thread may be inside a write of its own;
+        # the context carries the kernel's parent header, so the note lands in this cell
+        context = contextvars.copy_context()
+        notify = self.run._notify
+        threading.Thread(
+            target=context.run, args=(notify, "stopping", text, {}), daemon=True
+        ).start()
+
+    def stopping(self) -> bool:
+        return self.stop_requested
+
+    # -- outputs of the item in flight --------------------------------------------------------
+
+    def before_output(self) -> None:
+        """Note where the item in flight of each loop began its output.
+
+        Done lazily, on output rather than per item: a loop body that prints pays a frame read,
+        a silent one pays nothing. An interrupted item's partial output is then never replayed
+        (the item runs again and prints it again).
+        """
+        recorder = self.run.recorder
+        if recorder is None or not self.loops:
+            return
+        for loop in self.loops:
+            done = loop.done_so_far()
+            seen = self._item_start.get(loop.loop_id)
+            if seen is None or seen[0] != done:
+                count = recorder.mark()  # the item's output never merges into earlier output
+                self._item_start[loop.loop_id] = (done, count)
+
+    def _outputs_start(self, loop: Any) -> int | None:
+        """Outputs before the item in flight of ``loop`` (all outputs if it printed nothing)."""
+        seen = self._item_start.get(loop.loop_id)
+        count = len(self.run.recorder.outputs) if self.run.recorder is not None else 0
+        if seen is not None and seen[0] == loop.done_so_far():
+            return min(seen[1], count)
+        return count
+
+
+def _restored_items(loop: Any, ns: dict[str, Any], values: dict[str, Any]) -> Any:
+    """The loop's items evaluated again over the restored variables, when they are made of them."""
+    argument = loop.site.argument
+    if argument is None or not _names(argument) & values.keys():
+        return None
+    items = eval(compile(ast.Expression(argument), loop.site.filename, "eval"), ns)
+    restored = any(items is value for value in values.values())
+    if restored and iter(items) is items:  # a restored iterator is mid-way: it would skip items
+        return None
+    return items
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
