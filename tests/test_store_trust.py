@@ -143,7 +143,9 @@ def test_a_pickled_loop_record_is_never_read_by_a_named_loop_outside_cells(
     with plain_cache() as cache:
         for key in ("loop:download", "progress:download"):
             cache.set(key, Payload())
-    done = list(resumable(range(3), name="download"))
+    done = []
+    for i in resumable(range(3), name="download"):
+        done.append(i)
     assert done == [0, 1, 2]
     assert_no_code_ran()
 
