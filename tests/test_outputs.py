@@ -398,3 +398,18 @@ def test_a_resumed_loop_with_spilled_output_replays_the_text_of_an_uninterrupted
     third = run_cell(cell)
     assert restored(third)
     assert third.stdout == expected
+
+
+def test_a_run_that_failed_its_gate_keeps_its_figure_for_mark_done(run_cell: RunCell) -> None:
+    assert run_cell("%matplotlib inline").error is None
+    cell = (
+        "%%checkpoint gated-fig --validate 'ok'\nimport matplotlib.pyplot as plt\ntick()\n"
+        "plt.plot([1, 2])\nok = False\n"
+    )
+    failed = run_cell(cell)
+    assert failed.error is not None
+    assert run_cell("%checkpoint mark gated-fig done").error is None
+    again = run_cell(cell)
+    assert restored(again)
+    assert runs() == 1
+    assert [e for e in again.displays if "image/png" in e.data]

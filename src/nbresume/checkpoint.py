@@ -361,6 +361,7 @@ class CheckpointRun:
                 check_gate(self.name, self.options.validate, self.shell.user_ns)
             except CheckpointError:
                 self.gate_failed = True
+                _flush_figures()  # recorded: `%checkpoint mark NAME done` may save this run
                 raise
         if has_value and value is not None:
             self._show_result(value)
