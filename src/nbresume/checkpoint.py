@@ -777,7 +777,7 @@ def _reapply_session_magics(shell: Shell, source: str) -> None:
             and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in call.args)
         ):
             continue
-        name, line = (a.value for a in call.args if isinstance(a, ast.Constant))
+        name, line = (str(a.value) for a in call.args if isinstance(a, ast.Constant))
         if name not in SESSION_MAGICS:
             continue
         try:
