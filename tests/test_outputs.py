@@ -399,3 +399,34 @@ def test_a_resumed_loop_with_spilled_output_replays_the_text_of_an_uninterrupted
     third = run_cell(cell)
     assert restored(third)
     assert third.stdout == expected
+
+
+def test_a_run_that_failed_its_gate_keeps_its_figure_for_mark_done(run_cell: RunCell) -> None:
+    assert run_cell("%matplotlib inline").error is None
+    cell = (
+        "%%checkpoint gated-fig --validate 'ok'\nimport matplotlib.pyplot as plt\ntick()\n"
+        "plt.plot([1, 2])\nok = False\n"
+    )
+    failed = run_cell(cell)
+    assert failed.error is not None
+    assert run_cell("%checkpoint mark gated-fig done").error is None
+    again = run_cell(cell)
+    assert restored(again)
+    assert runs() == 1
+    assert [e for e in again.displays if "image/png" in e.data]
+
+
+def test_a_hit_runs_the_cells_session_magics_again(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    cell = "%%checkpoint session --exclude get_ipython\n%precision 2\ntick()\nx = 1\n"
+    assert run_cell(cell).error is None
+    assert run_cell("3.14159").value == 3.14159
+    assert "3.14\n" in run_cell("3.14159").stdout
+    assert run_cell("%precision").error is None  # a new kernel: the default again
+    assert "3.14159" in run_cell("3.14159").stdout
+    again = run_cell(cell)
+    assert restored(again)
+    assert runs() == 1
+    assert "3.14\n" in run_cell("3.14159").stdout
+    assert run_cell("%precision").error is None

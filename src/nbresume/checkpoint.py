@@ -219,6 +219,7 @@ class CheckpointRun:
         result = values.pop(RESULT, None)
         self.shell.user_ns.update(values)
         _inherit_future(self.shell, self.transformed)  # as running the cell would have
+        _reapply_session_magics(self.shell, self.transformed)
         record = self.record
         version: dict[str, Any] = next(
             (v for v in record.get("versions", []) if v.get("key") == self.key), {}
@@ -380,6 +381,7 @@ class CheckpointRun:
                 check_gate(self.name, self.options.validate, self.shell.user_ns)
             except CheckpointError:
                 self.gate_failed = True
+                _flush_figures()  # recorded: `%checkpoint mark NAME done` may save this run
                 raise
         if has_value and value is not None:
             self._show_result(value)
@@ -676,6 +678,54 @@ def _add_future_flags(shell: Shell, co_flags: int) -> None:
     compiler = getattr(shell, "compile", None)
     if compiler is not None and co_flags & FUTURE_FLAGS:
         compiler.flags = getattr(compiler, "flags", 0) | (co_flags & FUTURE_FLAGS)
+
+
+SESSION_MAGICS = frozenset(
+    {"matplotlib", "config", "load_ext", "reload_ext", "precision", "autoreload", "aimport"}
+)  # line magics that configure the session, not the namespace: a hit runs them again
+
+
+def _reapply_session_magics(shell: Shell, source: str) -> None:
+    """Run a restored cell's top-level session magics again (``%matplotlib inline``, ``%config
+    InlineBackend.figure_format = 'retina'``, ``%load_ext``): the cells after it, which may run,
+    must see the session the first run left, as they see its variables."""
+    run_line_magic = getattr(shell, "run_line_magic", None)
+    if run_line_magic is None or "run_line_magic" not in source:
+        return
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return
+    for node in tree.body:
+        call = node.value if isinstance(node, ast.Expr) else None
+        if not (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "run_line_magic"
+            and len(call.args) == 2
+            and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in call.args)
+        ):
+            continue
+        name, line = (str(a.value) for a in call.args if isinstance(a, ast.Constant))
+        if name not in SESSION_MAGICS:
+            continue
+        try:
+            with contextlib.redirect_stdout(_Discard()), contextlib.redirect_stderr(_Discard()):
+                run_line_magic(name, line)
+        except Exception as exc:  # the variables are back; the session setting is not
+            warnings.warn(
+                f"restored, but %{name} {line} failed again: {exc}; run it in its own cell",
+                CheckpointWarning,
+                stacklevel=3,
+            )
+
+
+class _Discard:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 def _inherit_future(shell: Shell, source: str) -> None:
