@@ -21,16 +21,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import _host
+from . import _globalstate, _host
 from ._capture import Recorder, replay, strip_for_replay
 from ._gate import check_expression, check_gate
 from ._history import FIRST_RUN, Version, history_limit, log_event, promote, push_version
 from ._host import LoopState
-from ._keys import analyze_cell, cell_key, describe_change, fingerprint, hash_text, normalize_source
+from ._keys import analyze_cell, cell_key, describe_change, hash_text, normalize_source
+from ._namespace import DELETED, Ref, Unresolved, analysis_source, apply_values, resolving
 from ._progress import PhaseProgress, format_duration, format_when
 from ._serialize import dumps_namespace
 from ._store import MISSING, Store, open_store
 from ._tempdirs import temporary_warning
+from ._tracking import NamespaceTracker, cell_inputs
 from .errors import CheckpointError, CheckpointWarning, StoreError, StoreReadOnlyError
 
 __all__ = [
@@ -113,19 +115,20 @@ class CheckpointRun:
         self.notify = notify
         self.transformed = _transform(shell, cell)
         self.source = normalize_source(self.transformed)
-        self.names = analyze_cell(self.transformed)
+        self.analysis = analysis_source(self.transformed)  # with %time's statements
+        self.names = analyze_cell(self.analysis)
         ns = shell.user_ns
-        if options.no_deps:
-            self.inputs: dict[str, str] = {}
-        else:
-            self.inputs = {
-                n: fingerprint(ns[n])
-                for n in self.names.inputs
-                if n in ns and n not in options.exclude and not isinstance(ns[n], types.ModuleType)
-            }
+        self.inputs: dict[str, str] = {}
+        if not options.no_deps:
+            self.inputs = cell_inputs(self.names.inputs, ns, options.exclude, shell)
         self.source_hash = hash_text(self.source)
         self.name = options.name or "cell-" + cell_key("", self.source_hash, self.inputs)[6:14]
+        # NB. `key` names the run (its snapshot, its map results); `entry_key` also covers the
+        # global random/plot state the cell used last time (`_globalstate`): known only at lookup
         self.key = cell_key(self.name, self.source_hash, self.inputs)
+        self.entry_key = self.key
+        self.tracker = NamespaceTracker(shell, self.names, self.analysis, options.exclude, {})
+        self._states_before: dict[str, str] = {}
         self.snapshot_key = "snap:" + self.key[len("cell:") :]
         self.recorder: Recorder | None = None
         self.loops: list[Any] = []
@@ -157,28 +160,60 @@ class CheckpointRun:
     def lookup(self) -> dict[str, Any] | None:
         """The entry to restore, or None: run the cell (`why` says why, if it is known yet)."""
         self.record = self._phase_record()
-        if self.options.force:
-            self.why = "forced"
+        if not self.options.no_deps:
+            self._add_global_state()
+        if self.options.force or self.record.get("mark") == "pending":
+            self.why = "forced" if self.options.force else "marked pending"
             return None
-        if self.record.get("mark") == "pending":
-            self.why = "marked pending"
-            return None
+        return self._usable_entry()
+
+    def _add_global_state(self) -> None:
+        """Global random/plot state that earlier runs of this source used is an input."""
+        used = {
+            n
+            for v in self.record.get("versions", [])
+            if v.get("source_hash") == self.source_hash
+            for n in v.get("inputs") or {}
+            if n in _globalstate.PSEUDO_INPUTS
+        }
+        if used:
+            self.inputs.update(_globalstate.fingerprints(sorted(used)))
+            self.entry_key = cell_key(self.name, self.source_hash, self.inputs)
+
+    def _usable_entry(self) -> dict[str, Any] | None:
         try:
-            entry = self.store.get(self.key)
+            entry = self._read(self.entry_key)
         except StoreError as exc:
-            self._warn_store(exc)
-            self._unreadable = True
+            if isinstance(exc.__cause__, Unresolved):
+                self.why = _unresolved(exc.__cause__)
+            else:
+                self._warn_store(exc)
+                self._unreadable = True
             return None
-        return None if entry is MISSING else entry
+        if entry is MISSING:
+            return None
+        ns = self.shell.user_ns
+        missing = [
+            v.name for v in entry["vars"].values() if isinstance(v, Ref) and v.name not in ns
+        ]
+        if missing:
+            self.why = _unresolved(Unresolved(missing[0]))
+            return None
+        return entry  # type: ignore[no-any-return]
 
     def _load_snapshot(self) -> None:
         try:
-            snapshot = self.store.get(self.snapshot_key)
+            snapshot = self._read(self.snapshot_key)
         except StoreError as exc:
             self._warn_store(exc)
             return
         if snapshot is not MISSING:
             self.pending = snapshot
+
+    def _read(self, key: str) -> Any:
+        """A signed entry, unpickled against the namespace (`MISSING` if absent)."""
+        with resolving(self.shell.user_ns):
+            return self.store.get(key)
 
     # -- hit ----------------------------------------------------------------------------------
 
@@ -186,7 +221,13 @@ class CheckpointRun:
         values = dict(entry["vars"])
         has_result = RESULT in values
         result = values.pop(RESULT, None)
-        self.shell.user_ns.update(values)
+        ns = self.shell.user_ns
+        deleted = values.pop(DELETED, [])
+        apply_values(ns, values)
+        for name in deleted:
+            ns.pop(name, None)
+        _globalstate.restore(entry.get("globals") or {})
+        self.key = self.entry_key
         record = self.record
         version: dict[str, Any] = next(
             (v for v in record.get("versions", []) if v.get("key") == self.key), {}
@@ -218,10 +259,13 @@ class CheckpointRun:
 
     def begin(self) -> None:
         record = self.record
+        self.tracker.inputs = self.inputs
+        self.tracker.start()
+        self._states_before = _globalstate.fingerprints()
         versions = [Version.from_json(v) for v in record.get("versions", [])]
         if not self.options.force:
             self._load_snapshot()
-        if self.why not in ("forced", "marked pending"):
+        if self.why == FIRST_RUN:  # not forced, pending, or refused by `_usable_entry`
             if self._unreadable:
                 self.why = "its checkpoint could not be read"
             elif versions:
@@ -269,23 +313,34 @@ class CheckpointRun:
         if has_value:
             values[RESULT] = value
         outputs = _merge_streams(strip_for_replay(recorder.outputs))
-        extra: dict[str, Any] = {"outputs": outputs}
-        pickled, failures = dumps_namespace(values, extra)
+        figures = any(k.startswith("image/") for o in outputs for k in (o.get("data") or {}))
+        uses, states = _globalstate.used(
+            self._states_before, _globalstate.fingerprints(), self.analysis, figures
+        )
+        if not self.options.no_deps:
+            kept = {n: f for n, f in self.inputs.items() if n not in _globalstate.PSEUDO_INPUTS}
+            self.inputs = {**kept, **uses}
+        key = cell_key(self.name, self.source_hash, self.inputs)
+        extra: dict[str, Any] = {"outputs": outputs, "globals": _globalstate.capture(states)}
+        pickler = self.tracker.pickler()
+        pickled, failures = dumps_namespace(values, extra, pickler)
         if RESULT in failures:
             failures.pop(RESULT)
             data, metadata = self.shell.display_formatter.format(value)
             pickled, more = dumps_namespace(
                 {n: v for n, v in values.items() if n not in failures and n != RESULT},
                 {**extra, "result_bundle": (data, metadata)},
+                pickler,
             )
             failures.update(more)
         self._warn_unsaved(failures)
         try:
-            size = self.store.put(self.key, pickled, {"name": self.name})
-            self._save_record(duration, size)
+            size = self.store.put(key, pickled, {"name": self.name})
+            self._save_record(duration, size, key)
             self._drop_progress()
         except StoreError as exc:
             self._warn_store(exc)
+        self.key = self.entry_key = key
 
     def _drop_progress(self) -> None:
         """Delete the loop snapshot and the resumable.map results of this run's key."""
@@ -354,20 +409,10 @@ class CheckpointRun:
         return len(self._phase_record().get("versions", []))
 
     def _variables(self) -> dict[str, Any]:
-        """The variables the cell assigned, and the inputs it changed in place.
-
-        ``results['b'] = 2`` or ``df.dropna(inplace=True)`` assign nothing, but a hit must
-        bring the change back: an input whose fingerprint moved is saved too.
-        """
-        ns = self.shell.user_ns
-        skip = self.options.exclude | self.unsaved.keys()
-        names = [n for n in self.names.outputs if n in ns and n not in skip]
-        names += [
-            n
-            for n, before in self.inputs.items()
-            if n in ns and n not in skip and n not in names and fingerprint(ns[n]) != before
-        ]
-        return {n: ns[n] for n in names}
+        """The variables the run assigned (or deleted) so far, and the inputs it changed in
+        place (``results['b'] = 2``, ``model.fit(X)``, a notebook helper filling a global dict):
+        what a hit, or a resumed loop, puts back (`_namespace`)."""
+        return self.tracker.values(skip=self.unsaved.keys())
 
     def _warn_unsaved(self, failures: dict[str, str]) -> None:
         for name, why in failures.items():
@@ -402,9 +447,9 @@ class CheckpointRun:
         except Exception as exc:  # sqlite errors and diskcache.Timeout of the transaction
             self._warn_store(StoreError(f"could not write to {str(self.store.path)!r}: {exc}"))
 
-    def _save_record(self, duration: float, size: int) -> None:
+    def _save_record(self, duration: float, size: int, key: str) -> None:
         version = Version(
-            self.key, self.source_hash, self.inputs, self.started, duration, size, self.why
+            key, self.source_hash, self.inputs, self.started, duration, size, self.why
         )
         with self._writing():
             record = self._phase_record()
@@ -519,7 +564,11 @@ class CheckpointRun:
     _snapshot_outputs: list[dict[str, Any]] | None = None
 
     def _restore_snapshot(self, snapshot: dict[str, Any]) -> None:
-        self.shell.user_ns.update(snapshot["vars"])
+        values = dict(snapshot["vars"])
+        deleted = values.pop(DELETED, [])
+        apply_values(self.shell.user_ns, values)
+        for name in deleted:
+            self.shell.user_ns.pop(name, None)
         self.loop_states = dict(snapshot["loops"])
         self._snapshot_outputs = snapshot["outputs"]
 
@@ -571,8 +620,11 @@ class CheckpointRun:
             self.loop_states[loop.loop_id] = state
         recorder = self.recorder
         outputs = strip_for_replay(copy.deepcopy(recorder.outputs)) if recorder else []
+        values = self._variables()
         pickled, failures = dumps_namespace(
-            self._variables(), {"outputs": outputs, "loops": self.loop_states, "reason": reason}
+            values,
+            {"outputs": outputs, "loops": self.loop_states, "reason": reason},
+            self.tracker.pickler(),
         )
         self._warn_unsaved(failures)
         try:
@@ -796,6 +848,10 @@ async def run_checkpoint_async(
             value = await value
         run.ran(value, expr is not None)
     return value
+
+
+def _unresolved(exc: Unresolved) -> str:
+    return f"its checkpoint refers to {exc.name!r}, which is not defined now (run its cell first)"
 
 
 def _first_line(text: str, width: int = 200) -> str:
