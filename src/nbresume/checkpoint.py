@@ -72,6 +72,7 @@ class CheckpointOptions:
     every: int | str | None = None
     quiet: bool = False
     validate: str | None = None
+    continue_run: bool = False  # --continue: keep the items of an interrupted run of other code
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class CheckpointRun:
         self.key = cell_key(self.name, self.source_hash, self.inputs)
         self.entry_key = self.key
         self.tracker = NamespaceTracker(shell, self.names, self.analysis, options.exclude, {})
+        self.continued: dict[str, Any] | None = None  # the interrupted run --continue goes on from
         self._states_before: dict[str, str] = {}
         self.snapshot_key = "snap:" + self.key[len("cell:") :]
         self.recorder: Recorder | None = None
@@ -273,14 +275,34 @@ class CheckpointRun:
                 self.why = describe_change(
                     latest.source_hash, latest.inputs, self.source_hash, self.inputs
                 )
+        earlier = None
+        if self.pending is None and not self.options.force:
+            earlier = self._earlier_interrupted()
         done = 0
         if self.pending is not None:
-            done = sum(s.count for s in self.pending["loops"].values())
-            self._notify(
-                "resuming",
-                f"resuming {self.name!r} from a snapshot: {done} item{'s' * (done != 1)} done",
-                {"key": self.key, "done": done},
+            done = _items_done(self.pending)[0]
+            text = (
+                f"continuing {self.name!r}: {self.why}"
+                if self.continued is not None
+                else f"resuming {self.name!r} from a snapshot: {done} item{'s' * (done != 1)} done"
             )
+            self._notify("resuming", text, {"key": self.key, "done": done})
+        elif earlier is not None:
+            total = f"/{earlier['total']:,}" if earlier.get("total") else ""
+            change = describe_change(
+                earlier.get("source_hash"),
+                earlier.get("inputs") or {},
+                self.source_hash,
+                self.inputs,
+            )
+            text = (
+                f"{change} since the interrupted run ({earlier['done']:,}{total} items done): "
+                "starting over; --continue keeps them"
+            )
+            self._notify("running", text, {"reason": self.why, "interrupted": earlier})
+        elif self.options.continue_run:
+            text = f"running {self.name!r}: nothing to continue (no interrupted run of other code)"
+            self._notify("running", text, {"reason": self.why})
         elif versions:
             self._notify("running", f"running {self.name!r}: {self.why}", {"reason": self.why})
         self._tell_store()
@@ -288,15 +310,64 @@ class CheckpointRun:
         self.recorder.before_output = self._before_output
         phase = self.phase = phases[self.name] = PhaseProgress(self.name)
         with self._writing():
-            if record.get("mark") == "done":  # a run supersedes a manual mark
-                record = self._phase_record()  # as it is now (read in the transaction)
-                record.pop("mark", None)
-                self._set_record(record, str(record.get("status", "pending")))
+            record = self._phase_record()  # as it is now (read in the transaction)
+            record.pop("mark", None)  # a run supersedes a manual mark
+            self._note_run(record, earlier)
+            self._set_record(record, str(record.get("status", "pending")))
             self._log("started", f"started: {self.why}")
-            if self.pending is not None:
+            if self.continued is not None:
+                self._log("resumed", self.why, done=done)
+            elif self.pending is not None:
                 self._log("resumed", f"resumed at item {done + 1:,} from a snapshot", done=done)
             self._watch(phase, "start")
         self._previous_host = _host.set_host(self)
+
+    def _earlier_interrupted(self) -> dict[str, Any] | None:
+        """The phase's latest interrupted run of other code or inputs whose snapshot holds
+        finished items (``snapshot``, ``source_hash``, ``inputs``, ``done``, ``total``); with
+        --continue its snapshot becomes this run's."""
+        for info in (self.record.get("run"), self.record.get("interrupted")):
+            if not isinstance(info, dict) or info.get("snapshot") in (None, self.snapshot_key):
+                continue
+            try:
+                snapshot = self._read(str(info["snapshot"]))
+            except StoreError as exc:
+                self._warn_store(exc)
+                continue
+            if snapshot is MISSING:
+                continue
+            done, total = _items_done(snapshot)
+            if done == 0:
+                continue
+            earlier = {**info, "done": done, "total": total}
+            if self.options.continue_run:
+                self.pending = snapshot
+                self.continued = earlier
+                items = f"{done:,} item{'s' * (done != 1)}"
+                self.why = f"continued after an edit: {items} from the earlier version"
+            return earlier
+        return None
+
+    def _note_run(self, record: dict[str, Any], earlier: dict[str, Any] | None) -> None:
+        """Keep the phase's latest interrupted snapshot (for --continue) until a run completes."""
+        if earlier is not None:
+            old = record.get("interrupted")
+            if isinstance(old, dict) and old.get("snapshot") not in (earlier["snapshot"], None):
+                self.store.delete(str(old["snapshot"]))  # superseded by a later interrupted run
+            record["interrupted"] = {k: v for k, v in earlier.items() if k not in ("done",)}
+        record["run"] = {
+            "snapshot": self.snapshot_key,
+            "source_hash": self.source_hash,
+            "inputs": self.inputs,
+        }
+
+    def _adopt_states(self, loop: Any) -> None:
+        """--continue: the edited loop may sit on another line; it takes the saved loop's place."""
+        if self.continued is None or loop.loop_id in self.loop_states or "/" in loop.loop_id:
+            return
+        top = [i for i in self.loop_states if "/" not in i]
+        if len(top) == 1:
+            self.loop_states[loop.loop_id] = self.loop_states.pop(top[0])
 
     def end(self, value: Any, has_value: bool) -> None:
         _host.set_host(self._previous_host)
@@ -457,6 +528,9 @@ class CheckpointRun:
                 self.store.delete(old)
             record.pop("mark", None)  # a saved run settles a manual mark
             record.pop("rolled_back", None)
+            for info in (record.pop("interrupted", None), record.pop("run", None)):
+                if isinstance(info, dict) and info.get("snapshot") not in (None, self.snapshot_key):
+                    self.store.delete(str(info["snapshot"]))  # a completed run ends --continue
             self._set_record(record, "done")
             self._log("done", f"done in {format_duration(duration)}: saved ({self.why})")
 
@@ -541,6 +615,7 @@ class CheckpointRun:
         if self.pending is not None:
             self._restore_snapshot(self.pending)
             self.pending = None
+            self._adopt_states(loop)
         state = self.loop_states.get(loop.loop_id)
         recorder = self.recorder
         if recorder is None:
@@ -848,6 +923,15 @@ async def run_checkpoint_async(
             value = await value
         run.ran(value, expr is not None)
     return value
+
+
+def _items_done(snapshot: dict[str, Any]) -> tuple[int, int | None]:
+    """(items done, total) of a snapshot's outermost loops."""
+    states = [s for i, s in (snapshot.get("loops") or {}).items() if "/" not in str(i)]
+    done = sum(int(getattr(s, "count", 0)) for s in states)
+    totals = [t for s in states if isinstance(t := getattr(s, "total", None), int)]
+    total = sum(totals) if states and len(totals) == len(states) else None
+    return done, total
 
 
 def _unresolved(exc: Unresolved) -> str:
