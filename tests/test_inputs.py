@@ -397,3 +397,60 @@ def test_a_cell_not_using_random_state_ignores_it(
     ok(run_cell("np.random.rand(); random.random()"))
     ok(run_cell(cell))
     assert runs() == 1
+
+
+# -- in a real kernel: magics, %run, a restart -------------------------------------------------
+
+KERNEL_SETUP = (
+    "%load_ext nbresume\n"
+    "import pathlib\n"
+    "def tick(label='x'):\n"
+    "    with open('runs.txt', 'a') as f:\n"
+    "        f.write(f'{label}\\n')\n"
+)
+KERNEL_REGISTRY = "registry = {}\ndef register(name):\n    registry[name] = len(registry)\n"
+KERNEL_CELL = """%%checkpoint setup
+tick('setup')
+%matplotlib inline
+listing = !echo hi
+%time doubled = SCRIPT_VALUE * 2
+register('resnet')
+import numpy as np
+draws = np.random.rand(2)
+"""
+
+
+@pytest.mark.kernel
+def test_magics_run_and_notebook_functions_restore_in_a_new_kernel(
+    kernels: Any, tmp_path: Path
+) -> None:
+    from kernel_helpers import note_kinds
+
+    kernel = kernels.start()
+    (kernel.workdir / "script.py").write_text("SCRIPT_VALUE = 21\n")
+    for cell in (
+        KERNEL_SETUP,
+        "%run script.py",
+        KERNEL_REGISTRY,
+        "import numpy as np\nnp.random.seed(0)",
+    ):
+        kernel.run(cell)
+    kernel.run(KERNEL_CELL)
+    after_run = kernel.eval("float(np.random.rand())")
+    kernel.restart()
+    for cell in (
+        KERNEL_SETUP,
+        "%run script.py",
+        KERNEL_REGISTRY,
+        "import numpy as np\nnp.random.seed(0)",
+    ):
+        kernel.run(cell)
+    outputs = kernel.run(KERNEL_CELL)
+    assert "restored" in note_kinds(outputs)
+    assert (kernel.workdir / "runs.txt").read_text().splitlines() == ["setup"]
+    assert kernel.eval("register.__globals__ is globals()") == "True"
+    assert kernel.eval("registry") == "{'resnet': 0}"
+    assert kernel.eval("doubled") == "42"
+    assert kernel.eval("float(np.random.rand())") == after_run
+    kernel.run("register('vit')")
+    assert kernel.eval("registry") == "{'resnet': 0, 'vit': 1}"
