@@ -454,3 +454,96 @@ def test_magics_run_and_notebook_functions_restore_in_a_new_kernel(
     assert kernel.eval("float(np.random.rand())") == after_run
     kernel.run("register('vit')")
     assert kernel.eval("registry") == "{'resnet': 0, 'vit': 1}"
+
+
+NEIGHBOURS = """%%checkpoint kinds
+tick()
+import functools
+from dataclasses import dataclass
+
+@dataclass
+class Point:
+    x: int
+    def norm(self) -> int:
+        return abs(self.x) * SCALE
+
+class Base:
+    def hello(self):
+        return "base"
+
+class Child(Base):
+    def hello(self):
+        return "child of " + super().hello()
+
+@functools.lru_cache(maxsize=8)
+def cached(n):
+    return n * SCALE
+
+def outer():
+    count = 0
+    def bump():
+        nonlocal count
+        count += 1
+        return count
+    return bump
+
+p = Point(-2)
+child = Child()
+bump = outer()
+bump()
+"""
+
+
+def test_dataclasses_super_lru_cache_and_closures_restore_after_a_restart(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    shell.user_ns["SCALE"] = 10
+    ok(run_cell(NEIGHBOURS))
+    new_kernel(shell)
+    shell.user_ns["SCALE"] = 10
+    again = ok(run_cell(NEIGHBOURS))
+    assert restored(again), again.note_text
+    assert runs() == 1
+    ns = shell.user_ns
+    assert ns["p"] == ns["Point"](-2)
+    assert ns["p"].norm() == 20
+    assert ns["child"].hello() == "child of base"
+    assert ns["cached"](2) == 20
+    assert ns["cached"].__wrapped__.__globals__ is ns
+    assert ns["bump"]() == 2
+    ns["SCALE"] = 1
+    assert ns["p"].norm() == 2
+
+
+def test_setting_magics_are_applied_again_on_a_hit(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    cell = "%%checkpoint settings\ntick()\n%env NBRESUME_TEST_SETTING=on\n%precision 3\nx = 1\n"
+    ok(run_cell(cell))
+    import os
+
+    os.environ.pop("NBRESUME_TEST_SETTING")
+    shell.run_line_magic("precision", "")
+    again = ok(run_cell(cell))
+    assert restored(again)
+    assert runs() == 1
+    assert os.environ.pop("NBRESUME_TEST_SETTING") == "on"
+    assert shell.display_formatter.formatters["text/plain"].float_precision == "3"
+    assert again.stdout.count("env: NBRESUME_TEST_SETTING=on") == 1  # replayed, not printed twice
+    shell.run_line_magic("precision", "")
+
+
+def test_a_time_cell_magic_body_is_the_cells_code(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    cell = "%%checkpoint timed\n%%time\ntick()\nresult = sum(data)\n"
+    shell.user_ns["data"] = [1, 2]
+    ok(run_cell(cell))
+    del shell.user_ns["result"]
+    ok(run_cell(cell))
+    assert runs() == 1
+    assert shell.user_ns["result"] == 3
+    shell.user_ns["data"] = [1, 3]
+    ok(run_cell(cell))
+    assert runs() == 2
+    assert shell.user_ns["result"] == 4

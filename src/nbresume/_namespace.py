@@ -53,6 +53,7 @@ __all__ = [
     "is_notebook_object",
     "reachable_globals",
     "resolving",
+    "setting_magics",
     "unconditional",
 ]
 
@@ -203,6 +204,47 @@ def deleted_names(source: str) -> frozenset[str]:
         for t in node.targets
         if isinstance(t, ast.Name)
     )
+
+
+# line magics whose effect is a setting of the shell, not a value: a hit runs them again
+SETTING_MAGICS = frozenset(
+    {
+        "matplotlib", "load_ext", "reload_ext", "config", "env", "set_env", "cd", "autoreload",
+        "aimport", "precision", "xmode", "colors", "alias", "pylab", "autocall", "pdb",
+    }
+)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=256)
+def setting_magics(source: str) -> tuple[tuple[str, str], ...]:
+    """The top-level ``%matplotlib inline``, ``%load_ext x``, ``%config ...`` lines of a cell, as
+    (magic, line): a hit runs them again, so the kernel ends up set as after a real run.
+
+    Examples
+    --------
+    >>> setting_magics("get_ipython().run_line_magic('matplotlib', 'inline')\nx = 1")
+    (('matplotlib', 'inline'),)
+    """
+    if "get_ipython()" not in source:
+        return ()
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ()
+    found = []
+    for stmt in tree.body:
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "run_line_magic"
+            and len(call.args) == 2
+            and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in call.args)
+        ):
+            magic, line = (str(a.value) for a in call.args)  # type: ignore[attr-defined]
+            if magic in SETTING_MAGICS and (magic != "env" or "=" in line or " " in line.strip()):
+                found.append((magic, line))
+    return tuple(found)
 
 
 def _target_names(target: ast.AST) -> Iterator[str]:
@@ -461,6 +503,13 @@ def _set_function_state(fn: types.FunctionType, state: dict[str, Any]) -> types.
     return fn
 
 
+_LRU_WRAPPER = type(functools.lru_cache(maxsize=None)(len))
+
+
+def _lru_cached(fn: Any, maxsize: int | None, typed: bool) -> Any:
+    return functools.lru_cache(maxsize=maxsize, typed=typed)(fn)
+
+
 class NamespacePickler(cloudpickle.Pickler):  # type: ignore[misc]
     """cloudpickle, except that notebook objects stay themselves.
 
@@ -482,6 +531,10 @@ class NamespacePickler(cloudpickle.Pickler):  # type: ignore[misc]
         name = self._refs.get(id(obj))
         if name is not None:
             return _live, (name,)
+        if type(obj) is _LRU_WRAPPER and getattr(obj, "__module__", None) == "__main__":
+            # NB. pickle would save it "by name" from __main__, where a new kernel lacks it yet
+            parameters = obj.cache_parameters()
+            return _lru_cached, (obj.__wrapped__, parameters["maxsize"], parameters["typed"])
         if type(obj) is types.FunctionType and obj.__globals__ is self._ns:
             cells = [c.cell_contents if _filled(c) else _Empty for c in obj.__closure__ or ()]
             state = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import io
 import os
 import socket
 import sys
@@ -27,7 +28,15 @@ from ._gate import check_expression, check_gate
 from ._history import FIRST_RUN, Version, history_limit, log_event, promote, push_version
 from ._host import LoopState
 from ._keys import analyze_cell, cell_key, describe_change, hash_text, normalize_source
-from ._namespace import DELETED, Ref, Unresolved, analysis_source, apply_values, resolving
+from ._namespace import (
+    DELETED,
+    Ref,
+    Unresolved,
+    analysis_source,
+    apply_values,
+    resolving,
+    setting_magics,
+)
 from ._progress import PhaseProgress, format_duration, format_when
 from ._serialize import dumps_namespace
 from ._store import MISSING, Store, open_store
@@ -228,6 +237,7 @@ class CheckpointRun:
         apply_values(ns, values)
         for name in deleted:
             ns.pop(name, None)
+        self._reapply_settings()
         _globalstate.restore(entry.get("globals") or {})
         self.key = self.entry_key
         record = self.record
@@ -256,6 +266,24 @@ class CheckpointRun:
         if bundle is not None:
             emit_execute_result(self.shell, *bundle)
         return None
+
+    def _reapply_settings(self) -> None:
+        """Run the cell's ``%matplotlib``, ``%load_ext``, ``%config``... lines again: their effect
+        is on the kernel, not in a variable. What they print was recorded and is replayed."""
+        run_line_magic = getattr(self.shell, "run_line_magic", None)
+        if run_line_magic is None:
+            return
+        for magic, line in setting_magics(self.transformed):
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    run_line_magic(magic, line)
+            except Exception as exc:
+                warnings.warn(
+                    f"could not apply %{magic} {line} again on restoring {self.name!r}: {exc!r}; "
+                    "run it in a plain cell",
+                    CheckpointWarning,
+                    stacklevel=3,
+                )
 
     # -- miss ---------------------------------------------------------------------------------
 
