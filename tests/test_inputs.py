@@ -547,3 +547,36 @@ def test_a_time_cell_magic_body_is_the_cells_code(
     ok(run_cell(cell))
     assert runs() == 2
     assert shell.user_ns["result"] == 4
+
+
+def test_a_resumed_loop_fills_the_live_input_it_mutates(
+    shell: InteractiveShell, run_cell: RunCell, tmp_path: Path
+) -> None:
+    ok(run_cell("import os\nregistry = {}\nview = registry"))
+    cell = (
+        "%%checkpoint fill\nfor k in resumable(range(6)):\n    tick(k)\n"
+        "    if k == 3 and os.path.exists('stop'):\n        raise KeyboardInterrupt\n"
+        "    registry[k] = k * k\n"
+    )
+    (tmp_path / "stop").touch()
+    assert isinstance(run_cell(cell).error, KeyboardInterrupt)
+    (tmp_path / "stop").unlink()
+    ok(run_cell(cell))
+    ns = shell.user_ns
+    assert ns["registry"] == {k: k * k for k in range(6)}
+    assert ns["view"] is ns["registry"]
+    assert [runs(str(k)) for k in range(6)] == [1, 1, 1, 2, 1, 1]
+
+
+def test_a_global_set_by_a_function_the_cell_calls_is_restored(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    ok(run_cell("def configure():\n    global LEVEL\n    LEVEL = 3\n"))
+    cell = "%%checkpoint configure\ntick()\nconfigure()\nexec('made = 1')\n"
+    ok(run_cell(cell))
+    new_kernel(shell)
+    ok(run_cell("def configure():\n    global LEVEL\n    LEVEL = 3\n"))
+    ok(run_cell(cell))
+    assert runs() == 1
+    assert shell.user_ns["LEVEL"] == 3
+    assert shell.user_ns["made"] == 1

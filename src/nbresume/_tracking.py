@@ -16,6 +16,7 @@ from typing import Any
 from ._keys import CellNames, fingerprint
 from ._namespace import (
     DELETED,
+    InPlace,
     NamespacePickler,
     Ref,
     ShellRef,
@@ -28,7 +29,7 @@ from ._namespace import (
     unconditional,
 )
 
-__all__ = ["NamespaceTracker", "cell_inputs"]
+__all__ = ["NamespaceTracker", "cell_inputs", "same_content"]
 
 _IMMUTABLE = (str, bytes, int, float, complex, bool, type(None), PurePath, range, tuple, frozenset)
 
@@ -47,6 +48,18 @@ def cell_inputs(
         and not isinstance(ns[n], types.ModuleType)
         and not is_ipython(n, ns[n], shell)
     }
+
+
+def same_content(live: Any, saved: Any) -> bool:
+    """Whether ``live`` holds what a snapshot saved for it (a value, or `InPlace` content)."""
+    if not isinstance(saved, InPlace):
+        return fingerprint(live) == fingerprint(saved)
+    if saved.kind == "attrs":
+        state = getattr(live, "__dict__", None)
+        return isinstance(state, dict) and fingerprint(dict(state)) == fingerprint(saved.content)
+    if saved.kind == "bytearray":
+        return type(live) is bytearray and fingerprint(bytes(live)) == fingerprint(saved.content)
+    return fingerprint(live) == fingerprint(saved.content)
 
 
 class NamespaceTracker:
