@@ -580,3 +580,19 @@ def test_a_global_set_by_a_function_the_cell_calls_is_restored(
     assert runs() == 1
     assert shell.user_ns["LEVEL"] == 3
     assert shell.user_ns["made"] == 1
+
+
+def test_a_library_drawing_from_the_global_generator_does_not_make_it_an_input(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    """An import that draws from `random` (an unseeded state, different in every kernel) must
+    not keep the cell from restoring after a restart."""
+    ok(run_cell("import random\ndef helper():\n    return random.random() >= 0\n"))
+    cell = "%%checkpoint lib\ntick()\nflag = helper()\n"
+    ok(run_cell(cell))
+    new_kernel(shell)
+    ok(run_cell("import random\ndef helper():\n    return random.random() >= 0\n"))
+    ok(run_cell("random.seed()"))  # a new kernel's entropy
+    again = ok(run_cell(cell))
+    assert restored(again), again.note_text
+    assert runs() == 1

@@ -1,8 +1,9 @@
 """Global state outside the namespace that cells read and change: numpy's and ``random``'s global
 generators and matplotlib's rcParams.
 
-A cell *uses* a generator when its run changed the generator's state (it drew or seeded); it
-*reads* rcParams when it showed a figure. The state before the run is then an input of the cell
+A cell *uses* a generator when its run changed the generator's state (it drew or seeded) and its
+code names the generator (``np.random.rand``, ``random.shuffle``); it *reads* rcParams when it
+showed a figure. The state before the run is then an input of the cell
 (a pseudo-input named like ``np.random state``), except for a cell that seeds: what it leaves
 does not depend on what it found. The state after the run is saved with the entry and put back on
 a hit, so the next cell draws the same numbers, and figures get the same style, as after a real
@@ -26,6 +27,13 @@ PSEUDO_INPUTS = (NUMPY, RANDOM, RCPARAMS)  # input names no variable can have (a
 ABSENT = "absent"  # the fingerprint of state whose module is not imported
 _SEEDS = re.compile(r"\b(?:seed|set_state|setstate)\s*\(")
 _GENERATORS = (NUMPY, RANDOM)
+# the cell's own code names the generator; an import or a library drawing from it behind the
+# cell's back does not make it an input: an unseeded state differs in every kernel, and the cell
+# would never restore
+_NAMED = {
+    NUMPY: re.compile(r"\b(?:np|numpy)\.random\b|from\s+numpy(?:\.random)?\s+import\s"),
+    RANDOM: re.compile(r"(?<![.\w])random\.\w+|from\s+random\s+import\s"),
+}
 _NOT_RESTORED = frozenset({"backend", "interactive"})  # switching backends is the notebook's affair
 
 
@@ -71,7 +79,8 @@ def used(
         if name in _GENERATORS and not seeding:
             if before.get(name, ABSENT) == ABSENT:
                 continue  # imported by the cell, drawn from an unseeded generator: nothing to keep
-            inputs[name] = before[name]
+            if _NAMED[name].search(source):
+                inputs[name] = before[name]
         saved.append(name)
     if figures and before.get(RCPARAMS, ABSENT) != ABSENT:
         inputs[RCPARAMS] = before[RCPARAMS]
