@@ -596,3 +596,16 @@ def test_a_library_drawing_from_the_global_generator_does_not_make_it_an_input(
     again = ok(run_cell(cell))
     assert restored(again), again.note_text
     assert runs() == 1
+
+
+def test_rollback_puts_back_values_not_markers(shell: InteractiveShell, run_cell: RunCell) -> None:
+    ok(run_cell("cfg = {'a': 1}\nalias = cfg\nclass Net:\n    pass\n"))
+    for lr in (1, 2):
+        ok(run_cell(f"%%checkpoint tune\ntick()\ncfg['lr'] = {lr}\nfactory = Net\ndel alias\n"))
+        ok(run_cell("alias = cfg"))
+    ok(run_cell("%checkpoint rollback tune"))
+    ns = shell.user_ns
+    assert ns["cfg"] == {"a": 1, "lr": 1}
+    assert "alias" not in ns  # that run deleted it
+    assert ns["factory"] is ns["Net"]
+    assert not any(type(v).__module__ == "nbresume._namespace" for v in ns.values())

@@ -369,8 +369,11 @@ def _namespace() -> dict[str, Any]:
 
 
 def _live(name: str) -> Any:
+    ns = _NAMESPACE.get()
+    if ns is None:  # NB. a reader without a notebook (the command line) only lists the names
+        return vars(sys.modules["__main__"]).get(name, Ref(name))
     try:
-        return _namespace()[name]
+        return ns[name]
     except KeyError:
         raise Unresolved(name) from None
 
