@@ -120,3 +120,14 @@ def test_the_same_source_resumes_without_continue(
     assert "starting over" not in resumed.note_text
     assert [ticks(i) for i in range(5)] == [1] * 5
     assert shell.user_ns["out"] == [i * 10 for i in range(12)]
+
+
+def test_continue_follows_a_loop_that_moved_to_another_line(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    fail_at_5(shell, run_cell)
+    moved = FIXED.format(opts=" sweep --continue").replace("out = []\n", "out = []\nscale = 10\n")
+    fixed = run_cell(moved)
+    assert fixed.error is None
+    assert [ticks(i) for i in range(12)] == [1] * 5 + [2] + [1] * 6
+    assert shell.user_ns["out"] == [i * 10 for i in range(12)]
