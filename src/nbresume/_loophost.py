@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._capture import replay, strip_for_replay
 from ._host import LoopState
+from ._namespace import DELETED, apply_values
 from ._serialize import dumps_namespace
 from .errors import CheckpointError, StoreError
 
@@ -134,9 +135,13 @@ class CellLoops:
 
     def _restore(self, loop: Any) -> None:
         assert self._restoring is not None
-        values = self._restoring["vars"]
+        values = dict(self._restoring["vars"])
         ns = self.run.shell.user_ns
-        ns.update(values)
+        deleted = values.pop(DELETED, [])
+        apply_values(ns, values)  # NB. inputs changed in place are written into the live objects
+        for name in deleted:
+            ns.pop(name, None)
+        values = {n: ns[n] for n in values if n in ns}  # what the names hold now
         self._restoring = None
         self._resume_at = None
         # NB. the items must be the restored objects: in-place work on item k (a model
@@ -220,7 +225,7 @@ class CellLoops:
             "resume_at": None if loop is None else loop.loop_id,
             "reason": reason,
         }
-        pickled, failures = dumps_namespace(run._variables(), extra)
+        pickled, failures = dumps_namespace(run._variables(), extra, run.tracker.pickler())
         run._warn_unsaved(failures)
         done = snapshot_done(extra)
         try:

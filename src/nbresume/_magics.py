@@ -23,7 +23,7 @@ __all__ = ["CheckpointMagics", "load", "parse_cell_args"]
 CHECKPOINT_DOC = """Cache a cell's variables and outputs; re-running it restores them instantly.
 
     %%checkpoint [NAME] [--force] [--no-deps] [--exclude a,b] [--every N|Ns] [--quiet]
-                 [--validate EXPR]
+                 [--validate EXPR] [--continue]
 
 The first run runs the cell as usual and records it. A re-run (also after a kernel restart)
 restores the variables the cell assigns and replays its outputs without running it, unless the
@@ -41,6 +41,8 @@ Options:
   --every N|Ns   snapshot loops every N items or N seconds (default: about every 10 s)
   --quiet        no notes
   --validate EX  the phase is done only if EX is true after the cell ran
+  --continue     after fixing a cell whose loop was interrupted (error, Ctrl-C, dead kernel):
+                 keep the items that run finished and go on with the edited code
 
 Line forms:
   %checkpoint status | list | clear NAME | clear --all | dir [PATH]
@@ -67,6 +69,7 @@ def _cell_parser() -> _Parser:  # built once: building it costs more than a whol
     parser.add_argument("--every")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--validate")
+    parser.add_argument("--continue", dest="continue_run", action="store_true")
     return parser
 
 
@@ -107,6 +110,7 @@ def parse_cell_args(line: str) -> checkpoint.CheckpointOptions:
         every=every,
         quiet=args.quiet,
         validate=args.validate,
+        continue_run=args.continue_run,
     )
 
 

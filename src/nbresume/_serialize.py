@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pickle
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +30,17 @@ class Pickled:
         return len(self.data) + sum(b.nbytes for b in self.buffers)
 
 
-def dumps(obj: Any) -> Pickled:
-    """Pickle ``obj``; contiguous buffers of protocol-5-aware objects stay out of band."""
+PicklerFactory = Callable[..., Any]  # (file, protocol=, buffer_callback=) -> a Pickler
+
+
+def dumps(obj: Any, pickler: PicklerFactory | None = None) -> Pickled:
+    """Pickle ``obj``; contiguous buffers of protocol-5-aware objects stay out of band.
+
+    ``pickler`` makes the pickler (default: cloudpickle's), e.g. one that keeps notebook objects
+    as references.
+    """
+    import io
+
     import cloudpickle
 
     buffers: list[memoryview] = []
@@ -43,12 +52,13 @@ def dumps(obj: Any) -> Pickled:
             return True
         return False
 
-    data = cloudpickle.dumps(obj, protocol=PROTOCOL, buffer_callback=keep)
-    return Pickled(data, buffers)
+    file = io.BytesIO()
+    (pickler or cloudpickle.Pickler)(file, protocol=PROTOCOL, buffer_callback=keep).dump(obj)
+    return Pickled(file.getvalue(), buffers)
 
 
 def dumps_namespace(
-    values: Mapping[str, Any], extra: Mapping[str, Any]
+    values: Mapping[str, Any], extra: Mapping[str, Any], pickler: PicklerFactory | None = None
 ) -> tuple[Pickled, dict[str, str]]:
     """Pickle ``{"vars": values, **extra}``, leaving out the variables that cannot be pickled.
 
@@ -56,17 +66,17 @@ def dumps_namespace(
     the pickle and, for each left-out name, why it failed.
     """
     try:
-        return dumps({"vars": dict(values), **extra}), {}
+        return dumps({"vars": dict(values), **extra}, pickler), {}
     except Exception:
         pass
     failures: dict[str, str] = {}
     for name, value in values.items():
         try:
-            dumps(value)
+            dumps(value, pickler)
         except Exception as exc:
             failures[name] = _reason(value, exc)
     kept = {n: v for n, v in values.items() if n not in failures}
-    return dumps({"vars": kept, **extra}), failures
+    return dumps({"vars": kept, **extra}, pickler), failures
 
 
 def _reason(value: Any, exc: Exception) -> str:

@@ -95,12 +95,29 @@ def rollback_phase(
     """``%checkpoint rollback NAME [N]``: version N's variables back into the namespace, its
     outputs shown again; it becomes the phase's current version. Returns its result."""
     store = store or open_store()
-    version, entry = load_version(store, name, number)
-    number = 2 if number is None else number
-    values = dict(entry["vars"])
-    has_value = RESULT in values
-    result = values.pop(RESULT, None)
-    shell.user_ns.update(values)
+    from ._namespace import DELETED, Unresolved, apply_values, resolving
+
+    try:
+        with resolving(shell.user_ns):
+            version, entry = load_version(store, name, number)
+        number = 2 if number is None else number
+        values = dict(entry["vars"])
+        has_value = RESULT in values
+        result = values.pop(RESULT, None)
+        deleted = values.pop(DELETED, [])
+        apply_values(shell.user_ns, values)
+    except (CheckpointError, Unresolved) as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, Unresolved):
+            cause = cause.__cause__  # CheckpointError <- StoreError <- Unresolved
+        if cause is None:
+            raise
+        raise CheckpointError(
+            f"cannot roll back {name!r}: its version refers to {cause.name!r}, which is not "
+            "defined now; run the cell that defines it first"
+        ) from None
+    for gone in deleted:
+        shell.user_ns.pop(gone, None)
     when = format_when(version.get("created") or time.time())
     listed = ", ".join(sorted(values)) or "no variables"
     notify(

@@ -10,6 +10,7 @@ import __future__
 
 import ast
 import contextlib
+import io
 import os
 import socket
 import sys
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import _host
+from . import _globalstate, _host
 from ._capture import (
     Recorder,
     emit_execute_result,
@@ -42,15 +43,24 @@ from ._keys import (
     describe_change,
     file_inputs,
     fingerprint,
-    fingerprint_input,
     hash_text,
     normalize_source,
 )
-from ._loophost import CellLoops, snapshot_done
+from ._loophost import CellLoops
+from ._namespace import (
+    DELETED,
+    Ref,
+    Unresolved,
+    analysis_source,
+    apply_values,
+    resolving,
+    setting_magics,
+)
 from ._progress import PhaseProgress, format_duration, format_when
 from ._serialize import dumps_namespace
 from ._store import MISSING, Store, open_store
 from ._tempdirs import temporary_warning
+from ._tracking import NamespaceTracker, cell_inputs, same_content
 from .errors import CheckpointError, CheckpointWarning, StoreError, StoreReadOnlyError
 
 __all__ = [
@@ -94,6 +104,7 @@ class CheckpointOptions:
     every: int | str | None = None
     quiet: bool = False
     validate: str | None = None
+    continue_run: bool = False  # --continue: keep the items of an interrupted run of other code
 
 
 @dataclass(frozen=True)
@@ -137,22 +148,26 @@ class CheckpointRun:
         self.notify = notify
         self.transformed = _transform(shell, cell)
         self.source = normalize_source(self.transformed)
-        self.names = analyze_cell(self.transformed)
+        self.analysis = analysis_source(self.transformed)  # with %time's statements
+        self.names = analyze_cell(self.analysis)
         ns = shell.user_ns
         self.inputs: dict[str, str] = {}
         if not options.no_deps:
-            for n in self.names.inputs:
-                if n in ns and n not in options.exclude and not isinstance(ns[n], types.ModuleType):
-                    try:
-                        self.inputs[n] = fingerprint_input(n, ns[n])
-                    except FingerprintError as exc:
-                        self._refuse(n, str(exc))
+            self.inputs, refused = cell_inputs(self.names.inputs, ns, options.exclude, shell)
+            for n, note in refused.items():
+                self._refuse(n, note)
             self.inputs.update(file_inputs(self.names.run_files))
             if self.names.dynamic:
                 self._refuse("globals()", self.names.dynamic)
         self.source_hash = hash_text(self.source)
         self.name = options.name or "cell-" + cell_key("", self.source_hash, self.inputs)[6:14]
+        # NB. `key` names the run (its snapshot, its map results); `entry_key` also covers the
+        # global random/plot state the cell used last time (`_globalstate`): known only at lookup
         self.key = cell_key(self.name, self.source_hash, self.inputs)
+        self.entry_key = self.key
+        self.tracker = NamespaceTracker(shell, self.names, self.analysis, options.exclude, {})
+        self.continued: dict[str, Any] | None = None  # the interrupted run --continue goes on from
+        self._states_before: dict[str, str] = {}
         self.snapshot_key = "snap:" + self.key[len("cell:") :]
         self.recorder: Recorder | None = None
         self.loophost = CellLoops(self)
@@ -188,28 +203,60 @@ class CheckpointRun:
     def lookup(self) -> dict[str, Any] | None:
         """The entry to restore, or None: run the cell (`why` says why, if it is known yet)."""
         self.record = self._phase_record()
-        if self.options.force:
-            self.why = "forced"
+        if not self.options.no_deps:
+            self._add_global_state()
+        if self.options.force or self.record.get("mark") == "pending":
+            self.why = "forced" if self.options.force else "marked pending"
             return None
-        if self.record.get("mark") == "pending":
-            self.why = "marked pending"
-            return None
+        return self._usable_entry()
+
+    def _add_global_state(self) -> None:
+        """Global random/plot state that earlier runs of this source used is an input."""
+        used = {
+            n
+            for v in self.record.get("versions", [])
+            if v.get("source_hash") == self.source_hash
+            for n in v.get("inputs") or {}
+            if n in _globalstate.PSEUDO_INPUTS
+        }
+        if used:
+            self.inputs.update(_globalstate.fingerprints(sorted(used)))
+            self.entry_key = cell_key(self.name, self.source_hash, self.inputs)
+
+    def _usable_entry(self) -> dict[str, Any] | None:
         try:
-            entry = self.store.get(self.key)
+            entry = self._read(self.entry_key)
         except StoreError as exc:
-            self._warn_store(exc)
-            self._unreadable = True
+            if isinstance(exc.__cause__, Unresolved):
+                self.why = _unresolved(exc.__cause__)
+            else:
+                self._warn_store(exc)
+                self._unreadable = True
             return None
-        return None if entry is MISSING else entry
+        if entry is MISSING:
+            return None
+        ns = self.shell.user_ns
+        missing = [
+            v.name for v in entry["vars"].values() if isinstance(v, Ref) and v.name not in ns
+        ]
+        if missing:
+            self.why = _unresolved(Unresolved(missing[0]))
+            return None
+        return entry  # type: ignore[no-any-return]
 
     def _load_snapshot(self) -> None:
         try:
-            snapshot = self.store.get(self.snapshot_key)
+            snapshot = self._read(self.snapshot_key)
         except StoreError as exc:
             self._warn_store(exc)
             return
         if snapshot is not MISSING:
             self.pending = snapshot
+
+    def _read(self, key: str) -> Any:
+        """A signed entry, unpickled against the namespace (`MISSING` if absent)."""
+        with resolving(self.shell.user_ns):
+            return self.store.get(key)
 
     # -- hit ----------------------------------------------------------------------------------
 
@@ -217,9 +264,15 @@ class CheckpointRun:
         values = dict(entry["vars"])
         has_value = RESULT in values
         result = values.pop(RESULT, None)
-        self.shell.user_ns.update(values)
+        ns = self.shell.user_ns
+        deleted = values.pop(DELETED, [])
+        apply_values(ns, values)
+        for name in deleted:
+            ns.pop(name, None)
         _inherit_future(self.shell, self.transformed)  # as running the cell would have
-        _reapply_session_magics(self.shell, self.transformed)
+        self._reapply_settings()
+        _globalstate.restore(entry.get("globals") or {})
+        self.key = self.entry_key
         record = self.record
         version: dict[str, Any] = next(
             (v for v in record.get("versions", []) if v.get("key") == self.key), {}
@@ -255,6 +308,24 @@ class CheckpointRun:
             emit_execute_result(self.shell, *bundle)
         return None
 
+    def _reapply_settings(self) -> None:
+        """Run the cell's ``%matplotlib``, ``%load_ext``, ``%config``... lines again: their effect
+        is on the kernel, not in a variable. What they print was recorded and is replayed."""
+        run_line_magic = getattr(self.shell, "run_line_magic", None)
+        if run_line_magic is None:
+            return
+        for magic, line in setting_magics(self.transformed):
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    run_line_magic(magic, line)
+            except Exception as exc:
+                warnings.warn(
+                    f"could not apply %{magic} {line} again on restoring {self.name!r}: {exc!r}; "
+                    "run it in a plain cell",
+                    CheckpointWarning,
+                    stacklevel=3,
+                )
+
     # -- miss ---------------------------------------------------------------------------------
 
     def begin(self) -> None:
@@ -262,7 +333,12 @@ class CheckpointRun:
         versions = [Version.from_json(v) for v in record.get("versions", [])]
         if not self.options.force:
             self._load_snapshot()
-        if self.why not in ("forced", "marked pending"):
+            if self.pending is None:
+                self._own_interrupted()
+        self.tracker.inputs = self.inputs
+        self.tracker.start()
+        self._states_before = _globalstate.fingerprints()
+        if self.why == FIRST_RUN:  # not forced, pending, or refused by `_usable_entry`
             if self._unreadable:
                 self.why = "its checkpoint could not be read"
             elif versions:
@@ -270,14 +346,34 @@ class CheckpointRun:
                 self.why = describe_change(
                     latest.source_hash, latest.inputs, self.source_hash, self.inputs
                 )
+        earlier = None
+        if self.pending is None and not self.options.force:
+            earlier = self._earlier_interrupted()
         done = 0
         if self.pending is not None:
-            done = snapshot_done(self.pending)
-            self._notify(
-                "resuming",
-                f"resuming {self.name!r} from a snapshot: {done} item{'s' * (done != 1)} done",
-                {"key": self.key, "done": done},
+            done = _items_done(self.pending)[0]
+            text = (
+                f"continuing {self.name!r}: {self.why}"
+                if self.continued is not None
+                else f"resuming {self.name!r} from a snapshot: {done} item{'s' * (done != 1)} done"
             )
+            self._notify("resuming", text, {"key": self.key, "done": done})
+        elif earlier is not None:
+            total = f"/{earlier['total']:,}" if earlier.get("total") else ""
+            change = describe_change(
+                earlier.get("source_hash"),
+                earlier.get("inputs") or {},
+                self.source_hash,
+                self.inputs,
+            )
+            text = (
+                f"{change} since the interrupted run ({earlier['done']:,}{total} items done): "
+                "starting over; --continue keeps them"
+            )
+            self._notify("running", text, {"reason": self.why, "interrupted": earlier})
+        elif self.options.continue_run:
+            text = f"running {self.name!r}: nothing to continue (no interrupted run of other code)"
+            self._notify("running", text, {"reason": self.why})
         elif versions:
             self._notify("running", f"running {self.name!r}: {self.why}", {"reason": self.why})
         self._tell_store()
@@ -285,15 +381,87 @@ class CheckpointRun:
         self.recorder.before_output = self._before_output
         phase = self.phase = phases[self.name] = PhaseProgress(self.name)
         with self._writing():
-            if record.get("mark") == "done":  # a run supersedes a manual mark
-                record = self._phase_record()  # as it is now (read in the transaction)
-                record.pop("mark", None)
-                self._set_record(record, str(record.get("status", "pending")))
+            record = self._phase_record()  # as it is now (read in the transaction)
+            record.pop("mark", None)  # a run supersedes a manual mark
+            self._note_run(record, earlier)
+            self._set_record(record, str(record.get("status", "pending")))
             self._log("started", f"started: {self.why}")
-            if self.pending is not None:
+            if self.continued is not None:
+                self._log("resumed", self.why, done=done)
+            elif self.pending is not None:
                 self._log("resumed", f"resumed at item {done + 1:,} from a snapshot", done=done)
             self._watch(phase, "start")
         self._previous_host = _host.set_host(self)
+
+    def _own_interrupted(self) -> None:
+        """Resume the same code's interrupted run whose inputs differ from ours only by what it
+        changed in place itself (a loop filling an upstream dict, stopped by an error or Ctrl-C
+        while the kernel lived on): the inputs must hold exactly what its snapshot saved."""
+        info = self.record.get("run")
+        if (
+            not isinstance(info, dict)
+            or info.get("source_hash") != self.source_hash
+            or info.get("snapshot") in (None, self.snapshot_key)
+        ):
+            return
+        start = dict(info.get("inputs") or {})
+        theirs = {n: f for n, f in start.items() if n not in _globalstate.PSEUDO_INPUTS}
+        ours = {n: f for n, f in self.inputs.items() if n not in _globalstate.PSEUDO_INPUTS}
+        changed = [n for n in ours if ours[n] != theirs.get(n)]
+        if ours.keys() != theirs.keys() or not changed:
+            return
+        try:
+            snapshot = self._read(str(info["snapshot"]))
+        except StoreError as exc:
+            self._warn_store(exc)
+            return
+        if snapshot is MISSING:
+            return
+        saved, ns = snapshot["vars"], self.shell.user_ns
+        if all(n in saved and n in ns and same_content(ns[n], saved[n]) for n in changed):
+            self.inputs = start
+            self.snapshot_key = str(info["snapshot"])
+            self.key = "cell:" + self.snapshot_key[len("snap:") :]
+            self.pending = snapshot
+
+    def _earlier_interrupted(self) -> dict[str, Any] | None:
+        """The phase's latest interrupted run of other code or inputs whose snapshot holds
+        finished items (``snapshot``, ``source_hash``, ``inputs``, ``done``, ``total``); with
+        --continue its snapshot becomes this run's."""
+        for info in (self.record.get("run"), self.record.get("interrupted")):
+            if not isinstance(info, dict) or info.get("snapshot") in (None, self.snapshot_key):
+                continue
+            try:
+                snapshot = self._read(str(info["snapshot"]))
+            except StoreError as exc:
+                self._warn_store(exc)
+                continue
+            if snapshot is MISSING:
+                continue
+            done, total = _items_done(snapshot)
+            if done == 0:
+                continue
+            earlier = {**info, "done": done, "total": total}
+            if self.options.continue_run:
+                self.pending = snapshot
+                self.continued = earlier
+                items = f"{done:,} item{'s' * (done != 1)}"
+                self.why = f"continued after an edit: {items} from the earlier version"
+            return earlier
+        return None
+
+    def _note_run(self, record: dict[str, Any], earlier: dict[str, Any] | None) -> None:
+        """Keep the phase's latest interrupted snapshot (for --continue) until a run completes."""
+        if earlier is not None:
+            old = record.get("interrupted")
+            if isinstance(old, dict) and old.get("snapshot") not in (earlier["snapshot"], None):
+                self.store.delete(str(old["snapshot"]))  # superseded by a later interrupted run
+            record["interrupted"] = {k: v for k, v in earlier.items() if k not in ("done",)}
+        record["run"] = {
+            "snapshot": self.snapshot_key,
+            "source_hash": self.source_hash,
+            "inputs": self.inputs,
+        }
 
     def end(self, value: Any, has_value: bool) -> None:
         _host.set_host(self._previous_host)
@@ -310,20 +478,35 @@ class CheckpointRun:
         if has_value:
             values[RESULT] = value
         outputs = merge_streams(strip_for_replay(recorder.outputs))
-        extra: dict[str, Any] = {"outputs": outputs}
-        pickled, failures = dumps_namespace(values, extra)
+        figures = any(k.startswith("image/") for o in outputs for k in (o.get("data") or {}))
+        uses, states = _globalstate.used(
+            self._states_before, _globalstate.fingerprints(), self.analysis, figures
+        )
+        if not self.options.no_deps:
+            kept = {n: f for n, f in self.inputs.items() if n not in _globalstate.PSEUDO_INPUTS}
+            self.inputs = {**kept, **uses}
+        key = cell_key(self.name, self.source_hash, self.inputs)
+        extra: dict[str, Any] = {"outputs": outputs, "globals": _globalstate.capture(states)}
+        pickler = self.tracker.pickler()
+        pickled, failures = dumps_namespace(values, extra, pickler)
         if RESULT in failures and not has_result(outputs):  # a run accepted after its gate failed
+            failures.pop(RESULT)
             data, metadata = self.shell.display_formatter.format(value)
-            extra["result_bundle"] = (data, metadata)
-            pickled, _ = dumps_namespace({n: v for n, v in values.items() if n != RESULT}, extra)
+            pickled, more = dumps_namespace(
+                {n: v for n, v in values.items() if n not in failures and n != RESULT},
+                {**extra, "result_bundle": (data, metadata)},
+                pickler,
+            )
+            failures.update(more)
         failures.pop(RESULT, None)  # its recorded form is replayed; Out[n] stays unset
         self._warn_unsaved(failures)
         try:
-            size = self.store.put(self.key, pickled, {"name": self.name})
-            self._save_record(duration, size)
+            size = self.store.put(key, pickled, {"name": self.name})
+            self._save_record(duration, size, key)
             self._drop_progress()
         except StoreError as exc:
             self._warn_store(exc)
+        self.key = self.entry_key = key
 
     def _drop_progress(self) -> None:
         """Delete the loop snapshot and the resumable.map results of this run's key."""
@@ -411,20 +594,10 @@ class CheckpointRun:
         return len(self._phase_record().get("versions", []))
 
     def _variables(self) -> dict[str, Any]:
-        """The variables the cell assigned, and the inputs it changed in place.
-
-        ``results['b'] = 2`` or ``df.dropna(inplace=True)`` assign nothing, but a hit must
-        bring the change back: an input whose fingerprint moved is saved too.
-        """
-        ns = self.shell.user_ns
-        skip = self.options.exclude | self.unsaved.keys()
-        names = [n for n in self.names.outputs if n in ns and n not in skip]
-        names += [
-            n
-            for n, before in self.inputs.items()
-            if n in ns and n not in skip and n not in names and _moved(ns[n], before)
-        ]
-        return {n: ns[n] for n in names}
+        """The variables the run assigned (or deleted) so far, and the inputs it changed in
+        place (``results['b'] = 2``, ``model.fit(X)``, a notebook helper filling a global dict):
+        what a hit, or a resumed loop, puts back (`_namespace`)."""
+        return self.tracker.values(skip=self.unsaved.keys())
 
     def _warn_unsaved(self, failures: dict[str, str]) -> None:
         for name, why in failures.items():
@@ -459,9 +632,9 @@ class CheckpointRun:
         except Exception as exc:  # sqlite errors and diskcache.Timeout of the transaction
             self._warn_store(StoreError(f"could not write to {str(self.store.path)!r}: {exc}"))
 
-    def _save_record(self, duration: float, size: int) -> None:
+    def _save_record(self, duration: float, size: int, key: str) -> None:
         version = Version(
-            self.key, self.source_hash, self.inputs, self.started, duration, size, self.why
+            key, self.source_hash, self.inputs, self.started, duration, size, self.why
         )
         with self._writing():
             record = self._phase_record()
@@ -469,6 +642,9 @@ class CheckpointRun:
                 self.store.delete(old)
             record.pop("mark", None)  # a saved run settles a manual mark
             record.pop("rolled_back", None)
+            for info in (record.pop("interrupted", None), record.pop("run", None)):
+                if isinstance(info, dict) and info.get("snapshot") not in (None, self.snapshot_key):
+                    self.store.delete(str(info["snapshot"]))  # a completed run ends --continue
             self._set_record(record, "done")
             self._log("done", f"done in {format_duration(duration)}: saved ({self.why})")
 
@@ -685,49 +861,6 @@ SESSION_MAGICS = frozenset(
 )  # line magics that configure the session, not the namespace: a hit runs them again
 
 
-def _reapply_session_magics(shell: Shell, source: str) -> None:
-    """Run a restored cell's top-level session magics again (``%matplotlib inline``, ``%config
-    InlineBackend.figure_format = 'retina'``, ``%load_ext``): the cells after it, which may run,
-    must see the session the first run left, as they see its variables."""
-    run_line_magic = getattr(shell, "run_line_magic", None)
-    if run_line_magic is None or "run_line_magic" not in source:
-        return
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return
-    for node in tree.body:
-        call = node.value if isinstance(node, ast.Expr) else None
-        if not (
-            isinstance(call, ast.Call)
-            and isinstance(call.func, ast.Attribute)
-            and call.func.attr == "run_line_magic"
-            and len(call.args) == 2
-            and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in call.args)
-        ):
-            continue
-        name, line = (str(a.value) for a in call.args if isinstance(a, ast.Constant))
-        if name not in SESSION_MAGICS:
-            continue
-        try:
-            with contextlib.redirect_stdout(_Discard()), contextlib.redirect_stderr(_Discard()):
-                run_line_magic(name, line)
-        except Exception as exc:  # the variables are back; the session setting is not
-            warnings.warn(
-                f"restored, but %{name} {line} failed again: {exc}; run it in its own cell",
-                CheckpointWarning,
-                stacklevel=3,
-            )
-
-
-class _Discard:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
 def _inherit_future(shell: Shell, source: str) -> None:
     """A restored cell's ``from __future__ import`` applies to the cells after it."""
     if "__future__" not in source:
@@ -853,6 +986,19 @@ def _moved(value: Any, before: str) -> bool:
         return fingerprint(value, budget=BUDGET_SECONDS) != before
     except FingerprintError:
         return False
+
+
+def _items_done(snapshot: dict[str, Any]) -> tuple[int, int | None]:
+    """(items done, total) of a snapshot's outermost loops."""
+    states = [s for i, s in (snapshot.get("loops") or {}).items() if "/" not in str(i)]
+    done = sum(int(getattr(s, "count", 0)) for s in states)
+    totals = [t for s in states if isinstance(t := getattr(s, "total", None), int)]
+    total = sum(totals) if states and len(totals) == len(states) else None
+    return done, total
+
+
+def _unresolved(exc: Unresolved) -> str:
+    return f"its checkpoint refers to {exc.name!r}, which is not defined now (run its cell first)"
 
 
 def _first_line(text: str, width: int = 200) -> str:

@@ -1,0 +1,203 @@
+"""What one run of a checkpoint cell did to the namespace: the engine's side of `_namespace`.
+
+`NamespaceTracker.start` looks at the namespace before the body runs (bindings by identity, the
+fingerprints of what the cell can read), `values` after it (or at a loop snapshot): the variables
+to save, as `_namespace` markers, and the pickler that keeps notebook objects live.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Iterable, Mapping
+from pathlib import PurePath
+from typing import Any
+
+from ._keys import BUDGET_SECONDS, CellNames, FingerprintError, fingerprint, fingerprint_input
+from ._namespace import (
+    DELETED,
+    InPlace,
+    NamespacePickler,
+    Ref,
+    ShellRef,
+    deleted_names,
+    in_place,
+    is_dead,
+    is_ipython,
+    is_notebook_object,
+    reachable_globals,
+    unconditional,
+)
+
+__all__ = ["NamespaceTracker", "cell_inputs", "same_content"]
+
+_IMMUTABLE = (str, bytes, int, float, complex, bool, type(None), PurePath, range, tuple, frozenset)
+
+
+def cell_inputs(
+    names: Iterable[str], ns: Mapping[str, Any], exclude: Iterable[str], shell: Any
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The fingerprint of each input the cell reads that exists now: not modules, not IPython's
+    own objects (``get_ipython`` walked the whole shell, differently each time), not excluded.
+
+    -> (fingerprints, the note for each input that cannot be fingerprinted within its budget).
+    """
+    skip = frozenset(exclude)
+    found: dict[str, str] = {}
+    refused: dict[str, str] = {}
+    for n in names:
+        if (
+            n in ns
+            and n not in skip
+            and not isinstance(ns[n], types.ModuleType)
+            and not is_ipython(n, ns[n], shell)
+        ):
+            try:
+                found[n] = fingerprint_input(n, ns[n])
+            except FingerprintError as exc:
+                refused[n] = str(exc)
+    return found, refused
+
+
+def _watch_print(value: Any) -> str | None:
+    """A value's fingerprint for the in-place check; None if it cannot have one in budget."""
+    try:
+        return fingerprint(value, budget=BUDGET_SECONDS)
+    except FingerprintError:
+        return None
+
+
+def same_content(live: Any, saved: Any) -> bool:
+    """Whether ``live`` holds what a snapshot saved for it (a value, or `InPlace` content)."""
+    if not isinstance(saved, InPlace):
+        return fingerprint(live) == fingerprint(saved)
+    if saved.kind == "attrs":
+        state = getattr(live, "__dict__", None)
+        return isinstance(state, dict) and fingerprint(dict(state)) == fingerprint(saved.content)
+    if saved.kind == "bytearray":
+        return type(live) is bytearray and fingerprint(bytes(live)) == fingerprint(saved.content)
+    return fingerprint(live) == fingerprint(saved.content)
+
+
+class NamespaceTracker:
+    """The namespace of one cell run, before and after."""
+
+    def __init__(
+        self,
+        shell: Any,
+        names: CellNames,
+        source: str,
+        exclude: frozenset[str],
+        inputs: Mapping[str, str],
+    ) -> None:
+        self.shell = shell
+        self.names = names
+        self.always = unconditional(source)  # bound whenever the cell completes
+        self.deletes = deleted_names(source)
+        self.exclude = exclude
+        self.inputs = inputs
+        self.ids: dict[str, int] = {}
+        self.before: dict[str, Any] = {}
+        self.watched: dict[str, str] = {}
+        self.refs: dict[int, str] = {}
+
+    @property
+    def ns(self) -> dict[str, Any]:
+        return self.shell.user_ns  # type: ignore[no-any-return]
+
+    def _ours(self, name: str, value: Any) -> bool:
+        return name not in self.exclude and not is_ipython(name, value, self.shell)
+
+    def start(self) -> None:
+        """Note the namespace before the body runs (a miss pays for this, a hit does not)."""
+        ns = self.ns
+        self.ids = {n: id(v) for n, v in ns.items()}
+        # NB. references only for names bound inside blocks: an id may be reused once the old
+        # value is freed, and a reference keeps a big old value alive until the cell ends
+        self.before = {n: ns[n] for n in self.names.outputs if n in ns and n not in self.always}
+        watched = {n: fp for n, fp in self.inputs.items() if n in ns}
+        read = [n for n in self.names.inputs if n in ns]
+        more = set(read) | reachable_globals([ns[n] for n in read], ns)
+        for name in more - watched.keys():
+            value = ns[name]
+            if (
+                self._ours(name, value)
+                and not isinstance(value, types.ModuleType)
+                and not is_notebook_object(value)
+            ):
+                print_ = _watch_print(value)
+                if print_ is not None:
+                    watched[name] = print_
+        self.watched = watched
+
+    def assigned(self) -> list[str]:
+        """The names this run bound (so far)."""
+        ns = self.ns
+        names = []
+        for name, value in ns.items():
+            if name in self.exclude or is_ipython(name):
+                continue
+            if name in self.always and name in self.names.outputs:
+                names.append(name)
+            elif name in self.before:
+                if value is not self.before[name]:
+                    names.append(name)
+            elif self.ids.get(name) != id(value):  # new, or rebound outside the cell's own code
+                names.append(name)
+        return names
+
+    def values(self, skip: Iterable[str] = ()) -> dict[str, Any]:
+        """The variables to save (`Ref`, `InPlace` or the value); sets `refs` for `pickler`."""
+        ns = self.ns
+        skipped = set(skip) | self.exclude
+        assigned = [n for n in self.assigned() if n not in skipped]
+        bound = set(assigned)
+        refs: dict[int, str] = {}
+        changed: dict[str, Any] = {}
+        for name, before in self.watched.items():
+            if name in bound or name in skipped or name not in ns:
+                continue
+            value = ns[name]
+            if id(value) != self.ids.get(name):
+                continue
+            now = _watch_print(value)
+            if now is not None and now != before:
+                change = in_place(value)
+                changed[name] = value if change is None else change
+                if change is None:
+                    continue  # saved as a value: references to it must not become live ones
+            if not isinstance(value, _IMMUTABLE):
+                refs.setdefault(id(value), name)
+        for name, value in ns.items():
+            if (
+                name not in bound
+                and is_notebook_object(value)
+                and self._ours(name, value)
+                and (getattr(value, "__name__", None) == name or id(value) not in refs)
+            ):
+                refs[id(value)] = name
+        values: dict[str, Any] = {}
+        for name in assigned:
+            value = ns[name]
+            shell = ShellRef.of(value, self.shell)
+            if shell is not None:
+                values[name] = shell  # IPython's own objects are never saved: the live ones
+                continue
+            if is_dead(value):
+                continue  # a closed file, a finished generator: nothing to bring back
+            live = refs.get(id(value))
+            values[name] = Ref(live) if live is not None and live != name else value
+        values.update(changed)
+        deleted = [
+            n
+            for n in self.ids.keys() | self.deletes
+            if n not in ns and n not in skipped and not is_ipython(n)
+        ]
+        if deleted:
+            values[DELETED] = deleted
+        self.refs = refs
+        return values
+
+    def pickler(self) -> Any:
+        """The pickler factory for `values` (call `values` first)."""
+        return functools.partial(NamespacePickler, ns=self.ns, refs=dict(self.refs))
