@@ -68,7 +68,7 @@ export function badgeState(
     ];
   }
   if (row.status === 'done' && ref && ref.status === 'restored') {
-    return ['restored', 'restored', `${phase.name}: restored · ${note(row, now)}`];
+    return ['restored', 'restored', `${phase.name}: ${note({ ...row, status: 'restored' }, now)}`];
   }
   return [row.status, row.status, line];
 }
@@ -145,7 +145,7 @@ export class NotebookPhases {
     const now = view ? view.now : Date.now() / 1000;
     for (const cell of this.panel.content.widgets) {
       const phase = cellPhase(cell);
-      let badge = cell.node.querySelector<HTMLElement>(':scope .nbresume-badge');
+      let badge = cell.node.querySelector<HTMLElement>(':scope .jp-nbresume-badge');
       if (!phase) {
         badge?.remove();
         continue;
@@ -157,7 +157,7 @@ export class NotebookPhases {
       }
       if (!badge) {
         badge = document.createElement('div');
-        badge.className = 'nbresume-badge';
+        badge.className = 'jp-nbresume-badge';
         host.appendChild(badge);
       }
       badge.dataset.phase = phase.name;

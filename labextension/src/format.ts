@@ -115,8 +115,9 @@ export function note(row: IPhaseRow, now: number): string {
     }
     case 'pending':
       return 'pending · marked to run again · the next run of the cell runs it';
+    case 'restored':
     case 'done': {
-      const parts = ['done ' + age(row.updated, now)];
+      const parts = [row.status + ' ' + age(row.updated, now)];
       if (row.duration !== null) {
         parts.push('ran ' + duration(row.duration));
       }

@@ -1,6 +1,10 @@
 // nbresume in JupyterLab 4 and Notebook 7: the phase view in the cell (a MIME renderer), a badge on
 // each checkpoint cell, and the "Checkpoints" sidebar, all read from the server's store API.
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
@@ -13,10 +17,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'The nbresume phase view, checkpoint badges and the Checkpoints sidebar.',
   autoStart: true,
   requires: [IRenderMimeRegistry, INotebookTracker],
+  optional: [ILayoutRestorer],
   activate: (
     app: JupyterFrontEnd,
     rendermime: IRenderMimeRegistry,
-    tracker: INotebookTracker
+    tracker: INotebookTracker,
+    restorer: ILayoutRestorer | null
   ) => {
     rendermime.addFactory(rendererFactory, RANK);
     // NB. notebooks opened before this plugin ran cloned the registry without the factory
@@ -33,6 +39,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     tracker.forEach(track);
     tracker.widgetAdded.connect((_, panel) => track(panel));
     app.shell.add(sidebar, 'left', { rank: 650 });
+    restorer?.add(sidebar, sidebar.id); // open after a reload if it was open before
   }
 };
 

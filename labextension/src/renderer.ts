@@ -32,14 +32,14 @@ export function bar(
   total: number | null,
   status: string
 ): HTMLElement {
-  const node = el('div', `nbresume-bar nbresume-status-${status}`);
+  const node = el('div', `jp-nbresume-bar jp-nbresume-status-${status}`);
   node.setAttribute('role', 'progressbar');
   node.setAttribute('aria-valuemin', '0');
   if (total !== null) {
     node.setAttribute('aria-valuemax', String(total));
   }
   node.setAttribute('aria-valuenow', String(done ?? 0));
-  const fill = el('div', 'nbresume-bar-fill');
+  const fill = el('div', 'jp-nbresume-bar-fill');
   const part = total ? Math.min(1, (done ?? 0) / total) : 1;
   fill.style.width = (part * 100).toFixed(1) + '%';
   node.appendChild(fill);
@@ -49,7 +49,7 @@ export function bar(
 export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
   constructor(private _options: IRenderMime.IRendererOptions) {
     super();
-    this.addClass('nbresume-phase');
+    this.addClass('jp-nbresume-cell');
   }
 
   async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
@@ -94,13 +94,10 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
       this._render(ref.name, 'gone', `no longer in ${view.store} (cleared): re-run the cell`, null);
       return;
     }
-    const restored = ref.status === 'restored' && row.status === 'done';
-    const status = restored ? 'restored' : row.status;
-    let line = note(row, view.now);
-    if (restored) {
-      line = 'restored · ' + line;
-    }
-    this._render(ref.name, status, line, row);
+    // a hit in this kernel restored the phase's saved version: the store says done (or restored)
+    const restored = ref.status === 'restored' && (row.status === 'done' || row.status === 'restored');
+    const shown: IPhaseRow = restored ? { ...row, status: 'restored' } : row;
+    this._render(ref.name, shown.status, note(shown, view.now), row);
   }
 
   private _render(name: string, status: string, line: string, row: IPhaseRow | null): void {
@@ -110,18 +107,20 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
     }
     this._shown = key;
     this.node.dataset.status = status;
-    const header = el('div', 'nbresume-phase-header');
-    header.appendChild(el('span', 'nbresume-phase-name', name));
-    header.appendChild(el('span', `nbresume-pill nbresume-status-${status}`, status));
-    header.appendChild(el('span', 'nbresume-phase-note', line));
+    const header = el('div', 'jp-nbresume-cell-header');
+    header.appendChild(el('span', 'jp-nbresume-cell-name', name));
+    header.appendChild(el('span', `jp-nbresume-pill jp-nbresume-status-${status}`, status));
+    header.appendChild(el('span', 'jp-nbresume-cell-note', line));
     header.title = line;
     const children: HTMLElement[] = [header];
     const loops = row && row.progress ? row.progress.loops : [];
     if (row && loops.length > 0 && status !== 'restored' && status !== 'done') {
       for (const loop of loops.slice(0, 4)) {
-        const line = el('div', 'nbresume-loop');
-        line.appendChild(el('span', 'nbresume-loop-desc', loop.desc || 'items'));
-        line.appendChild(bar(loop.done, loop.total, loop.status || status));
+        // a loop the record left "running" stopped with its phase (a dead kernel says nothing)
+        const state = !row.running && loop.status === 'running' ? status : loop.status || status;
+        const line = el('div', 'jp-nbresume-loop');
+        line.appendChild(el('span', 'jp-nbresume-loop-desc', loop.desc || 'items'));
+        line.appendChild(bar(loop.done, loop.total, state));
         const parts = [
           (loop.done ?? 0).toLocaleString('en-US') +
             '/' +
@@ -130,23 +129,23 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
         if (loop.skipped) {
           parts.push('resumed ' + loop.skipped.toLocaleString('en-US'));
         }
-        if (loop.status === 'running' && loop.rate) {
+        if (state === 'running' && loop.rate) {
           parts.push(loop.rate.toPrecision(3) + ' it/s');
         }
         if (loop.elapsed !== null) {
           parts.push(duration(loop.elapsed));
         }
-        line.appendChild(el('span', 'nbresume-loop-stats', parts.join(' · ')));
+        line.appendChild(el('span', 'jp-nbresume-loop-stats', parts.join(' · ')));
         children.push(line);
       }
     } else if (row && status === 'running' && fraction(row) === null) {
-      children.push(el('div', 'nbresume-loop', 'running, no loop yet'));
+      children.push(el('div', 'jp-nbresume-loop', 'running, no loop yet'));
     }
     this.node.replaceChildren(...children);
   }
 
   private _showFallback(error: string): void {
-    const pre = el('pre', 'nbresume-fallback', this._fallback);
+    const pre = el('pre', 'jp-nbresume-fallback', this._fallback);
     if (error) {
       pre.title = `nbresume: the store could not be read (${error}); this is the kernel's last word`;
     }

@@ -7,7 +7,7 @@ import { Widget } from '@lumino/widgets';
 
 import { INotebookView, IPhaseRow, post } from './api';
 import { NotebookPhases } from './badges';
-import { age, duration, note, plural, size } from './format';
+import { age, note, plural, size } from './format';
 import { bar, el } from './renderer';
 
 const ICON_SVG =
@@ -22,13 +22,13 @@ export class CheckpointsPanel extends Widget {
     private _phasesOf: (panel: NotebookPanel) => NotebookPhases | undefined
   ) {
     super();
-    this.id = 'nbresume-checkpoints';
+    this.id = 'jp-nbresume-checkpoints';
     this.title.icon = checkpointIcon;
     this.title.caption = 'Checkpoints';
-    this.addClass('nbresume-sidebar');
-    this._head = el('div', 'nbresume-sidebar-head');
-    this._body = el('div', 'nbresume-sidebar-body');
-    this._message = el('div', 'nbresume-sidebar-message');
+    this.addClass('jp-nbresume-sidebar');
+    this._head = el('div', 'jp-nbresume-sidebar-head');
+    this._body = el('div', 'jp-nbresume-sidebar-body');
+    this._message = el('div', 'jp-nbresume-sidebar-message');
     this.node.append(this._head, this._message, this._body);
     _tracker.currentChanged.connect(() => this._follow(), this);
     this._follow();
@@ -78,7 +78,7 @@ export class CheckpointsPanel extends Widget {
       return;
     }
     const title = el('h2', '', 'Checkpoints');
-    const where = el('div', 'nbresume-sidebar-store', phases.panel.context.path);
+    const where = el('div', 'jp-nbresume-sidebar-store', phases.panel.context.path);
     this._head.replaceChildren(title, where);
     const error = phases.watcher?.error;
     if (!view) {
@@ -93,7 +93,7 @@ export class CheckpointsPanel extends Widget {
     const ours = rows.filter(r => mine.has(r.name));
     const others = rows.filter(r => !mine.has(r.name));
     ours.sort((a, b) => phases.names.indexOf(a.name) - phases.names.indexOf(b.name));
-    const list = el('ul', 'nbresume-rows');
+    const list = el('ul', 'jp-nbresume-rows');
     for (const row of ours) {
       list.appendChild(this._row(view, row, false));
     }
@@ -111,16 +111,16 @@ export class CheckpointsPanel extends Widget {
   }
 
   private _row(view: INotebookView, row: IPhaseRow, other: boolean): HTMLElement {
-    const item = el('li', `nbresume-row nbresume-status-${row.status}`);
+    const item = el('li', `jp-nbresume-row jp-nbresume-status-${row.status}`);
     item.dataset.name = row.name;
     item.dataset.status = row.status;
     if (other) {
-      item.classList.add('nbresume-other');
+      item.classList.add('jp-nbresume-other');
     }
-    const head = el('div', 'nbresume-row-head');
+    const head = el('div', 'jp-nbresume-row-head');
     head.append(
-      el('span', 'nbresume-phase-name', row.name),
-      el('span', `nbresume-pill nbresume-status-${row.status}`, row.status)
+      el('span', 'jp-nbresume-cell-name', row.name),
+      el('span', `jp-nbresume-pill jp-nbresume-status-${row.status}`, row.status)
     );
     item.appendChild(head);
     const p = row.progress;
@@ -128,34 +128,37 @@ export class CheckpointsPanel extends Widget {
       item.appendChild(bar(p.done, p.total, row.status));
     }
     const line = note(row, view.now);
-    const text = el('div', 'nbresume-row-note', line);
+    const text = el('div', 'jp-nbresume-row-note', line);
     text.title = line;
     item.appendChild(text);
     const started = row.running && p ? p.started : null;
-    const meta = [
-      size(row.size),
-      (started ? 'started ' : 'last run ') + age(started || row.updated, view.now),
-      plural(row.versions, 'version')
-    ];
-    if (row.duration !== null) {
-      meta.push('ran ' + duration(row.duration));
+    const meta: string[] = [];
+    if (row.status !== 'done' && row.status !== 'restored') {
+      // (a done phase's note says all of this already)
+      meta.push(
+        size(row.size),
+        (started ? 'started ' : 'last run ') + age(started || row.updated, view.now),
+        plural(row.versions, 'saved version')
+      );
     }
     if (other) {
       meta.push('not in this notebook');
     }
-    item.appendChild(el('div', 'nbresume-row-meta', meta.join(' · ')));
+    if (meta.length) {
+      item.appendChild(el('div', 'jp-nbresume-row-meta', meta.join(' · ')));
+    }
 
-    const actions = el('div', 'nbresume-row-actions');
+    const actions = el('div', 'jp-nbresume-row-actions');
     const clear = this._button('Clear', 'clear', row.running, () => this._clear(view, row));
     clear.title = 'delete its cached variables, outputs, history and snapshots';
-    const pending = this._button('Mark pending', 'pending', row.running, () =>
+    const pending = this._button('Pending', 'pending', row.running, () =>
       this._mark(view, row, 'pending')
     );
-    pending.title = 'the next run of the cell runs it again; its history stays';
-    const done = this._button('Mark done', 'done', row.running || row.versions === 0, () =>
+    pending.title = 'mark pending: the next run of the cell runs it again; its history stays';
+    const done = this._button('Done', 'done', row.running || row.versions === 0, () =>
       this._mark(view, row, 'done')
     );
-    done.title = 'accept the current saved version';
+    done.title = 'mark done: accept the current saved version';
     const history = this._button('History', 'history', false, () => {
       details.hidden = !details.hidden;
     });
@@ -163,7 +166,7 @@ export class CheckpointsPanel extends Widget {
     item.appendChild(actions);
     const details = el(
       'div',
-      'nbresume-row-history',
+      'jp-nbresume-row-history',
       `${plural(row.versions, 'saved version')}. In the notebook: ` +
         `%checkpoint history ${row.name} lists them; ` +
         `%checkpoint rollback ${row.name} N makes version N current; ` +
@@ -182,7 +185,7 @@ export class CheckpointsPanel extends Widget {
   ): HTMLButtonElement {
     const button = document.createElement('button');
     button.type = 'button';
-    button.className = `jp-Button nbresume-action nbresume-action-${action}`;
+    button.className = `jp-Button jp-nbresume-action jp-nbresume-action-${action}`;
     button.textContent = label;
     button.disabled = disabled;
     button.addEventListener('click', onClick);

@@ -77,8 +77,22 @@ def read_notebook(path: Path, now: float | None = None) -> dict[str, Any]:
     if wanted:
         with StoreReader(path) as reader:
             for row in wanted:
-                row["saved"] = _saved_items(reader, row["name"])
+                row["saved"] = saved = _saved_items(reader, row["name"])
+                _at_least(row["progress"], saved)
     return view
+
+
+def _at_least(progress: dict[str, Any] | None, saved: int | None) -> None:
+    """A snapshot of N items means N were done, even if the progress record (rewritten once a
+    second) was last written before them: a loop killed right after a snapshot says so."""
+    if progress is None or saved is None or progress["done"] is None or saved <= progress["done"]:
+        return
+    loops = progress["loops"]
+    if len(loops) > 1:  # the snapshot counts items of every top-level loop: no one loop's count
+        return
+    progress["done"] = saved
+    for loop in loops:
+        loop["done"] = saved
 
 
 def mark_group(path: Path, name: str, mark: str) -> str:
