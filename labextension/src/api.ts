@@ -77,8 +77,9 @@ export async function requestAPI<T>(endpoint: string, init: RequestInit = {}): P
     body = null;
   }
   if (!response.ok) {
-    const reason = (body && (body.message || body.reason)) || response.statusText;
-    throw new Error(`${response.status}: ${reason}`);
+    // NB. tornado doubles the % of a message without arguments ("%%checkpoint list")
+    const reason = String((body && (body.message || body.reason)) || response.statusText);
+    throw new Error(`${response.status}: ${reason.replace(/%%/g, '%')}`);
   }
   return body as T;
 }
