@@ -184,13 +184,27 @@ def open_notebook(page: Any, server: JupyterServer) -> None:
     assert wait_until(lambda: kernel_ready(server), 120, 0.5), "no kernel connected"
 
 
+WATCH_PROMPT = """i => {
+    const prompt = document.querySelectorAll('.jp-Notebook .jp-Cell')[i]
+        .querySelector('.jp-InputPrompt');
+    window.__nbresumeRan = false;
+    const seen = () => { if (prompt.innerText.includes('*')) window.__nbresumeRan = true; };
+    new MutationObserver(seen).observe(prompt, {subtree: true, childList: true, characterData: true});
+}"""
+FINISHED = """i => window.__nbresumeRan && /\\[\\d+\\]/.test(
+    document.querySelectorAll('.jp-Notebook .jp-Cell')[i].querySelector('.jp-InputPrompt').innerText)"""
+
+
 def run_cells(page: Any, count: int) -> None:
-    """Shift+Enter ``count`` times from the first cell (an error does not stop the next)."""
+    """Shift+Enter on the first ``count`` cells, each after the one before has finished (the
+    kernel drops requests queued behind a failed cell), the last one left running."""
     page.locator(".jp-Cell").first.locator(".jp-InputPrompt").click()
     page.keyboard.press("Escape")
-    for _ in range(count):
+    for index in range(count):
+        page.evaluate(WATCH_PROMPT, index)  # JupyterLab shows [*] as it sends the request
         page.keyboard.press("Shift+Enter")
-        time.sleep(0.3)
+        if index < count - 1:
+            page.wait_for_function(FINISHED, arg=index)
 
 
 def cell(page: Any, index: int) -> Any:
@@ -275,6 +289,7 @@ def test_a_killed_kernel_shows_interrupted_in_the_cell_badge_and_sidebar(
             # SIGKILL the kernel (as the OOM killer would); nothing is executed after this
             os.kill(_writer_pid(lab.root / "project" / ".nbresume", "train"), signal.SIGKILL)
             expected = _interrupted_line(client)
+            saved_before = api_row(client, "train")["saved"]
             page.wait_for_function(
                 "(text) => document.querySelector("
                 "'.jp-nbresume-cell[data-phase=\"train\"]')?.innerText.includes(text)",
@@ -321,6 +336,42 @@ def test_a_killed_kernel_shows_interrupted_in_the_cell_badge_and_sidebar(
             )
             dismiss_dialogs(page)
             shot(page, "lab-dark.png")
+
+            # run the cells again in the restarted kernel: the loop resumes and finishes
+            assert wait_until(lambda: kernel_ready(lab), 120, 0.5), "no kernel after the restart"
+            run_cells(page, 4)
+            page.wait_for_selector(
+                '.jp-nbresume-cell[data-phase="train"][data-status="done"]', timeout=120 * MS
+            )
+            result = cell(page, 3).locator(".jp-OutputArea-executeResult")
+            result.wait_for()
+            assert result.inner_text().split()[-1] == str(TOTAL)  # after the "[4]:" prompt
+            row = api_row(client, "train")
+            assert row["status"] == "done"
+            assert row["progress"]["skipped"] >= saved_before, row  # resumed, not restarted
+            assert badge(page, "train").inner_text() == "done"
+
+            # an edited checkpoint cell is stale until it runs again
+            editor = cell(page, 1).locator(".jp-InputArea-editor")
+            editor.click()
+            page.keyboard.press("Control+End")
+            page.keyboard.type("\ny = x * 2")
+            page.wait_for_function(
+                "() => document.querySelector('.jp-nbresume-badge[data-phase=\"prep\"]')"
+                "?.dataset.status === 'stale'"
+            )
+            assert "changed since" in badge(page, "prep").get_attribute("title")
+
+            # saved, closed and reopened: the views come from the store, no widget errors
+            page.keyboard.press("Escape")
+            page.keyboard.press("Control+s")
+            time.sleep(1)
+            page.goto(f"{lab.url}/lab/tree/project/{NOTEBOOK}?token={lab.token}")
+            page.wait_for_selector('.jp-nbresume-cell[data-phase="train"][data-status="done"]')
+            page.wait_for_selector('.jp-nbresume-badge[data-phase="bad"][data-status="failed"]')
+            text = page.inner_text(".jp-Notebook")
+            assert "Error displaying widget" not in text
+            assert "model not found" not in text
         except BaseException:
             shot(page, "failure.png")  # what the page showed: for whoever reads the failure
             raise
