@@ -377,6 +377,8 @@ def test_a_killed_kernel_shows_interrupted_in_the_cell_badge_and_sidebar(
             raise
         finally:
             browser.close()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # every console error, ours or not, to look at
+    (SCREENSHOTS / "console.txt").write_text("\n".join(console.errors))
     assert not console.ours, "\n".join(console.ours)
 
 
