@@ -5,6 +5,7 @@ import { INotebookView, notebookView } from './api';
 export const FAST_MS = 1000; // while a phase runs, or right after a view asked
 export const SLOW_MS = 4000; // nothing runs: a kernel death shows within FAST_MS anyway
 export const HIDDEN_MS = 15000; // the browser tab is hidden
+export const ERROR_MS = 15000; // the store cannot be read (outside the root, say): ask seldom
 
 export type Listener = (view: INotebookView | null, error: string | null) => void;
 
@@ -78,8 +79,9 @@ export class StoreWatcher {
     }
     const running = !!this._view && this._view.running > 0;
     let delay = running || Date.now() < this._fastUntil || this._again ? FAST_MS : SLOW_MS;
-    if (document.hidden) {
-      delay = HIDDEN_MS;
+    if (document.hidden || this._error) {
+      // NB. each failed request is a console line of the browser's own: no flood of them
+      delay = Math.max(delay, this._error ? ERROR_MS : HIDDEN_MS);
     }
     this._schedule(this._again ? 0 : delay);
     this._again = false;
