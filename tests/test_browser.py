@@ -59,6 +59,13 @@ def lab(tmp_path: Path) -> Iterator[JupyterServer]:
     (settings / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False})
     )
+    # this test is about the ipywidgets view (VS Code, Colab, a JupyterLab without our extension):
+    # with the extension, its own renderer of the same bundle would take the widget's place
+    labconfig = Path(server.env["JUPYTER_CONFIG_DIR"]) / "labconfig"
+    labconfig.mkdir(parents=True)
+    (labconfig / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"nbresume": True}})
+    )
     server.start()
     try:
         yield server

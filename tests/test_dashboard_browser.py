@@ -185,3 +185,36 @@ def test_the_dashboard_without_a_login_goes_to_jupyters_login_page(
     page.wait_for_selector(row("load"), timeout=15_000)
     assert page.url.endswith("/nbresume/")
     assert errors == []
+
+
+def test_the_dashboard_fits_700_px_and_follows_a_dark_color_scheme(
+    lab: tuple[JupyterServer, Kernel], page: Any, errors: list[str]
+) -> None:
+    server, _ = lab
+    page.set_viewport_size({"width": 700, "height": 700})
+    page.emulate_media(color_scheme="dark")
+    page.goto(f"{server.url}/nbresume/?token={server.token}")
+    page.wait_for_selector(row("evaluate"), timeout=15_000)
+    # every Clear button is inside the window, and no column header overflows into the next
+    for box in [b.bounding_box() for b in page.query_selector_all("button.clear")]:
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= 700, box
+    overflowing = page.evaluate(
+        "() => [...document.querySelectorAll('th')].filter(th => th.offsetParent"
+        " && th.scrollWidth > th.clientWidth + 1).map(th => th.textContent)"
+    )
+    assert overflowing == []
+    background = page.evaluate("() => getComputedStyle(document.documentElement).backgroundColor")
+    channels = [int(c) for c in background[background.index("(") + 1 : -1].split(",")[:3]]
+    assert sum(channels) < 150, background  # dark
+    bad = page.evaluate(
+        f"() => getComputedStyle(document.querySelector('{row('evaluate')} .status')).color"
+    )
+    red, green, blue = (int(c) for c in bad[bad.index("(") + 1 : -1].split(",")[:3])
+    assert red > 200, bad  # failed is red
+    assert max(green, blue) < 120, bad
+    shots = Path(__file__).resolve().parent.parent / "build" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "dashboard-700-dark.png"), full_page=True)
+    assert errors == []

@@ -137,7 +137,7 @@ class CheckpointMagics(Magics):
         shell: Any = self.shell
         from .widget import PhaseView
 
-        watch = None if options.quiet else PhaseView()
+        watch = None if options.quiet else PhaseView(source=cell)
         return checkpoint.run_checkpoint(shell, cell, options, show_note, watch=watch)
 
     checkpoint.__doc__ = CHECKPOINT_DOC
@@ -152,7 +152,7 @@ async def run_async_cell(line: str, cell: str) -> Any:
     shell: Any = get_ipython()
     from .widget import PhaseView
 
-    watch = None if options.quiet else PhaseView()
+    watch = None if options.quiet else PhaseView(source=cell)
     return await checkpoint.run_checkpoint_async(shell, cell, options, show_note, watch=watch)
 
 

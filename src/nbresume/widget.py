@@ -16,6 +16,11 @@
 
 In a terminal IPython a text line takes the widget's place. Every display carries the metadata key
 ``nbresume``, so the engine's recorder never mistakes the view for the cell's own output.
+
+Every bundle also carries `PHASE_MIME`: which phase, in which store. The JupyterLab extension
+(labextension/) renders it from the server's store API instead of from the kernel, so the cell
+tells the truth after a kernel death, a page reload or in a reopened notebook; frontends without
+the extension pick the widget view or the text/HTML forms of the same bundle.
 """
 
 from __future__ import annotations
@@ -46,7 +51,9 @@ try:
 except ImportError:  # pragma: no cover - a dependency; without it kernels get HTML updates
     widgets = None
 
-__all__ = ["PhaseView", "frontend_mode"]
+__all__ = ["PHASE_MIME", "PhaseView", "frontend_mode", "source_hash"]
+
+PHASE_MIME = "application/vnd.nbresume.phase+json"
 
 # A token bucket sends at most BURST + RATE * T messages in any T seconds: with these, at most 10
 # in any second (SPEC: at most 10 updates a second), an update of one loop costing up to 3 messages
@@ -126,10 +133,27 @@ def frontend_mode() -> str:
     return "html" if widgets is None else "widget"
 
 
+def source_hash(source: str) -> str:
+    """FNV-1a (32 bits, hex) of a cell body without trailing blanks: the extension hashes the
+    cell's current body the same way to show a checkpoint cell edited since it ran as stale."""
+    text = "\n".join(line.rstrip() for line in source.splitlines()).strip("\n")
+    value = 0x811C9DC5
+    for byte in text.encode("utf-8"):
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{value:08x}"
+
+
 def _display(data: dict[str, Any], display_id: bool = False) -> Any:
     from IPython.display import display
 
     return display(data, raw=True, metadata=METADATA, display_id=display_id or None)  # type: ignore[no-untyped-call]
+
+
+def _store_dir() -> str:
+    """The store this kernel's checkpoints use now (``%checkpoint dir`` moves it)."""
+    from ._store import default_store_dir
+
+    return str(default_store_dir())
 
 
 def _write_unrecorded(stream: IO[str], text: str) -> None:
@@ -213,8 +237,11 @@ class PhaseView:
         rate: float = RATE,
         schedule: Schedule | None = None,
         stream: IO[str] | None = None,
+        source: str | None = None,
     ) -> None:
         self.mode = mode or frontend_mode()
+        self._source = None if source is None else source_hash(source)
+        self._store_dir = ""
         if self.mode == "widget" and widgets is None:  # pragma: no cover
             self.mode = "html"
         self.clock = clock
@@ -260,14 +287,26 @@ class PhaseView:
         if self.mode == "text":
             self._update(force=True)
             return
+        self._store_dir = _store_dir()
         # NB. the widget comes with the first loop (`_build`): a cell without one, the common
         # case, costs one display and one update, not a dozen widget models
         bundle = self._bundle(phase, self.clock())
         self._handle = _display(bundle, display_id=True)
         self._shown = bundle["text/html"]
 
-    def _bundle(self, phase: PhaseProgress, now: float) -> dict[str, Any]:
-        return {"text/plain": phase_text(phase, now), "text/html": phase_html(phase, now)}
+    def _bundle(self, phase: PhaseProgress, now: float, shown: str | None = None) -> dict[str, Any]:
+        return {
+            "text/plain": phase_text(phase, now),
+            "text/html": phase_html(phase, now) if shown is None else shown,
+            PHASE_MIME: self._phase_data(phase),
+        }
+
+    def _phase_data(self, phase: PhaseProgress) -> dict[str, Any]:
+        """What the extension needs to find the phase in the store (its state comes from there)."""
+        data = {"name": phase.name, "dir": self._store_dir, "status": phase.status}
+        if self._source is not None:
+            data["source"] = self._source
+        return data
 
     def _build(self, phase: PhaseProgress, now: float) -> None:
         """Create the widget with its current values, and put it in the view's output."""
@@ -315,11 +354,7 @@ class PhaseView:
                         setattr(widget, name, value)
         elif self.mode == "html":
             self._shown = shown
-            self._handle.update(
-                {"text/plain": phase_text(phase, now), "text/html": shown},
-                raw=True,
-                metadata=METADATA,
-            )
+            self._handle.update(self._bundle(phase, now, shown), raw=True, metadata=METADATA)
         else:
             self._shown = shown
             self._write_line(shown)
@@ -329,7 +364,7 @@ class PhaseView:
         assert phase is not None
         self._stop()
         now = self.clock()
-        final = {"text/plain": phase_text(phase, now), "text/html": phase_html(phase, now)}
+        final = self._bundle(phase, now)
         if self.mode == "text":
             if self._live:
                 self._write_line("")
@@ -354,7 +389,14 @@ class PhaseView:
     def _restored(self, phase: PhaseProgress) -> None:
         if self.mode == "text":  # the engine's note already says it, in the same words
             return
-        _display({"text/plain": phase.header(), "text/html": phase_header_html(phase)})
+        self._store_dir = _store_dir()
+        _display(
+            {
+                "text/plain": phase.header(),
+                "text/html": phase_header_html(phase),
+                PHASE_MIME: self._phase_data(phase),
+            }
+        )
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
 from .. import __version__
-from ..errors import StoreError
+from ..errors import CheckpointError, StoreError
 from ._dashboard import (
     KINDS,
     NotAStore,
@@ -39,6 +39,7 @@ from ._dashboard import (
     read_store,
     resolve_store,
 )
+from ._notebook import mark_group, notebook_store, read_notebook
 
 __all__ = ["setup_handlers"]
 
@@ -193,6 +194,58 @@ class ClearHandler(_Handler):
         self._reply({"store": relative, "name": name, "kind": kind, "cleared": count})
 
 
+class NotebookHandler(_Handler):
+    """``GET /nbresume/api/notebook?path=NB[&dir=ABS]``: the phases of a notebook's store (the
+    JupyterLab extension's cell view, badges and sidebar); no store yet is an empty list."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        notebook = self.get_query_argument("path", "")
+        directory = self.get_query_argument("dir", "") or None
+        try:
+            relative = notebook_store(self.index.root, notebook, directory)
+        except PathRefused as exc:
+            raise tornado.web.HTTPError(403, str(exc)) from None
+        try:
+            path = self._store_path(relative)
+        except tornado.web.HTTPError as exc:
+            if exc.status_code != 404:
+                raise
+            self._reply({"store": relative, "exists": False, "phases": [], "running": 0})
+            return
+        try:
+            view = await self._run(read_notebook, path)
+        except StoreError as exc:
+            raise tornado.web.HTTPError(503, str(exc)) from None
+        self._reply({"store": relative, "exists": True, **view})
+
+
+class MarkHandler(_Handler):
+    """``POST /nbresume/api/mark`` with ``{"store": REL, "name": NAME, "mark": "pending"|"done"}``."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.get_json_body() or {}
+        relative, name, mark = body.get("store"), body.get("name"), body.get("mark")
+        if not isinstance(relative, str) or not isinstance(name, str) or not name:
+            raise tornado.web.HTTPError(400, 'send {"store": PATH, "name": NAME, "mark": MARK}')
+        if mark not in ("pending", "done"):
+            raise tornado.web.HTTPError(400, f"mark must be pending or done; got {mark!r}")
+        path = self._store_path(relative)
+        try:
+            text = await self._run(mark_group, path, name, mark)
+        except NotAStore as exc:
+            raise tornado.web.HTTPError(404, str(exc)) from None
+        except (PhaseRunning, CheckpointError) as exc:
+            raise tornado.web.HTTPError(409, str(exc)) from None
+        except StoreError as exc:
+            raise tornado.web.HTTPError(503, str(exc)) from None
+        self.log.info("nbresume: %s in %s", text, relative)
+        self._reply({"store": relative, "name": name, "mark": mark, "text": text})
+
+
 class PageHandler(JupyterHandler):
     """``GET /nbresume/``: the dashboard page (its script calls the API above)."""
 
@@ -241,6 +294,8 @@ def setup_handlers(serverapp: ServerApp) -> str:
             (url_path_join(base, "api", "phases"), PhasesHandler, api),
             (url_path_join(base, "api", "progress"), ProgressHandler, api),
             (url_path_join(base, "api", "clear"), ClearHandler, api),
+            (url_path_join(base, "api", "notebook"), NotebookHandler, api),
+            (url_path_join(base, "api", "mark"), MarkHandler, api),
             (url_path_join(base, "static", "([a-z.]+)"), AssetHandler),
             (base + "/?", PageHandler),
         ],

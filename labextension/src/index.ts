@@ -1,0 +1,46 @@
+// nbresume in JupyterLab 4 and Notebook 7: the phase view in the cell (a MIME renderer), a badge on
+// each checkpoint cell, and the "Checkpoints" sidebar, all read from the server's store API.
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+
+import { NotebookPhases } from './badges';
+import { RANK, rendererFactory } from './renderer';
+import { CheckpointsPanel } from './sidebar';
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'nbresume:plugin',
+  description: 'The nbresume phase view, checkpoint badges and the Checkpoints sidebar.',
+  autoStart: true,
+  requires: [IRenderMimeRegistry, INotebookTracker],
+  optional: [ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    rendermime: IRenderMimeRegistry,
+    tracker: INotebookTracker,
+    restorer: ILayoutRestorer | null
+  ) => {
+    rendermime.addFactory(rendererFactory, RANK);
+    // NB. notebooks opened before this plugin ran cloned the registry without the factory
+    tracker.forEach(panel => panel.content.rendermime.addFactory(rendererFactory, RANK));
+
+    const phases = new WeakMap<NotebookPanel, NotebookPhases>();
+    const sidebar = new CheckpointsPanel(tracker, panel => phases.get(panel));
+    const track = (panel: NotebookPanel) => {
+      if (!phases.has(panel)) {
+        phases.set(panel, new NotebookPhases(panel));
+      }
+      sidebar.follow();
+    };
+    tracker.forEach(track);
+    tracker.widgetAdded.connect((_, panel) => track(panel));
+    app.shell.add(sidebar, 'left', { rank: 650 });
+    restorer?.add(sidebar, sidebar.id); // open after a reload if it was open before
+  }
+};
+
+export default plugin;

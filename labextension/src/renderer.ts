@@ -1,0 +1,168 @@
+// The phase view in the cell: the MIME renderer of application/vnd.nbresume.phase+json. It shows
+// the phase as the store has it now (through the server), never as the kernel last said, so a
+// killed kernel, a reload or a reopened notebook all show the truth.
+import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
+import { Widget } from '@lumino/widgets';
+
+import { INotebookView, IPhaseRef, IPhaseRow, PHASE_MIME } from './api';
+import { duration, fraction, note } from './format';
+import { watcherFor } from './watcher';
+
+export const RANK = -20; // before the ipywidgets view (-10) of the same bundle
+
+/** The notebook path a renderer's resolver knows (JupyterLab's UrlResolver has one). */
+export function resolverPath(resolver: IRenderMime.IResolver | null | undefined): string | null {
+  const path = resolver && (resolver as any).path;
+  return typeof path === 'string' ? path : null;
+}
+
+export function el(tag: string, className = '', text = ''): HTMLElement {
+  const node = document.createElement(tag);
+  if (className) {
+    node.className = className;
+  }
+  if (text) {
+    node.textContent = text;
+  }
+  return node;
+}
+
+export function bar(
+  done: number | null,
+  total: number | null,
+  status: string
+): HTMLElement {
+  const node = el('div', `jp-nbresume-bar jp-nbresume-status-${status}`);
+  node.setAttribute('role', 'progressbar');
+  node.setAttribute('aria-valuemin', '0');
+  if (total !== null) {
+    node.setAttribute('aria-valuemax', String(total));
+  }
+  node.setAttribute('aria-valuenow', String(done ?? 0));
+  const fill = el('div', 'jp-nbresume-bar-fill');
+  const part = total ? Math.min(1, (done ?? 0) / total) : 1;
+  fill.style.width = (part * 100).toFixed(1) + '%';
+  node.appendChild(fill);
+  return node;
+}
+
+export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
+  constructor(private _options: IRenderMime.IRendererOptions) {
+    super();
+    this.addClass('jp-nbresume-cell');
+  }
+
+  async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
+    const ref = model.data[PHASE_MIME] as unknown as IPhaseRef;
+    this._fallback = String(model.data['text/plain'] ?? '');
+    const path = resolverPath(this._options.resolver);
+    if (!ref || typeof ref.name !== 'string' || path === null) {
+      this._showFallback('');
+      return;
+    }
+    this._ref = ref;
+    this.node.dataset.phase = ref.name;
+    if (this._unsubscribe) {
+      this._unsubscribe();
+    }
+    const watcher = watcherFor(path, ref.dir || '');
+    this._unsubscribe = watcher.subscribe((view, error) => this._update(view, error));
+    if (!watcher.view) {
+      this._showFallback('');
+    }
+  }
+
+  dispose(): void {
+    if (this._unsubscribe) {
+      this._unsubscribe();
+      this._unsubscribe = null;
+    }
+    super.dispose();
+  }
+
+  private _update(view: INotebookView | null, error: string | null): void {
+    const ref = this._ref;
+    if (!ref || this.isDisposed) {
+      return;
+    }
+    if (!view) {
+      this._showFallback(error || '');
+      return;
+    }
+    const row = view.phases.find(r => r.kind === 'phase' && r.name === ref.name);
+    if (!row) {
+      this._render(ref.name, 'gone', `no longer in ${view.store} (cleared): re-run the cell`, null);
+      return;
+    }
+    // a hit in this kernel restored the phase's saved version: the store says done (or restored)
+    const restored = ref.status === 'restored' && (row.status === 'done' || row.status === 'restored');
+    const shown: IPhaseRow = restored ? { ...row, status: 'restored' } : row;
+    this._render(ref.name, shown.status, note(shown, view.now), row);
+  }
+
+  private _render(name: string, status: string, line: string, row: IPhaseRow | null): void {
+    const key = JSON.stringify([name, status, line, row && row.progress]);
+    if (key === this._shown) {
+      return;
+    }
+    this._shown = key;
+    this.node.dataset.status = status;
+    const header = el('div', 'jp-nbresume-cell-header');
+    header.appendChild(el('span', 'jp-nbresume-cell-name', name));
+    header.appendChild(el('span', `jp-nbresume-pill jp-nbresume-status-${status}`, status));
+    header.appendChild(el('span', 'jp-nbresume-cell-note', line));
+    header.title = line;
+    const children: HTMLElement[] = [header];
+    const loops = row && row.progress ? row.progress.loops : [];
+    if (row && loops.length > 0 && status !== 'restored' && status !== 'done') {
+      for (const loop of loops.slice(0, 4)) {
+        // a loop the record left "running" stopped with its phase (a dead kernel says nothing)
+        const state = !row.running && loop.status === 'running' ? status : loop.status || status;
+        const line = el('div', 'jp-nbresume-loop');
+        line.appendChild(el('span', 'jp-nbresume-loop-desc', loop.desc || 'items'));
+        line.appendChild(bar(loop.done, loop.total, state));
+        const parts = [
+          (loop.done ?? 0).toLocaleString('en-US') +
+            '/' +
+            (loop.total === null ? '?' : loop.total.toLocaleString('en-US'))
+        ];
+        if (loop.skipped) {
+          parts.push('resumed ' + loop.skipped.toLocaleString('en-US'));
+        }
+        if (state === 'running' && loop.rate) {
+          parts.push(loop.rate.toPrecision(3) + ' it/s');
+        }
+        if (loop.elapsed !== null) {
+          parts.push(duration(loop.elapsed));
+        }
+        line.appendChild(el('span', 'jp-nbresume-loop-stats', parts.join(' · ')));
+        children.push(line);
+      }
+    } else if (row && status === 'running' && fraction(row) === null) {
+      children.push(el('div', 'jp-nbresume-loop', 'running, no loop yet'));
+    }
+    this.node.replaceChildren(...children);
+  }
+
+  private _showFallback(error: string): void {
+    const pre = el('pre', 'jp-nbresume-fallback', this._fallback);
+    if (error) {
+      pre.title = `nbresume: the store could not be read (${error}); this is the kernel's last word`;
+    }
+    this._shown = '';
+    this.node.dataset.status = 'unknown';
+    this.node.replaceChildren(pre);
+  }
+
+  private _ref: IPhaseRef | null = null;
+  private _fallback = '';
+  private _shown = '';
+  private _unsubscribe: (() => void) | null = null;
+}
+
+export const rendererFactory: IRenderMime.IRendererFactory = {
+  safe: true,
+  mimeTypes: [PHASE_MIME],
+  defaultRank: RANK,
+  createRenderer: options => new PhaseRenderer(options)
+};

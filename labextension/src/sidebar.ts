@@ -1,0 +1,233 @@
+// The "Checkpoints" sidebar: the phases of the current notebook's store, live, with clear and
+// mark pending|done (the dashboard's API, behind the server's auth and XSRF).
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { LabIcon } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
+
+import { INotebookView, IPhaseRow, post } from './api';
+import { NotebookPhases } from './badges';
+import { age, note, plural, size } from './format';
+import { bar, el } from './renderer';
+
+const ICON_SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><path class="jp-icon3" ' +
+  'fill="#616161" d="M6 2h12v20l-6-4-6 4zM8 4v14.2l4-2.7 4 2.7V4z"/></svg>';
+
+export const checkpointIcon = new LabIcon({ name: 'nbresume:checkpoints', svgstr: ICON_SVG });
+
+export class CheckpointsPanel extends Widget {
+  constructor(
+    private _tracker: INotebookTracker,
+    private _phasesOf: (panel: NotebookPanel) => NotebookPhases | undefined
+  ) {
+    super();
+    this.id = 'jp-nbresume-checkpoints';
+    this.title.icon = checkpointIcon;
+    this.title.caption = 'Checkpoints';
+    this.addClass('jp-nbresume-sidebar');
+    this._head = el('div', 'jp-nbresume-sidebar-head');
+    this._body = el('div', 'jp-nbresume-sidebar-body');
+    this._message = el('div', 'jp-nbresume-sidebar-message');
+    this.node.append(this._head, this._message, this._body);
+    _tracker.currentChanged.connect(() => this._follow(), this);
+    this._follow();
+  }
+
+  /** Start following the current notebook's phases (again): its panel may be new. */
+  follow(): void {
+    this._follow();
+  }
+
+  private _follow(): void {
+    const panel = this._tracker.currentWidget;
+    const phases = panel ? this._phasesOf(panel) : undefined;
+    if (phases === this._phases) {
+      return;
+    }
+    this._phases?.changed.disconnect(this._onChange, this);
+    this._phases = phases ?? null;
+    if (!phases) {
+      this._head.replaceChildren(el('h2', '', 'Checkpoints'));
+      this._body.replaceChildren();
+      this._showMessage('Open a notebook to see its checkpoints.');
+      return;
+    }
+    phases.changed.connect(this._onChange, this);
+    this._onChange(phases, phases.watcher?.view ?? null);
+  }
+
+  private _onChange(phases: NotebookPhases, view: INotebookView | null): void {
+    if (phases !== this._phases || !this.isVisible) {
+      this._pending = view;
+      return;
+    }
+    this._render(view);
+  }
+
+  protected onAfterShow(): void {
+    this._follow();
+    if (this._phases) {
+      this._render(this._phases.watcher?.view ?? this._pending);
+    }
+  }
+
+  private _render(view: INotebookView | null): void {
+    const phases = this._phases;
+    if (!phases) {
+      return;
+    }
+    const title = el('h2', '', 'Checkpoints');
+    const where = el('div', 'jp-nbresume-sidebar-store', phases.panel.context.path);
+    this._head.replaceChildren(title, where);
+    const error = phases.watcher?.error;
+    if (!view) {
+      this._showMessage(error ? `Could not read the checkpoints: ${error}` : 'Reading…');
+      return;
+    }
+    where.textContent = `${view.store} · ${size(view.size ?? null)}`;
+    where.title = `the checkpoint store of ${phases.panel.context.path}`;
+    this._showMessage(error ? `Could not refresh: ${error}` : '');
+    const mine = new Set(phases.names);
+    const rows = view.phases.filter(r => r.kind === 'phase');
+    const ours = rows.filter(r => mine.has(r.name));
+    const others = rows.filter(r => !mine.has(r.name));
+    ours.sort((a, b) => phases.names.indexOf(a.name) - phases.names.indexOf(b.name));
+    const list = el('ul', 'jp-nbresume-rows');
+    for (const row of ours) {
+      list.appendChild(this._row(view, row, false));
+    }
+    for (const row of others) {
+      list.appendChild(this._row(view, row, true));
+    }
+    if (!rows.length) {
+      this._showMessage(
+        view.exists
+          ? 'No checkpoints in this store yet.'
+          : 'No checkpoints yet: run a %%checkpoint cell.'
+      );
+    }
+    this._body.replaceChildren(list);
+  }
+
+  private _row(view: INotebookView, row: IPhaseRow, other: boolean): HTMLElement {
+    const item = el('li', `jp-nbresume-row jp-nbresume-status-${row.status}`);
+    item.dataset.name = row.name;
+    item.dataset.status = row.status;
+    if (other) {
+      item.classList.add('jp-nbresume-other');
+    }
+    const head = el('div', 'jp-nbresume-row-head');
+    head.append(
+      el('span', 'jp-nbresume-cell-name', row.name),
+      el('span', `jp-nbresume-pill jp-nbresume-status-${row.status}`, row.status)
+    );
+    item.appendChild(head);
+    const p = row.progress;
+    if (p && p.done !== null) {
+      item.appendChild(bar(p.done, p.total, row.status));
+    }
+    const line = note(row, view.now);
+    const text = el('div', 'jp-nbresume-row-note', line);
+    text.title = line;
+    item.appendChild(text);
+    const started = row.running && p ? p.started : null;
+    const meta: string[] = [];
+    if (row.status !== 'done' && row.status !== 'restored') {
+      // (a done phase's note says all of this already)
+      meta.push(
+        size(row.size),
+        (started ? 'started ' : 'last run ') + age(started || row.updated, view.now),
+        plural(row.versions, 'saved version')
+      );
+    }
+    if (other) {
+      meta.push('not in this notebook');
+    }
+    if (meta.length) {
+      item.appendChild(el('div', 'jp-nbresume-row-meta', meta.join(' · ')));
+    }
+
+    const actions = el('div', 'jp-nbresume-row-actions');
+    const clear = this._button('Clear', 'clear', row.running, () => this._clear(view, row));
+    clear.title = 'delete its cached variables, outputs, history and snapshots';
+    const pending = this._button('Pending', 'pending', row.running, () =>
+      this._mark(view, row, 'pending')
+    );
+    pending.title = 'mark pending: the next run of the cell runs it again; its history stays';
+    const done = this._button('Done', 'done', row.running || row.versions === 0, () =>
+      this._mark(view, row, 'done')
+    );
+    done.title = 'mark done: accept the current saved version';
+    const history = this._button('History', 'history', false, () => {
+      details.hidden = !details.hidden;
+    });
+    actions.append(clear, pending, done, history);
+    item.appendChild(actions);
+    const details = el(
+      'div',
+      'jp-nbresume-row-history',
+      `${plural(row.versions, 'saved version')}. In the notebook: ` +
+        `%checkpoint history ${row.name} lists them; ` +
+        `%checkpoint rollback ${row.name} N makes version N current; ` +
+        `%checkpoint log ${row.name} shows its events.`
+    );
+    details.hidden = true;
+    item.appendChild(details);
+    return item;
+  }
+
+  private _button(
+    label: string,
+    action: string,
+    disabled: boolean,
+    onClick: () => void
+  ): HTMLButtonElement {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = `jp-Button jp-nbresume-action jp-nbresume-action-${action}`;
+    button.textContent = label;
+    button.disabled = disabled;
+    button.addEventListener('click', onClick);
+    return button;
+  }
+
+  private async _clear(view: INotebookView, row: IPhaseRow): Promise<void> {
+    const answer = await showDialog({
+      title: `Clear checkpoint ${row.name}?`,
+      body:
+        'Its cached variables, outputs, history and snapshots are deleted; ' +
+        'the cell runs from the start next time.',
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Clear' })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    await this._act('clear', { store: view.store, name: row.name, kind: 'phase' });
+  }
+
+  private async _mark(view: INotebookView, row: IPhaseRow, mark: string): Promise<void> {
+    await this._act('mark', { store: view.store, name: row.name, mark });
+  }
+
+  private async _act(endpoint: string, body: Record<string, string>): Promise<void> {
+    try {
+      await post(endpoint, body);
+      this._showMessage('');
+    } catch (reason) {
+      this._showMessage(`Could not ${endpoint} ${body.name}: ${(reason as Error).message}`);
+    }
+    this._phases?.watcher?.refresh();
+  }
+
+  private _showMessage(text: string): void {
+    this._message.textContent = text;
+    this._message.hidden = !text;
+  }
+
+  private _head: HTMLElement;
+  private _body: HTMLElement;
+  private _message: HTMLElement;
+  private _phases: NotebookPhases | null = null;
+  private _pending: INotebookView | null = null;
+}
