@@ -51,11 +51,6 @@ def test_the_checkpoint_lines_are_taken_out_and_put_back_on_every_code_cell() ->
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fingerprints crash on a MultiIndex (_keys.py, issue 15) and a line magic makes "
-    "get_ipython an input; remove this mark once both are fixed",
-)
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
 def test_every_cell_gives_the_plain_outputs_and_restores(notebook: Path, tmp_path: Path) -> None:
     report = _compare_module().compare(notebook, tmp_path, timeout=300)

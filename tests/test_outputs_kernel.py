@@ -13,8 +13,11 @@ from kernel_helpers import KernelPool, note_kinds, own_outputs, read_runs, stdou
 
 pytestmark = pytest.mark.kernel
 
+# NB. matplotlib imported up front, as a notebook's first cell would: a plotting cell has
+# rcParams as an input, and "not imported yet" (the state after a restart) is another state
 SETUP = """\
 %load_ext nbresume
+import matplotlib.pyplot
 def mark(i):
     with open("runs.txt", "a") as f:
         f.write(f"{i}\\n")

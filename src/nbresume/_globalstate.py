@@ -37,6 +37,11 @@ _NAMED = {
 _NOT_RESTORED = frozenset({"backend", "interactive"})  # switching backends is the notebook's affair
 
 
+# rcParams that say how figures are shown in this process, not how they look: `interactive`
+# turns True at a kernel's first figure; never an input, never put back
+_RUNTIME_RC = frozenset({"interactive", "backend", "backend_fallback"})
+
+
 def _state(name: str) -> Any:
     """The raw state, or None when its module is not imported."""
     if name == NUMPY:
@@ -46,7 +51,9 @@ def _state(name: str) -> Any:
         random = sys.modules.get("random")
         return None if random is None else random.getstate()
     mpl = sys.modules.get("matplotlib")
-    return None if mpl is None else dict(mpl.rcParams)
+    if mpl is None:
+        return None
+    return {k: v for k, v in mpl.rcParams.items() if k not in _RUNTIME_RC}
 
 
 def fingerprints(names: Iterable[str] = PSEUDO_INPUTS) -> dict[str, str]:

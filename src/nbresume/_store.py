@@ -239,6 +239,17 @@ class _Cache(diskcache.Cache):  # type: ignore[misc]
             del self._local.con
 
 
+def _open_cache(path: Path) -> _Cache:
+    """diskcache's Cache over ``path``; a failed open closes the connections it made."""
+    cache = _Cache.__new__(_Cache)
+    try:
+        _Cache.__init__(cache, str(path), disk=_Disk, **SETTINGS)
+    except BaseException:
+        cache.close()  # NB. diskcache connects before it fails (a read-only store)
+        raise
+    return cache
+
+
 def _clean_settings(path: Path) -> None:
     """Remove Settings rows diskcache would act on that are not the ones nbresume gives it.
 
@@ -310,7 +321,7 @@ class Store:
         self._cache: Any
         try:
             _clean_settings(path)
-            self._cache = _Cache(str(path), disk=_Disk, **SETTINGS)
+            self._cache = _open_cache(path)
         except (OSError, diskcache.Timeout, Exception) as exc:
             # NB. diskcache writes its settings on every open: a store on a read-only share or
             # mount, or another user's copy, fails here even though its entries are readable
