@@ -269,3 +269,13 @@ def run_cell(shell: InteractiveShell) -> Callable[..., CellRun]:
         return CellRun(result, events)
 
     return run
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run ``nbresume ARGV`` in-process -> (exit status, stdout, stderr)."""
+    from nbresume.cli import main
+
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err

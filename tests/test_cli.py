@@ -25,22 +25,13 @@ from typing import Any
 import nbformat
 import pytest
 
-from conftest import CellRun, runs
+from conftest import CellRun, cli, runs
 from kernel_helpers import kernel_env, own_outputs, read_runs, stdout_of, wait_until
 from nbresume import StoreError, _store
 from nbresume._run import Report, cell_label, loads_extension
-from nbresume.cli import main
 
 RunCell = Callable[..., CellRun]
 BIN = Path(sys.executable).parent  # the venv's scripts: nbresume, papermill
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run ``nbresume ARGV`` in-process -> (exit status, stdout, stderr)."""
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error_line(err: str) -> str:

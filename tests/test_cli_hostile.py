@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from conftest import CellRun
+from conftest import CellRun, cli
 from nbresume.cli import main
 
 RunCell = Callable[..., CellRun]
@@ -23,14 +23,6 @@ FIT = "%%checkpoint fit\nmodel = lr * 10\nprint(f'model {model}')\n"
 
 # records of the wrong shape are ignored with a CheckpointWarning (shown, not an error here)
 pytestmark = pytest.mark.filterwarnings("default::nbresume.errors.CheckpointWarning")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run ``nbresume ARGV`` in-process -> (exit status, stdout, stderr)."""
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error_line(err: str) -> str:

@@ -23,9 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CellRun, runs
+from conftest import CellRun, cli, runs
 from nbresume import CheckpointWarning, StoreError, _serialize, _signing, _store
-from nbresume.cli import main as cli_main
 
 RunCell = Callable[..., CellRun]
 STORE = Path(".nbresume")
@@ -54,13 +53,6 @@ def quiet() -> Iterator[list[warnings.WarningMessage]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield caught
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = cli_main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def no_traceback(*texts: str) -> None:
