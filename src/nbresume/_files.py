@@ -17,15 +17,31 @@ __all__ = ["UnsafeTarget", "check_target", "creating", "replacing"]
 
 @contextlib.contextmanager
 def replacing(path: Path) -> Iterator[Path]:
-    """A temporary file beside ``path`` for the block to write; it replaces ``path`` at once when
-    the block ends without an error, and is removed otherwise."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """A new temporary file beside ``path`` for the block to write; it replaces ``path`` at once
+    when the block ends without an error, and is removed otherwise.
+
+    The temporary file is created exclusively under a random name (a link planted beside
+    ``path`` is never written through); ``path`` keeps its mode, a new file gets the umask's.
+    """
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0o077)  # NB. os.umask is the only way to read it
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 class UnsafeTarget(ValueError):

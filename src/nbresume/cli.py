@@ -914,8 +914,6 @@ def _write_config(path: Path, config: dict[str, Any], *, user: bool) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with replacing(path) as tmp:
             tmp.write_text(json.dumps(config, indent=2) + "\n")
-            with contextlib.suppress(FileNotFoundError):
-                tmp.chmod(path.stat().st_mode & 0o7777)
     except OSError as exc:
         hint = "" if user else "; try --user to change only your own profile"
         raise CliError(f"cannot write {str(path)!r}: {exc.strerror or exc}{hint}") from exc
