@@ -1,9 +1,10 @@
-# Everything a new machine with Python 3.10 or newer needs: `make demo`, `make test`, `make bench`.
+# Everything a new machine with Python 3.10 or newer needs: `make demo`, `make test`, `make bench`,
+# `make docs`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint browser node labextension bench compare clean
+.PHONY: setup demo test lint browser node labextension bench compare docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +69,15 @@ $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 # BENCH_ARGS=--full for the 1 GiB arrays of issue 9 (default 256 MiB)
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+$(VENV)/.docs-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+# The site (Sphinx + MyST, sources in docs/) into build/docs; any warning fails, and so does a
+# reference that does not resolve (-n). Nothing is fetched while building (no intersphinx).
+docs: $(VENV)/.docs-installed
+	$(BIN)/python -m sphinx -W --keep-going -n -q -b html docs build/docs
 
 # Each notebook plain vs every cell under %%checkpoint, then a restoring re-run (issue 15);
 # COMPARE=path/to/public.ipynb to try others

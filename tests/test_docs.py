@@ -1,0 +1,73 @@
+"""The docs tell the truth where a machine can check it: the public API's docstring examples run
+(they are on the docs site's API page), and every relative link in README.md and docs/ leads to a
+file of the checkout (GitHub shows them as they are). The site itself is built strict by
+`make docs` in CI (.ci/run), not here: it needs the docs extra."""
+
+from __future__ import annotations
+
+import doctest
+import re
+from pathlib import Path
+
+import pytest
+
+import nbresume
+
+REPO = Path(__file__).resolve().parent.parent
+# [text](target) and ![alt](target), outside code; the target up to a space, ')' or '#'
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s#]*)(#[^)\s]*)?\)")
+
+
+def test_public_docstring_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBRESUME_DIR", str(tmp_path / "store"))
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    tests = [
+        test
+        for name in nbresume.__all__
+        for test in finder.find(
+            getattr(nbresume, name), name, globs={"resumable": nbresume.resumable}
+        )
+        if test.examples
+    ]
+    assert {test.name for test in tests} >= {"resumable", "resumable.map"}
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0, f"{runner.failures} docstring example(s) failed; see stdout"
+
+
+def _prose(text: str) -> str:
+    """``text`` without fenced code blocks: a link inside one is an example, not a link."""
+    return re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+
+
+MARKDOWN = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("page", MARKDOWN, ids=lambda path: str(path.relative_to(REPO)))
+def test_relative_links_lead_to_files_of_the_checkout(page: Path) -> None:
+    broken = []
+    for target, _anchor in LINK.findall(_prose(page.read_text())):
+        if not target or re.match(r"[a-z]+:", target):  # an anchor on the page, or a URL
+            continue
+        if not (page.parent / target).exists():
+            broken.append(target)
+    assert not broken, f"{page.name} links to files that do not exist: {broken}"
+
+
+def test_readme_links_every_docs_page() -> None:
+    readme = (REPO / "README.md").read_text()
+    pages = {
+        path.name
+        for path in (REPO / "docs").glob("*.md")
+        if path.name not in ("index.md", "quickstart.md", "pypi.md")  # the site's own; PyPI's
+    }
+    linked = {Path(target).name for target, _ in LINK.findall(readme) if target.startswith("docs/")}
+    assert pages <= linked, f"docs pages the README does not link: {sorted(pages - linked)}"
+
+
+def test_pypi_description_has_no_relative_links() -> None:
+    # PyPI shows the long description on its own: a relative image or link would be broken there
+    text = _prose((REPO / "docs" / "pypi.md").read_text())
+    relative = [t for t, _ in LINK.findall(text) if t and not re.match(r"https?://", t)]
+    assert not relative, f"docs/pypi.md has relative links PyPI cannot follow: {relative}"
