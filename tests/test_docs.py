@@ -71,3 +71,57 @@ def test_pypi_description_has_no_relative_links() -> None:
     text = _prose((REPO / "docs" / "pypi.md").read_text())
     relative = [t for t, _ in LINK.findall(text) if t and not re.match(r"https?://", t)]
     assert not relative, f"docs/pypi.md has relative links PyPI cannot follow: {relative}"
+
+
+# -- every option and command is documented, where users look ------------------------------------
+
+COMMANDS_PAGE = REPO / "docs" / "commands.md"
+
+
+def test_every_checkpoint_option_is_in_the_help_and_on_the_commands_page() -> None:
+    from nbresume._magics import CHECKPOINT_DOC, _cell_parser
+
+    page = COMMANDS_PAGE.read_text()
+    options = [o for a in _cell_parser()._actions for o in a.option_strings]
+    assert options, "the parser has no options: this test would check nothing"
+    missing = [o for o in options if o not in CHECKPOINT_DOC or f"`{o}" not in page]
+    assert not missing, f"options missing from %%checkpoint? or docs/commands.md: {missing}"
+
+
+def test_the_help_states_the_adaptive_snapshot_default_of_resumable() -> None:
+    from nbresume._magics import CHECKPOINT_DOC
+    from nbresume.resumable import SNAPSHOT_BUDGET
+
+    (every,) = [line for line in CHECKPOINT_DOC.splitlines() if line.strip().startswith("--every")]
+    assert f"{SNAPSHOT_BUDGET:.0%}" in every, every
+    assert "10 s" not in every, every  # the policy before issue 14
+
+
+def test_every_line_command_is_on_the_commands_page() -> None:
+    from nbresume._commands import _COMMANDS, USAGE
+
+    page = COMMANDS_PAGE.read_text()
+    commands = {"status", "list", "clear", "dir", "hints", *_COMMANDS}
+    missing = [c for c in sorted(commands) if c not in USAGE or f"`{c}" not in page]
+    assert not missing, (
+        f"%checkpoint commands missing from its usage or docs/commands.md: {missing}"
+    )
+
+
+def test_every_cli_command_and_option_is_on_the_commands_page() -> None:
+    import argparse
+
+    from nbresume.cli import build_parser
+
+    page = COMMANDS_PAGE.read_text()
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = []
+    for name, command in sub.choices.items():
+        if f"nbresume {name}" not in page and f"| {name}" not in page:
+            missing.append(name)
+        for action in command._actions:
+            for option in action.option_strings:
+                if option not in ("-h", "--help", "--prefix") and option not in page:
+                    missing.append(f"{name} {option}")
+    assert not missing, f"not on docs/commands.md: {missing}"
