@@ -86,5 +86,5 @@ compare: setup
 	$(BIN)/python scripts/compare_notebook.py $(COMPARE)
 
 clean:
-	rm -rf $(VENV) .nbresume .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .nbresume .pytest_cache .mypy_cache .ruff_cache build/docs
 	rm -rf $(LAB)/node_modules $(LAB)/lib $(LAB)/dist $(LAB)/tsconfig.tsbuildinfo
