@@ -125,3 +125,15 @@ def test_every_cli_command_and_option_is_on_the_commands_page() -> None:
                 if option not in ("-h", "--help", "--prefix") and option not in page:
                     missing.append(f"{name} {option}")
     assert not missing, f"not on docs/commands.md: {missing}"
+
+
+def test_the_status_example_on_the_docs_site_matches_the_schema() -> None:
+    import json
+
+    import jsonschema
+
+    schema = json.loads((REPO / "docs" / "status.schema.json").read_text())
+    example = json.loads((REPO / "docs" / "status.example.json").read_text())
+    jsonschema.validate(
+        example, schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
