@@ -1,9 +1,10 @@
-# Everything a new machine with Python 3.10 or newer needs: `make demo`, `make test`, `make bench`.
+# Everything a new machine with Python 3.10 or newer needs: `make demo`, `make test`, `make bench`,
+# `make docs`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint browser node labextension bench compare clean
+.PHONY: setup demo test lint browser node labextension bench compare docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +70,15 @@ $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
+$(VENV)/.docs-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+# The site (Sphinx + MyST, sources in docs/) into build/docs; any warning fails, and so does a
+# reference that does not resolve (-n). Nothing is fetched while building (no intersphinx).
+docs: $(VENV)/.docs-installed
+	$(BIN)/python -m sphinx -W --keep-going -n -q -b html docs build/docs
+
 # Each notebook plain vs every cell under %%checkpoint, then a restoring re-run (issue 15);
 # COMPARE=path/to/public.ipynb to try others
 COMPARE ?= tests/notebooks/*.ipynb
@@ -76,5 +86,5 @@ compare: setup
 	$(BIN)/python scripts/compare_notebook.py $(COMPARE)
 
 clean:
-	rm -rf $(VENV) .nbresume .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .nbresume .pytest_cache .mypy_cache .ruff_cache build/docs
 	rm -rf $(LAB)/node_modules $(LAB)/lib $(LAB)/dist $(LAB)/tsconfig.tsbuildinfo

@@ -2,7 +2,8 @@
 
 Uses Debian's Chromium (``apt-get install chromium``; ``make browser`` does it as root) through
 playwright with ``executable_path``: nothing here downloads a browser. Saves
-build/screenshots/dashboard.png (untracked; docs/dashboard.png in the README is a copy of one).
+build/screenshots/dashboard.png (untracked; docs/dashboard.png, on the docs page of the dashboard,
+is a copy of one).
 """
 
 from __future__ import annotations

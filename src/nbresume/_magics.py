@@ -38,7 +38,8 @@ Options:
   --force        run even if a checkpoint matches, and overwrite it
   --no-deps      key on the source and NAME only (ignore input values)
   --exclude a,b  neither save nor fingerprint these variables (e.g. a DB connection)
-  --every N|Ns   snapshot loops every N items or N seconds (default: about every 10 s)
+  --every N|Ns   snapshot loops every N items or N seconds (default: as often as 2% of the
+                 loop's time allows: after every item when saving is cheap)
   --quiet        no notes
   --validate EX  the phase is done only if EX is true after the cell ran
   --continue     after fixing a cell whose loop was interrupted (error, Ctrl-C, dead kernel):

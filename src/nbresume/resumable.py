@@ -158,7 +158,8 @@ class resumable(Generic[T]):
         Any iterable: a list, a range, a generator, a file.
     key : callable, optional
         ``key(item)`` -> a hashable key that identifies an item across runs. Default: the item itself
-        for str, bytes, numbers, None, paths and tuples of those; else its position.
+        for str, bytes, numbers, None, paths and tuples of those (repeats counted by occurrence);
+        items of a set or frozenset by a fingerprint of their value; else its position.
     name : str, optional
         The loop's identity in its store outside a checkpoint cell, wherever it is called from;
         default: its notebook or script and the text of its ``for`` line.
@@ -177,8 +178,6 @@ class resumable(Generic[T]):
 
     Examples
     --------
-    >>> import tempfile, os
-    >>> os.environ["NBRESUME_DIR"] = tempfile.mkdtemp()
     >>> squares = []
     >>> for x in resumable(range(4), name="doctest-squares"):
     ...     squares.append(x * x)
@@ -628,8 +627,44 @@ class resumable(Generic[T]):
         executor: Any = None,
         desc: str | None = None,
     ) -> list[Any]:
-        """Apply ``fn`` to every item (in parallel with ``executor``), saving each result as it
-        arrives; a re-run computes only the missing ones. See `nbresume._map.resumable_map`."""
+        """Apply ``fn`` to every item (in parallel with ``executor``); results in input order.
+
+        Each result is saved by the calling process as it arrives (workers never touch the
+        store), so after a kernel death a re-run computes only the missing items. A result is
+        keyed by a fingerprint of its item and of ``fn``: a changed item or a changed function is
+        computed again. An item that raises does not stop the others: their results are kept, a
+        `CheckpointError` names the failed keys at the end, and a re-run retries only those.
+
+        Parameters
+        ----------
+        fn : callable
+            The function applied to each item; for a process pool it must be picklable, as for
+            ``executor.map``.
+        items : iterable
+            The items, read into a list first.
+        key : callable, optional
+            ``key(item)`` -> the item's key across runs. Default: the item itself for str, bytes,
+            numbers, None, paths and tuples of those, else a fingerprint of its value.
+        name : str, optional
+            The map's identity in its store; default: where it is called from (its notebook or
+            script and the text of its line).
+        executor : optional
+            A ``concurrent.futures`` executor (``ProcessPoolExecutor``, ``ThreadPoolExecutor``)
+            or a ``distributed.Client``; default: run in this process, one item after another.
+        desc : str, optional
+            Label of the progress bar.
+
+        Returns
+        -------
+        list
+            ``fn(item)`` for every item, in the order of ``items``.
+
+        Examples
+        --------
+        >>> from nbresume import resumable
+        >>> resumable.map(abs, [-1, 2, -3], name="doctest-abs")
+        [1, 2, 3]
+        """
         from ._map import resumable_map
 
         site = loop_identity(None, site_of(sys._getframe(1)))
