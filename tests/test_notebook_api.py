@@ -257,3 +257,22 @@ def test_every_phase_view_bundle_names_the_phase_and_its_store(
         assert {"text/plain", "text/html"} <= data.keys()
     assert [d[PHASE_MIME]["status"] for d in shown] == ["running", "done", "running"]
     assert shown[0][PHASE_MIME]["source"] == source_hash("x = 1")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "quoted"),
+    [
+        ({"store": "project/.nbresume", "name": "50%done", "mark": "pending"}, 404, "'50%done'"),
+        ({"store": "project/.nbresume", "name": "5%%d", "mark": "pending"}, 404, "'5%%d'"),
+        ({"store": "project/.nbresume", "name": "train", "mark": "sure%"}, 400, "'sure%'"),
+    ],
+)
+def test_error_messages_keep_percent_signs_as_written(
+    server: JupyterServer, body: dict[str, Any], status: int, quoted: str
+) -> None:
+    # NB. tornado doubles every % of a message given without arguments (it is a format string)
+    response = server.client().post("/nbresume/api/mark", body, token=True)
+    assert response.status == status, response
+    message = response.json()["message"]
+    assert quoted in message, message
+    assert message.count("%") == quoted.count("%"), message

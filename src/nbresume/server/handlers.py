@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from http.client import responses
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,6 +94,18 @@ class _Handler(APIHandler):
             raise tornado.web.HTTPError(503, str(exc)) from None
         return {"store": relative, "dir": _notebook_dir(relative), **view}
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """As `APIHandler`'s, with the message as written: tornado's ``log_message`` doubles
+        each ``%`` of a message raised without arguments (``%%%%checkpoint``)."""
+        exc = (kwargs.get("exc_info") or (None, None, None))[1]
+        if not isinstance(exc, tornado.web.HTTPError):
+            super().write_error(status_code, **kwargs)
+            return
+        self.set_header("Content-Type", "application/json")
+        message = exc.get_message() or responses.get(status_code, "Unknown HTTP Error")
+        self.log.warning("wrote error: %r", message)
+        self.finish(json.dumps({"message": message, "reason": exc.reason}))
+
     def _reply(self, body: dict[str, Any]) -> None:
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
@@ -136,7 +149,7 @@ class StoresHandler(_Handler):
                 view = await self._read(relative)
             except tornado.web.HTTPError as exc:  # vanished or unreadable since the search
                 stores.append(
-                    {"store": relative, "dir": _notebook_dir(relative), "error": exc.log_message}
+                    {"store": relative, "dir": _notebook_dir(relative), "error": exc.get_message()}
                 )
                 continue
             view["phases"] = len(view["phases"])
