@@ -15,6 +15,7 @@ Keys and what owns them::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -42,7 +43,7 @@ __all__ = [
 
 MAX_DEPTH = 6  # directory levels searched below the root for .nbresume stores
 MAX_DIRS = 20_000  # directories visited per search at most: a huge root must not stall the server
-SCAN_SECONDS = 5.0  # a search is reused this long; the page polls every 2 s
+SCAN_SECONDS = 60.0  # a full search at least this often (changes are seen at once: `StoreIndex`)
 # never hold notebooks
 SKIP_DIRS = frozenset(
     {"node_modules", "__pycache__", "site-packages", ".git", ".ipynb_checkpoints"}
@@ -74,7 +75,16 @@ def find_stores(
     Hidden directories (unless ``hidden``: Jupyter's ``allow_hidden``), ``node_modules`` and
     symbolic links are not entered; ``.git`` never.
     """
+    return _search(root, max_depth, max_dirs, hidden)[0]
+
+
+def _search(
+    root: Path, max_depth: int, max_dirs: int, hidden: bool
+) -> tuple[list[str], dict[str, int]]:
+    """`find_stores`, and the directories whose change could change its answer, with their
+    modification times: the folders searched and every ``.nbresume`` folder seen."""
     found: list[str] = []
+    watched: dict[str, int] = {}
     queue: deque[tuple[str, int]] = deque([(str(root), 0)])
     visited = 0
     while queue and visited < max_dirs:
@@ -83,10 +93,13 @@ def find_stores(
         try:
             with os.scandir(directory) as entries:
                 subdirs = [e for e in entries if e.is_dir(follow_symlinks=False)]
+            watched[directory] = os.stat(directory).st_mtime_ns
         except OSError:  # unreadable or vanished: not ours to report
             continue
         for entry in sorted(subdirs, key=lambda e: e.name):
             if entry.name == DEFAULT_DIR:
+                with contextlib.suppress(OSError):
+                    watched[entry.path] = entry.stat(follow_symlinks=False).st_mtime_ns
                 if os.path.isfile(os.path.join(entry.path, DB_FILE)):
                     found.append(Path(entry.path).relative_to(root).as_posix())
             elif (
@@ -95,7 +108,19 @@ def find_stores(
                 and entry.name not in SKIP_DIRS
             ):
                 queue.append((entry.path, depth + 1))
-    return sorted(found)
+    return sorted(found), watched
+
+
+def _changed(watched: dict[str, int]) -> bool:
+    """Whether a directory of a search got or lost an entry since (its mtime moved): a new
+    notebook folder, a new ``.nbresume``, its database created or deleted."""
+    for directory, mtime in watched.items():
+        try:
+            if os.stat(directory).st_mtime_ns != mtime:
+                return True
+        except OSError:
+            return True
+    return False
 
 
 def resolve_store(root: Path, relative: str) -> Path:
@@ -123,21 +148,27 @@ def resolve_store(root: Path, relative: str) -> Path:
 
 @dataclass
 class StoreIndex:
-    """`find_stores` under one root, reused for `SCAN_SECONDS`."""
+    """`find_stores` under one root, searched again as soon as one of the directories it looked
+    at changes (one ``stat`` each per request), and every `SCAN_SECONDS` whatever happens.
+
+    NB. a new store makes its parent folder's mtime move (a new ``.nbresume`` entry), then its
+    own (the database file): the next request after either lists it, with no waiting period.
+    """
 
     root: Path
     hidden: bool = False  # search hidden folders too (Jupyter's ContentsManager.allow_hidden)
     ttl: float = SCAN_SECONDS
     clock: Callable[[], float] = time.monotonic
     _found: list[str] = field(default_factory=list)
+    _watched: dict[str, int] = field(default_factory=dict)
     _when: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stores(self) -> list[str]:
         with self._lock:
             now = self.clock()
-            if self._when is None or now - self._when >= self.ttl:
-                self._found = find_stores(self.root, hidden=self.hidden)
+            if self._when is None or now - self._when >= self.ttl or _changed(self._watched):
+                self._found, self._watched = _search(self.root, MAX_DEPTH, MAX_DIRS, self.hidden)
                 self._when = now
             return list(self._found)
 

@@ -5,7 +5,7 @@
 (function () {
   const BASE = document.querySelector('meta[name="nbresume-base"]').content;
   const FAST = 1000; // ms between refreshes while a loop runs
-  const SLOW = 1500; // ms otherwise: a new run shows within 2 s (a new store within the scan's 5 s)
+  const SLOW = 1500; // ms otherwise: a new run or store shows within 2 s
   const HIDDEN = 15000; // ms while the tab is hidden
   const STALLED = 60; // s without a progress write before a running row says so
 
