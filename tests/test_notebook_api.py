@@ -276,3 +276,57 @@ def test_error_messages_keep_percent_signs_as_written(
     message = response.json()["message"]
     assert quoted in message, message
     assert message.count("%") == quoted.count("%"), message
+
+
+# -- marks ---------------------------------------------------------------------------------------
+
+
+def _with_a_version(store_dir: Path, name: str) -> None:
+    store = Store(store_dir)
+    try:
+        record = store.get_json(f"phase:{name}")
+        version = {"key": f"cell:{name}:00", "source_hash": "s", "inputs": {}, "created": 1.0,
+                   "duration": 2.0, "size": 0}  # fmt: skip
+        store.put_json(f"phase:{name}", {**record, "versions": [version]})
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("mark", ["pending", "done"])
+def test_a_mark_on_an_interrupted_phase_shows_until_it_runs_again(
+    tmp_path: Path, mark: str
+) -> None:
+    from nbresume import checkpoint
+    from nbresume._commands import phase_rows
+    from nbresume.server._dashboard import read_store
+    from nbresume.server._notebook import mark_group
+
+    simulate(tmp_path, "train", done=18, saved=[18], pid=dead_pid())
+    _with_a_version(tmp_path, "train")
+    assert read_store(tmp_path)["phases"][0]["status"] == "interrupted"
+    assert mark_group(tmp_path, "train", mark).startswith(f"marked 'train' {mark}")
+    checkpoint.phases.clear()  # as in a new kernel, which has run nothing yet
+
+    assert read_store(tmp_path)["phases"][0]["status"] == mark
+    assert read_notebook(tmp_path)["phases"][0]["status"] == mark
+    store = Store(tmp_path)
+    try:
+        assert [r["status"] for r in phase_rows(store)] == [mark]
+    finally:
+        store.close()
+    # it runs again (in a kernel that dies too): interrupted again, the mark is gone
+    simulate(tmp_path, "train", done=3, saved=[], pid=dead_pid())
+    assert read_store(tmp_path)["phases"][0]["status"] == "interrupted"
+
+
+def test_a_mark_does_not_hide_a_loop_running_in_a_live_kernel(tmp_path: Path) -> None:
+    from nbresume.server._dashboard import read_store
+
+    simulate(tmp_path, "train", done=3, saved=[2], pid=os.getpid())
+    store = Store(tmp_path)
+    try:
+        record = store.get_json("phase:train")
+        store.put_json("phase:train", {**record, "mark": "pending", "status": "pending"})
+    finally:
+        store.close()
+    assert read_store(tmp_path)["phases"][0]["status"] == "running"

@@ -108,11 +108,13 @@ def _kernel_status(
         return str(live.status)
     last = progress.get("status")  # the latest run's, whichever kernel ran it
     manual = _manual_status(record, progress)
-    if last == "running":
-        mine = progress.get("pid") == os.getpid()  # a previous kernel's, with a recycled pid
-        status = "running" if not mine and writer_alive(progress) else "interrupted"
-    elif manual is not None:
+    mine = progress.get("pid") == os.getpid()  # a previous kernel's, with a recycled pid
+    if last == "running" and not mine and writer_alive(progress):
+        status = "running"
+    elif manual is not None:  # NB. also over a run a dead kernel left "running": marked since
         status = manual
+    elif last == "running":
+        status = "interrupted"
     elif last in ("failed", "interrupted"):
         status = str(last)
     elif last is None and snapshot:  # a store without progress records

@@ -244,6 +244,9 @@ def _phase_row(
     running = progress.get("status") == "running" and writer_alive(progress, now)
     if running:
         status = "running"
+    elif record.get("mark") in ("pending", "done"):
+        # set by hand since the last run started (a run drops it): says what the next run does
+        status = str(record["mark"])
     elif progress.get("status") == "running":
         status = "interrupted"  # the kernel died in the middle (SIGKILL, OOM): nothing said so
     elif isinstance(record.get("status"), str):
