@@ -330,3 +330,26 @@ def test_a_mark_does_not_hide_a_loop_running_in_a_live_kernel(tmp_path: Path) ->
     finally:
         store.close()
     assert read_store(tmp_path)["phases"][0]["status"] == "running"
+
+
+# -- the progress record keeps up with the snapshots ----------------------------------------------
+
+
+def test_the_progress_record_is_written_with_every_snapshot(
+    shell: Any, run_cell: Any, tmp_path: Path
+) -> None:
+    def probe() -> tuple[Any, Any]:
+        """What a kill now would leave: the record's count, and the last snapshot's."""
+        with StoreReader(tmp_path / ".nbresume") as reader:
+            progress = reader.get_json("progress:lag") or {}
+        (row,) = read_notebook(tmp_path / ".nbresume")["phases"]
+        return progress.get("done"), row["saved"]
+
+    shell.user_ns["probe"] = probe
+    run = run_cell(
+        "%%checkpoint lag --every 1\nseen = []\nfor i in resumable(range(6)):\n"
+        "    seen.append(probe())\n"
+    )
+    assert run.error is None, run.error
+    seen = shell.user_ns["seen"]
+    assert seen[1:] == [(i, i) for i in range(1, 6)], seen

@@ -242,6 +242,10 @@ class CellLoops:
             run._log("snapshot", f"snapshot saved{why}: {done:,} items done", done=done, fold=fold)
         for active in self.loops:
             active.progress.last_snapshot = active.progress.clock()
+        if run.phase is not None:
+            # NB. now, not at the next once-a-second write: after a kill, the progress record
+            # says as many items as the snapshot a re-run resumes from
+            run._write_progress(run.phase)
         return time.perf_counter() - start
 
     def _live(self, boundary: Any) -> set[str]:
