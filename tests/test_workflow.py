@@ -585,13 +585,39 @@ def test_the_store_path_is_told_once_per_kernel_with_a_temporary_directory_warni
     assert where not in second.note_text
     assert "reboot" not in second.note_text
 
-    checkpoint._told_store.clear()  # a new kernel: its first note, a hit, names the store
+    checkpoint._told_store.clear()  # a new kernel: its first checkpoint, a hit, names the store
     hit = run_cell("%%checkpoint alpha\ntick()\na = 1\n")
     (note,) = notes_of(hit, "restored")
-    assert where in note.data["text/plain"]
-    assert "will not survive a reboot" in note.data["text/plain"]
-    assert "\n" not in note.data["text/plain"]
+    assert where not in note.data["text/plain"]  # told apart, in notes of its own
+    assert "reboot" not in note.data["text/plain"]
+    told = "\n".join(n.data["text/plain"] for n in notes_of(hit, "store"))
+    assert where in told
+    assert "will not survive a reboot" in told
     assert where not in run_cell("%%checkpoint beta\ntick()\nb = 1\n").note_text
+
+
+def test_notes_fit_one_line_of_a_cell_and_the_store_is_told_in_notes_of_its_own(
+    tmp_path: Path, run_cell: RunCell
+) -> None:
+    long = tmp_path / ("a-rather-long-project-folder-name-" * 3) / ".nbresume"
+    assert run_cell(f"%checkpoint dir {long}").error is None
+    loop = "%%checkpoint sweep --every 1\nfor i in resumable(range(4)):\n    tick(i)\n"
+    runs = [run_cell("%%checkpoint prep\ntick()\nx = 1\n"), run_cell(loop)]
+    checkpoint._told_store.clear()  # a new kernel
+    runs += [run_cell("%%checkpoint prep\ntick()\nx = 1\n"), run_cell("x = 2")]
+    runs.append(run_cell("%%checkpoint prep\ntick()\ny = x\n"))  # an input changed
+    checkpoint._told_store.clear()
+    runs.append(run_cell("%%checkpoint prep\ntick()\ny = x + 1\n"))  # its source changed
+    kinds = [notes_of(r, "store") for r in runs]
+    assert [len(k) for k in kinds] == [2, 0, 2, 0, 0, 2]  # where, then the /tmp warning
+    for run in runs:
+        for note in (n for n in run.notes if "kind" in n.metadata["nbresume"]):  # not views
+            text = note.data["text/plain"]
+            assert "\n" not in text
+            if note.metadata["nbresume"].get("kind") != "store":
+                assert str(long) not in text, text
+                assert "reboot" not in text, text
+                assert len(text) <= 100, text
 
 
 def test_a_store_outside_temporary_directories_gets_no_warning(tmp_path: Path) -> None:

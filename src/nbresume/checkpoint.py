@@ -691,21 +691,20 @@ class CheckpointRun:
     def _notify(self, kind: str, text: str, data: dict[str, Any]) -> None:
         if self.options.quiet:
             return
-        where = str(self.store.path)
-        if where not in _told_store:
-            _told_store.add(where)
-            text = f"{text} (store: {where}{temporary_warning(self.store.path)})"
         self.notify(Note(kind, self.name, text, data))
+        self._tell_store()
 
     def _tell_store(self) -> None:
         """The first checkpoint of a kernel says where the store is, also when nothing else is
-        said (a first run)."""
+        said (a first run); in notes of its own, so that the others fit one line of a cell."""
         where = str(self.store.path)
         if self.options.quiet or where in _told_store:
             return
         _told_store.add(where)
-        text = f"checkpoints go to {where}{temporary_warning(self.store.path)}"
-        self.notify(Note("store", self.name, text, {"store": where}))
+        self.notify(Note("store", self.name, f"checkpoints go to {where}", {"store": where}))
+        warning = temporary_warning(self.store.path)
+        if warning:
+            self.notify(Note("store", self.name, warning, {"store": where, "temporary": True}))
 
     # -- LoopHost: the loops of this run live in `_loophost.CellLoops` ---------------------------
 
