@@ -210,3 +210,40 @@ for i in resumable(range(100), desc="items"):
     items = row(text, "sweep")
     assert items[1] == "interrupted"
     assert any(part.endswith("/100") for part in items), text
+
+
+def test_status_the_command_line_the_dashboard_and_the_api_agree_on_sizes(
+    run_cell: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import cli
+    from nbresume._progress import format_size
+    from nbresume.server._dashboard import read_store
+    from nbresume.server._notebook import read_notebook
+
+    cells = [
+        "%%checkpoint small\nx = 1\n",  # kept in the database row
+        "%%checkpoint big\nblob = bytes(100_000)\n",  # in a value file
+        "%%checkpoint big\nblob = bytes(100_001)\n",  # a second version of it
+        "%%checkpoint halted --every 1\nfor i in resumable(range(5)):\n"
+        "    if i == 3:\n        raise ValueError('stop')\n",  # a snapshot, no version
+    ]
+    for cell in cells:
+        run_cell(cell)
+    restart(None)
+    store = tmp_path / ".nbresume"
+    sizes = {row["name"]: row["size"] for row in read_store(store)["phases"]}
+    assert sizes.keys() == {"small", "big", "halted"}
+    assert all(size > 0 for size in sizes.values()), sizes
+    assert sizes["big"] > 200_000  # both versions count: they are both on disk
+    assert {row["name"]: row["size"] for row in read_notebook(store)["phases"]} == sizes
+
+    text, _ = status(run_cell)
+    code, out, _ = cli(capsys, "status")
+    assert code == 0
+    code, document, _ = cli(capsys, "status", "--json")
+    assert code == 0
+    in_json = {row["name"]: row["size"] for row in json.loads(document)["phases"]}
+    assert in_json == sizes
+    for name, size in sizes.items():
+        assert " ".join(row(text, name)[-2:]) == format_size(size), (name, text)
+        assert " ".join(row(out, name)[-2:]) == format_size(size), (name, out)

@@ -68,7 +68,8 @@ def phase_rows(
         elif kind == "progress":
             record = store.get_json(key, {})
             progress[name] = record if isinstance(record, dict) else {}
-    rows = []
+    sizes = _row_sizes(store)
+    rows: list[dict[str, Any]] = []
     for name in records.keys() | snapshots | progress.keys():
         record = records.get(name, {})
         versions = record.get("versions") or []
@@ -93,12 +94,21 @@ def phase_rows(
                 "last_run": record.get("updated") or progress.get(name, {}).get("updated"),
                 "duration": latest.get("duration"),
                 "loops": loops,
-                "size": latest.get("size", 0),
+                "size": sizes.get(("phase", name), 0) + sizes.get(("loop", name), 0),
                 "versions": len(versions),
             }
         )
     rows.sort(key=lambda r: (-(r["last_run"] or 0), r["name"]))
     return rows
+
+
+def _row_sizes(store: _store.Store) -> dict[tuple[str, str], int]:
+    """`_sizes.row_sizes` of the store: the sizes the dashboard and ``nbresume status`` print."""
+    from ._sizes import row_sizes
+    from ._storeread import StoreReader
+
+    with StoreReader(store.path) as reader:
+        return row_sizes(reader.rows())
 
 
 def _kernel_status(

@@ -3,14 +3,8 @@
 No Jupyter here (handlers.py is the HTTP edge). Stores are read through `StoreReader`, sqlite's
 read-only mode, so looking at the store of a running loop never blocks, waits for or writes to it;
 signed entries are listed from their database rows and never read. Clearing a phase is the one
-write, through `Store.delete`, as ``%checkpoint clear`` does.
-
-Keys and what owns them::
-
-    phase:NAME  progress:NAME  events:NAME  cell:NAME:HASH  snap:NAME:HASH
-    map:cell:NAME:HASH:...                     phase NAME
-    loop:NAME                                  the saved done keys of a loop outside a cell
-    map:HOST:ID:N                              results of a resumable.map outside a cell
+write, through `Store.delete`, as ``%checkpoint clear`` does. Which row a key belongs to, and
+a row's size, are `_sizes`'s (one answer for every view).
 """
 
 from __future__ import annotations
@@ -27,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .._host import writer_alive
+from .._sizes import owner, row_sizes
 from .._store import DB_FILE, DEFAULT_DIR, EntryInfo, Store, StoreReader
 from ..errors import NbresumeError
 
@@ -180,25 +175,6 @@ class StoreIndex:
 # -- reading one store ----------------------------------------------------------------------------
 
 
-def owner(key: str) -> tuple[str, str] | None:
-    """``(kind, name)`` of the row a key belongs to (see the module docstring), or None."""
-    prefix, _, rest = key.partition(":")
-    kind, name = "phase", ""
-    if prefix in ("phase", "progress", "events"):  # events: the phase's log
-        name = rest
-    elif prefix in ("cell", "snap"):
-        name = rest.rpartition(":")[0]
-    elif prefix == "loop":
-        kind, name = "loop", rest
-    elif prefix == "map":
-        series = rest.rpartition(":")[0]  # without the chunk number
-        if series.startswith("cell:"):
-            name = series[len("cell:") :].split(":")[0]
-        else:
-            kind, name = "map", series
-    return (kind, name) if name else None
-
-
 def _number(value: Any) -> float | None:
     """A finite number from a record, else None (records are written by other processes)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -276,7 +252,7 @@ def _phase_row(
         ),
         "duration": _number(versions[0].get("duration")) if versions else None,
         "versions": len(versions),
-        "size": sum(info.size for info in infos),
+        "size": row_sizes(infos).get(("phase", name), 0),
         "last_snapshot": last_snapshot if (running or snapshot) else None,
         "snapshot_size": snapshot.size if snapshot else None,
         "progress": _progress_view(progress) if progress else None,
@@ -296,7 +272,7 @@ def _other_row(kind: str, name: str, infos: list[EntryInfo]) -> dict[str, Any]:
         "updated": last,
         "duration": None,
         "versions": 0,
-        "size": sum(info.size for info in infos),
+        "size": row_sizes(infos).get((kind, name), 0),
         "last_snapshot": last,
         "snapshot_size": None,
         "progress": None,
