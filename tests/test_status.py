@@ -247,3 +247,32 @@ def test_status_the_command_line_the_dashboard_and_the_api_agree_on_sizes(
     for name, size in sizes.items():
         assert " ".join(row(text, name)[-2:]) == format_size(size), (name, text)
         assert " ".join(row(out, name)[-2:]) == format_size(size), (name, out)
+
+
+def test_a_restored_phase_keeps_its_loop_progress_in_every_view(
+    run_cell: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import cli
+    from nbresume.server._dashboard import read_store
+    from nbresume.server._notebook import read_notebook
+
+    assert run_cell(SWEEP).error is None
+    restart(None)
+    again = run_cell(SWEEP)
+    assert again.error is None
+    assert any(n.metadata["nbresume"].get("kind") == "restored" for n in again.notes)
+    text, _ = status(run_cell)
+    assert row(text, "sweep")[1] == "restored"
+    assert "10/10" in " ".join(row(text, "sweep")), text
+    store = tmp_path / ".nbresume"
+    for view in (read_store(store), read_notebook(store)):
+        (phase,) = view["phases"]
+        assert phase["status"] == "restored"
+        assert (phase["progress"]["done"], phase["progress"]["total"]) == (10, 10)
+        ((loop),) = phase["progress"]["loops"]
+        assert (loop["desc"], loop["done"], loop["total"]) == ("items", 10, 10)
+    code, out, _ = cli(capsys, "status")
+    assert code == 0
+    assert "10/10" in " ".join(row(out, "sweep")), out
+    restart(None)  # and in the next kernel, before anything runs
+    assert "10/10" in " ".join(row(status(run_cell)[0], "sweep"))

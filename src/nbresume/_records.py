@@ -26,6 +26,7 @@ _VERSION = {
     "duration": _OPTIONAL_NUMBER,
     "size": _OPTIONAL_INT,
     "reason": _OPTIONAL_STR,
+    "loops": (list, type(None)),  # each checked where it is read (`_history.restored_loops`)
 }
 _PHASE = {
     "name": _OPTIONAL_STR,

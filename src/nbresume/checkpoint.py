@@ -33,7 +33,16 @@ from ._capture import (
     strip_for_replay,
 )
 from ._gate import check_expression, check_gate
-from ._history import FIRST_RUN, Version, history_limit, log_event, promote, push_version
+from ._history import (
+    FIRST_RUN,
+    Version,
+    history_limit,
+    log_event,
+    loop_summary,
+    promote,
+    push_version,
+    restored_loops,
+)
 from ._host import LoopState
 from ._keys import (
     BUDGET_SECONDS,
@@ -289,6 +298,8 @@ class CheckpointRun:
             lambda o: emit_execute_result(self.shell, o["data"], o["metadata"], result),
         )
         phase = phases[self.name] = PhaseProgress(self.name, status="restored")
+        for loop in restored_loops(version):  # 40/40 in every view, as after the run
+            phase.loops.append(loop)
         phase.finish("restored")
         with self._writing():  # NB. one transaction: a hit pays for one commit
             # NB. read again inside it: another kernel may have saved a version since `lookup`
@@ -633,8 +644,16 @@ class CheckpointRun:
             self._warn_store(StoreError(f"could not write to {str(self.store.path)!r}: {exc}"))
 
     def _save_record(self, duration: float, size: int, key: str) -> None:
+        phase = phases.get(self.name)
         version = Version(
-            key, self.source_hash, self.inputs, self.started, duration, size, self.why
+            key,
+            self.source_hash,
+            self.inputs,
+            self.started,
+            duration,
+            size,
+            self.why,
+            loop_summary(phase.loops) if phase is not None and phase.loops else None,
         )
         with self._writing():
             record = self._phase_record()
