@@ -878,3 +878,67 @@ def test_a_gate_failing_after_a_resumed_loop_caches_nothing_until_marked_done(
     assert kernel.eval("rows") == repr(list(range(12)))
     assert kernel.eval("bad") == "[3, 7, 11]"
     assert stdout_of(own_outputs(hit)) == "12 rows\n"
+
+
+# -- 10. durations add up across kernels ------------------------------------------------------
+
+RESUMED = """%%checkpoint sweep --every 1 --exclude clock,crash
+for i in resumable(range(6)):
+    clock.advance(5)
+    crash(i)
+"""
+
+
+def new_kernel() -> None:
+    """What a kernel death and a new kernel do to nbresume's in-memory state."""
+    checkpoint.phases.clear()
+    checkpoint._told_store.clear()
+
+
+@pytest.mark.parametrize(("deaths", "said"), [([2], "resumed once"), ([2, 4], "resumed 2 times")])
+def test_a_resumed_run_reports_its_time_in_every_kernel_and_how_often_it_resumed(
+    *,
+    clock: Clock,
+    run_cell: RunCell,
+    shell: InteractiveShell,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    deaths: list[int],
+    said: str,
+) -> None:
+    from nbresume.server._dashboard import read_store
+
+    monkeypatch.setattr(checkpoint, "wall_clock", lambda: 1.7e9 + clock.now)
+    pending = list(deaths)
+
+    def crash(i: int) -> None:  # the kernel dies in item i: what it did in it is lost
+        if pending and i == pending[0]:
+            pending.pop(0)
+            raise KeyboardInterrupt
+
+    shell.user_ns["crash"] = crash
+    for _ in deaths:
+        assert isinstance(run_cell(RESUMED).error, KeyboardInterrupt)
+        new_kernel()
+    last = run_cell(RESUMED)
+    assert last.error is None, last.error
+    assert "resuming" in [n.metadata["nbresume"].get("kind") for n in last.notes], last.note_text
+    # each kernel's time up to its last snapshot, then the last one's: 6 items of 5 s
+    (version,) = versions("sweep")
+    assert version["duration"] == pytest.approx(30.0)
+    assert version["resumes"] == len(deaths)
+    new_kernel()
+    (note,) = notes_of(run_cell(RESUMED), "restored")
+    assert note.data["text/plain"].endswith(f"ran 30s, {said}"), note.data["text/plain"]
+    history = shown(run_cell("%checkpoint history sweep"))
+    assert said in history, history
+    assert "first run" not in history, history
+    status_text = shown(run_cell("%checkpoint status"))
+    assert re.search(r"^sweep\s+restored\s+\S+ \S+\s+30s\s", status_text, re.MULTILINE), status_text
+    (row,) = read_store(Path(".nbresume").absolute())["phases"]
+    assert (row["duration"], row["resumes"]) == (pytest.approx(30.0), len(deaths))
+    code, out, _ = cli(capsys, "status", "--json")
+    assert code == 0
+    (phase,) = json.loads(out)["phases"]
+    assert (phase["duration"], phase["resumes"]) == (pytest.approx(30.0), len(deaths))
+    assert phase["history"][0]["reason"] == said

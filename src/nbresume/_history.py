@@ -46,6 +46,8 @@ __all__ = [
     "promote",
     "push_version",
     "restored_loops",
+    "resumed_text",
+    "run_reason",
     "version_reason",
 ]
 
@@ -95,6 +97,8 @@ class Version:
     reason: str | None = None  # why it was run: "first run", "input 'lr' changed", ...
     # its top-level loops as they ended ({"desc", "done", "total"}): a restore shows them again
     loops: list[dict[str, Any]] | None = None
+    resumes: int = 0  # kernels that took the run over from a snapshot (duration adds them up)
+    finished: float | None = None  # when it completed (epoch seconds)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Version:
@@ -102,6 +106,30 @@ class Version:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def resumed_text(resumes: int) -> str:
+    """``resumed once``, ``resumed 3 times``.
+
+    Examples
+    --------
+    >>> resumed_text(1), resumed_text(2)
+    ('resumed once', 'resumed 2 times')
+    """
+    return "resumed once" if resumes == 1 else f"resumed {resumes} times"
+
+
+def run_reason(why: str, resumes: int) -> str:
+    """Why a run ran, and how often it resumed: never "first run" for a resumed run.
+
+    Examples
+    --------
+    >>> run_reason(FIRST_RUN, 0), run_reason(FIRST_RUN, 1), run_reason("forced", 2)
+    ('first run', 'resumed once', 'forced, resumed 2 times')
+    """
+    if not resumes:
+        return why
+    return resumed_text(resumes) if why == FIRST_RUN else f"{why}, {resumed_text(resumes)}"
 
 
 def loop_summary(loops: Iterable[Any], keep: int = 3) -> list[dict[str, Any]]:

@@ -224,6 +224,7 @@ class CellLoops:
             "parents": parents,
             "resume_at": None if loop is None else loop.loop_id,
             "reason": reason,
+            "run": run.run_info(),  # its time so far, for the kernel that resumes it
         }
         pickled, failures = dumps_namespace(run._variables(), extra, run.tracker.pickler())
         run._warn_unsaved(failures)

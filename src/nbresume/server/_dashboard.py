@@ -182,12 +182,18 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _count(value: Any) -> int:
+    """A count from a record (``resumes``), 0 if it has none or a wrong one."""
+    return value if type(value) is int and value > 0 else 0
+
+
 PROGRESS_FIELDS = ("done", "total", "skipped", "rate", "eta", "elapsed", "last_snapshot")
 
 
 def _progress_view(progress: dict[str, Any]) -> dict[str, Any]:
     view: dict[str, Any] = {k: _number(progress.get(k)) for k in PROGRESS_FIELDS}
     view["updated"] = _number(progress.get("updated"))
+    view["resumes"] = _count(progress.get("resumes"))  # of the run under way or interrupted
     view["started"] = _number(progress.get("started"))
     loops = progress.get("loops")
     view["loops"] = [
@@ -251,6 +257,7 @@ def _phase_row(
             default=max(info.stored for info in infos),
         ),
         "duration": _number(versions[0].get("duration")) if versions else None,
+        "resumes": _count(versions[0].get("resumes")) if versions else 0,
         "versions": len(versions),
         "size": row_sizes(infos).get(("phase", name), 0),
         "last_snapshot": last_snapshot if (running or snapshot) else None,
@@ -271,6 +278,7 @@ def _other_row(kind: str, name: str, infos: list[EntryInfo]) -> dict[str, Any]:
         "resumable": True,
         "updated": last,
         "duration": None,
+        "resumes": 0,
         "versions": 0,
         "size": row_sizes(infos).get((kind, name), 0),
         "last_snapshot": last,

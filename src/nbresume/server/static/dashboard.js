@@ -146,6 +146,11 @@
     return el("td", { class: "progress" }, bar, el("div", { class: "progress-text" }, parts.join(" · ")));
   }
 
+  function runTime(p) {
+    // the run's time in every kernel (elapsed at the last progress write), and since that write
+    return p.elapsed === null ? now() - p.started : p.elapsed + Math.max(0, now() - (p.updated || now()));
+  }
+
   function lastRun(row) {
     // a running phase: when it started; otherwise when it last finished (or failed)
     const started = row.running && row.progress ? row.progress.started : null;
@@ -175,7 +180,7 @@
       progressCell(row),
       el("td", { class: "num snapshot", title: when(row.last_snapshot) }, row.last_snapshot ? age(row.last_snapshot) : "–"),
       lastRun(row),
-      el("td", { class: "num" }, duration(running ? now() - started : row.duration)),
+      el("td", { class: "num" }, duration(running ? runTime(row.progress) : row.duration)),
       el("td", { class: "num" }, size(row.size)),
       el("td", {}, button)
     );
