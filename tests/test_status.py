@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from kernel_helpers import KernelPool, notes, read_runs, wait_until
+from kernel_helpers import KernelPool, note_kinds, notes, read_runs, wait_until
 from nbresume import checkpoint
 
 FIRST = """\
@@ -276,3 +276,55 @@ def test_a_restored_phase_keeps_its_loop_progress_in_every_view(
     assert "10/10" in " ".join(row(out, "sweep")), out
     restart(None)  # and in the next kernel, before anything runs
     assert "10/10" in " ".join(row(status(run_cell)[0], "sweep"))
+
+
+SLOW_SWEEP = """\
+%%checkpoint sweep --every 1
+import time
+for i in resumable(range(40), desc="items"):
+    with open("runs.txt", "a") as f:
+        f.write(f"{i}\\n")
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("stop", ["sigkill", "kernel-menu-restart"])
+def test_a_loop_stopped_by_a_kill_or_a_restart_shows_interrupted_then_resumes_once(
+    kernels: KernelPool, stop: str
+) -> None:
+    from nbresume._store import StoreReader
+    from nbresume.server._notebook import read_notebook
+
+    kernel = kernels.start()
+    kernel.run("%load_ext nbresume")
+    kernel.submit(SLOW_SWEEP)
+    runs = kernel.workdir / "runs.txt"
+    assert wait_until(lambda: len(read_runs(runs)) >= 10, 60), "the loop did not run"
+    if stop == "sigkill":
+        kernel.kill()
+        kernel.restart()
+    else:  # JupyterLab's Kernel > Restart: SIGINT, shutdown_request, SIGTERM, SIGKILL
+        kernel.restart(now=False)
+    store = kernel.workdir / ".nbresume"
+    (phase,) = read_notebook(store)["phases"]
+    assert phase["status"] == "interrupted", phase
+    with StoreReader(store) as reader:
+        progress = reader.get_json("progress:sweep")
+    assert phase["saved"] is not None
+    assert progress["done"] == phase["saved"], (progress["loops"], phase)  # kept up
+    assert phase["saved"] >= 9  # 10 items started
+
+    kernel.run("%load_ext nbresume")
+    (shown,) = notes(kernel.run("%checkpoint status"))
+    assert row(shown["data"]["text/plain"], "sweep")[1] == "interrupted"
+    resumed = kernel.run(SLOW_SWEEP)
+    assert "resuming" in note_kinds(resumed)
+    kernel.restart()
+    kernel.run("%load_ext nbresume")
+    restored = kernel.run(SLOW_SWEEP)
+    (note,) = [n for n in notes(restored) if n["metadata"]["nbresume"].get("kind") == "restored"]
+    assert note["data"]["text/plain"].endswith(", resumed once"), note
+    (history,) = notes(kernel.run("%checkpoint history sweep"))
+    assert "resumed once" in history["data"]["text/plain"]
+    assert "first run" not in history["data"]["text/plain"]
