@@ -353,3 +353,39 @@ def test_the_progress_record_is_written_with_every_snapshot(
     assert run.error is None, run.error
     seen = shell.user_ns["seen"]
     assert seen[1:] == [(i, i) for i in range(1, 6)], seen
+
+
+# -- history, for the sidebar -----------------------------------------------------------------
+
+
+def test_each_phase_carries_its_history_as_percent_checkpoint_history_prints_it(
+    shell: Any, run_cell: Any, tmp_path: Path
+) -> None:
+    from nbresume._progress import format_duration, format_size, format_when
+
+    shell.user_ns["x"] = 1
+    assert run_cell("%%checkpoint prep\ny = x * 2\n").error is None
+    shell.user_ns["x"] = 2
+    assert run_cell("%%checkpoint prep\ny = x * 2\n").error is None
+    printed = run_cell("%checkpoint history prep").notes[0].data["text/plain"]
+    (row,) = read_notebook(tmp_path / ".nbresume")["phases"]
+    history = row["history"]
+    assert [v["number"] for v in history] == [1, 2]
+    assert [v["reason"] for v in history] == ["input 'x' changed", "first run"]
+    assert [v["rollback"] for v in history] == [None, "%checkpoint rollback prep 2"]
+    assert [v["current"] for v in history] == [True, False]
+    lines = printed.splitlines()[1:]
+    for version, line in zip(history, lines, strict=True):
+        assert line.split()[0] == f"#{version['number']}"
+        assert format_when(version["created"]) in line
+        assert f"ran {format_duration(version['duration'])}" in line
+        assert format_size(version["size"]) in line
+        assert line.endswith(version["reason"])
+    assert run_cell(history[1]["rollback"]).error is None  # the command works as given
+    assert shell.user_ns["y"] == 2
+
+
+def test_the_notebook_endpoint_gives_each_phase_its_history(server: JupyterServer) -> None:
+    response = server.client().get(notebook_path(), token=True)
+    (row,) = response.json()["phases"]
+    assert row["history"] == []  # interrupted before any version completed

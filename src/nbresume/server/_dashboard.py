@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shlex
 import threading
 import time
 from collections import deque
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .._history import version_reason
 from .._host import writer_alive
 from .._sizes import owner, row_sizes
 from .._store import DB_FILE, DEFAULT_DIR, EntryInfo, Store, StoreReader
@@ -259,11 +261,32 @@ def _phase_row(
         "duration": _number(versions[0].get("duration")) if versions else None,
         "resumes": _count(versions[0].get("resumes")) if versions else 0,
         "versions": len(versions),
+        "history": history_rows(name, versions),
         "size": row_sizes(infos).get(("phase", name), 0),
         "last_snapshot": last_snapshot if (running or snapshot) else None,
         "snapshot_size": snapshot.size if snapshot else None,
         "progress": _progress_view(progress) if progress else None,
     }
+
+
+def history_rows(name: str, versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A phase's kept versions as ``%checkpoint history NAME`` lists them, #1 the current one,
+    each with the exact command that makes it current again (None for #1)."""
+    return [
+        {
+            "number": number,
+            "current": number == 1,
+            "created": _number(version.get("created")),
+            "duration": _number(version.get("duration")),
+            "size": _count(version.get("size")),
+            "reason": version_reason(versions, number - 1),
+            "resumes": _count(version.get("resumes")),
+            "rollback": None
+            if number == 1
+            else f"%checkpoint rollback {shlex.quote(name)} {number}",
+        }
+        for number, version in enumerate(versions, 1)
+    ]
 
 
 def _other_row(kind: str, name: str, infos: list[EntryInfo]) -> dict[str, Any]:
@@ -280,6 +303,7 @@ def _other_row(kind: str, name: str, infos: list[EntryInfo]) -> dict[str, Any]:
         "duration": None,
         "resumes": 0,
         "versions": 0,
+        "history": [],
         "size": row_sizes(infos).get((kind, name), 0),
         "last_snapshot": last,
         "snapshot_size": None,

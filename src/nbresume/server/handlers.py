@@ -158,7 +158,24 @@ class StoresHandler(_Handler):
 
 
 class PhasesHandler(_Handler):
-    """``GET /nbresume/api/phases?store=REL``: the rows of one store."""
+    """``GET /nbresume/api/phases?store=REL``: the rows of one store.
+
+    ``{"store", "dir", "size", "running", "updated", "phases": [ROW, ...]}``; each ROW (times
+    are epoch seconds, sizes bytes, durations seconds):
+
+    - ``kind`` phase | loop | map, ``name``, ``notebook``, ``status``, ``running``, ``resumable``,
+      ``updated``, ``last_snapshot``, ``snapshot_size``, ``versions``;
+    - ``size``: every entry the row owns (`nbresume._sizes`), as ``%checkpoint status`` and
+      ``nbresume status`` print it;
+    - ``duration``: how long the current version ran, over every kernel that ran it; ``resumes``:
+      how often that run was resumed from a snapshot in a new kernel (0: never);
+    - ``progress``: the latest run's loop figures (``done``, ``total``, ``skipped``, ``rate``,
+      ``eta``, ``elapsed`` over every kernel, ``resumes``, ``started``, ``updated``, ``loops``),
+      kept for a restored phase; None if no loop ran;
+    - ``history``: the kept versions as ``%checkpoint history NAME`` lists them, #1 current:
+      ``{"number", "current", "created", "duration", "size", "reason", "resumes", "rollback"}``,
+      ``rollback`` being the command that makes it current again (None for #1).
+    """
 
     @tornado.web.authenticated
     @authorized
@@ -209,7 +226,11 @@ class ClearHandler(_Handler):
 
 class NotebookHandler(_Handler):
     """``GET /nbresume/api/notebook?path=NB[&dir=ABS]``: the phases of a notebook's store (the
-    JupyterLab extension's cell view, badges and sidebar); no store yet is an empty list."""
+    JupyterLab extension's cell view, badges and sidebar); no store yet is an empty list.
+
+    Rows as `PhasesHandler`'s, with ``saved`` for running, interrupted and failed phases: the
+    items in the last snapshot (what a re-run resumes from), None when unknown.
+    """
 
     @tornado.web.authenticated
     @authorized
