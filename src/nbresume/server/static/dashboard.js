@@ -146,6 +146,12 @@
     return el("td", { class: "progress" }, bar, el("div", { class: "progress-text" }, parts.join(" · ")));
   }
 
+  function resumedText(resumes) {
+    // a run resumed from a snapshot in a new kernel: its duration adds up every kernel's time
+    if (!resumes) return "";
+    return "in every kernel that ran it: resumed " + (resumes === 1 ? "once" : resumes + " times");
+  }
+
   function runTime(p) {
     // the run's time in every kernel (elapsed at the last progress write), and since that write
     return p.elapsed === null ? now() - p.started : p.elapsed + Math.max(0, now() - (p.updated || now()));
@@ -180,7 +186,11 @@
       progressCell(row),
       el("td", { class: "num snapshot", title: when(row.last_snapshot) }, row.last_snapshot ? age(row.last_snapshot) : "–"),
       lastRun(row),
-      el("td", { class: "num" }, duration(running ? runTime(row.progress) : row.duration)),
+      el(
+        "td",
+        { class: "num", title: resumedText(running ? row.progress.resumes : row.resumes) },
+        duration(running ? runTime(row.progress) : row.duration)
+      ),
       el("td", { class: "num" }, size(row.size)),
       el("td", {}, button)
     );
