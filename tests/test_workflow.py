@@ -917,8 +917,13 @@ def test_a_resumed_run_reports_its_time_in_every_kernel_and_how_often_it_resumed
             raise KeyboardInterrupt
 
     shell.user_ns["crash"] = crash
-    for _ in deaths:
+    for died in range(len(deaths)):
         assert isinstance(run_cell(RESUMED).error, KeyboardInterrupt)
+        (dead,) = read_store(Path(".nbresume").absolute())["phases"]
+        assert dead["status"] == "interrupted"
+        # the API's figures for the unfinished run: its resumes, its time in every kernel
+        assert dead["progress"]["resumes"] == died
+        assert dead["progress"]["elapsed"] >= 10 * died  # 2 items of 5 s per earlier kernel
         new_kernel()
     last = run_cell(RESUMED)
     assert last.error is None, last.error
