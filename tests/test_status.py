@@ -269,6 +269,7 @@ def test_a_restored_phase_keeps_its_loop_progress_in_every_view(
         (phase,) = view["phases"]
         assert phase["status"] == "restored"
         assert (phase["progress"]["done"], phase["progress"]["total"]) == (10, 10)
+        assert phase["progress"]["elapsed"] == pytest.approx(phase["duration"], abs=0.05)
         ((loop),) = phase["progress"]["loops"]
         assert (loop["desc"], loop["done"], loop["total"]) == ("items", 10, 10)
     code, out, _ = cli(capsys, "status")

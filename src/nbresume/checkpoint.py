@@ -310,6 +310,9 @@ class CheckpointRun:
         phase = phases[self.name] = PhaseProgress(self.name, status="restored")
         for loop in restored_loops(version):  # 40/40 in every view, as after the run
             phase.loops.append(loop)
+        took = version.get("duration")
+        if isinstance(took, int | float) and math.isfinite(took) and took >= 0:
+            phase.prior = float(took)  # its progress says how long the run took, not the hit
         phase.finish("restored")
         with self._writing():  # NB. one transaction: a hit pays for one commit
             # NB. read again inside it: another kernel may have saved a version since `lookup`
