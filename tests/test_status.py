@@ -247,6 +247,9 @@ def test_status_the_command_line_the_dashboard_and_the_api_agree_on_sizes(
     for name, size in sizes.items():
         assert " ".join(row(text, name)[-2:]) == format_size(size), (name, text)
         assert " ".join(row(out, name)[-2:]) == format_size(size), (name, out)
+    whole = format_size(read_store(store)["size"])  # the store's, sqlite's pages included
+    assert f"({whole})" in text.splitlines()[-1], text
+    assert f", {whole} in " in out, out
 
 
 def test_a_restored_phase_keeps_its_loop_progress_in_every_view(
