@@ -45,6 +45,10 @@ PHASES = {
     "load": "%%checkpoint load\ndata = list(range(1000))\nprint(len(data))",
     "features": "%%checkpoint features\nfeats = [d * 2 for d in data]",
     "evaluate": "%%checkpoint evaluate\nraise ValueError('metric is NaN')",
+    "diverge": (
+        "%%checkpoint diverge\nfor step in resumable(range(10), desc='steps'):\n"
+        "    if step == 4:\n        raise FloatingPointError('loss is NaN')"
+    ),
 }
 REPORT = "%%checkpoint summary\nsummary = sum(data)"
 TRAIN = """\
@@ -215,6 +219,13 @@ def test_the_dashboard_fits_700_px_and_follows_a_dark_color_scheme(
     red, green, blue = (int(c) for c in bad[bad.index("(") + 1 : -1].split(",")[:3])
     assert red > 200, bad  # failed is red
     assert max(green, blue) < 120, bad
+    # a loop that failed: its bar is red too, as in the notebook
+    fill = page.evaluate(
+        f"() => getComputedStyle(document.querySelector('{row('diverge')} .bar > div'))"
+        ".backgroundColor"
+    )
+    assert fill == bad, (fill, bad)
+    assert page.text_content(f"{row('diverge')} .progress-text").startswith("4/10")
     shots = Path(__file__).resolve().parent.parent / "build" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "dashboard-700-dark.png"), full_page=True)

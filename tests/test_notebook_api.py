@@ -257,3 +257,135 @@ def test_every_phase_view_bundle_names_the_phase_and_its_store(
         assert {"text/plain", "text/html"} <= data.keys()
     assert [d[PHASE_MIME]["status"] for d in shown] == ["running", "done", "running"]
     assert shown[0][PHASE_MIME]["source"] == source_hash("x = 1")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "quoted"),
+    [
+        ({"store": "project/.nbresume", "name": "50%done", "mark": "pending"}, 404, "'50%done'"),
+        ({"store": "project/.nbresume", "name": "5%%d", "mark": "pending"}, 404, "'5%%d'"),
+        ({"store": "project/.nbresume", "name": "train", "mark": "sure%"}, 400, "'sure%'"),
+    ],
+)
+def test_error_messages_keep_percent_signs_as_written(
+    server: JupyterServer, body: dict[str, Any], status: int, quoted: str
+) -> None:
+    # NB. tornado doubles every % of a message given without arguments (it is a format string)
+    response = server.client().post("/nbresume/api/mark", body, token=True)
+    assert response.status == status, response
+    message = response.json()["message"]
+    assert quoted in message, message
+    assert message.count("%") == quoted.count("%"), message
+
+
+# -- marks ---------------------------------------------------------------------------------------
+
+
+def _with_a_version(store_dir: Path, name: str) -> None:
+    store = Store(store_dir)
+    try:
+        record = store.get_json(f"phase:{name}")
+        version = {"key": f"cell:{name}:00", "source_hash": "s", "inputs": {}, "created": 1.0,
+                   "duration": 2.0, "size": 0}  # fmt: skip
+        store.put_json(f"phase:{name}", {**record, "versions": [version]})
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("mark", ["pending", "done"])
+def test_a_mark_on_an_interrupted_phase_shows_until_it_runs_again(
+    tmp_path: Path, mark: str
+) -> None:
+    from nbresume import checkpoint
+    from nbresume._commands import phase_rows
+    from nbresume.server._dashboard import read_store
+    from nbresume.server._notebook import mark_group
+
+    simulate(tmp_path, "train", done=18, saved=[18], pid=dead_pid())
+    _with_a_version(tmp_path, "train")
+    assert read_store(tmp_path)["phases"][0]["status"] == "interrupted"
+    assert mark_group(tmp_path, "train", mark).startswith(f"marked 'train' {mark}")
+    checkpoint.phases.clear()  # as in a new kernel, which has run nothing yet
+
+    assert read_store(tmp_path)["phases"][0]["status"] == mark
+    assert read_notebook(tmp_path)["phases"][0]["status"] == mark
+    store = Store(tmp_path)
+    try:
+        assert [r["status"] for r in phase_rows(store)] == [mark]
+    finally:
+        store.close()
+    # it runs again (in a kernel that dies too): interrupted again, the mark is gone
+    simulate(tmp_path, "train", done=3, saved=[], pid=dead_pid())
+    assert read_store(tmp_path)["phases"][0]["status"] == "interrupted"
+
+
+def test_a_mark_does_not_hide_a_loop_running_in_a_live_kernel(tmp_path: Path) -> None:
+    from nbresume.server._dashboard import read_store
+
+    simulate(tmp_path, "train", done=3, saved=[2], pid=os.getpid())
+    store = Store(tmp_path)
+    try:
+        record = store.get_json("phase:train")
+        store.put_json("phase:train", {**record, "mark": "pending", "status": "pending"})
+    finally:
+        store.close()
+    assert read_store(tmp_path)["phases"][0]["status"] == "running"
+
+
+# -- the progress record keeps up with the snapshots ----------------------------------------------
+
+
+def test_the_progress_record_is_written_with_every_snapshot(
+    shell: Any, run_cell: Any, tmp_path: Path
+) -> None:
+    def probe() -> tuple[Any, Any]:
+        """What a kill now would leave: the record's count, and the last snapshot's."""
+        with StoreReader(tmp_path / ".nbresume") as reader:
+            progress = reader.get_json("progress:lag") or {}
+        (row,) = read_notebook(tmp_path / ".nbresume")["phases"]
+        return progress.get("done"), row["saved"]
+
+    shell.user_ns["probe"] = probe
+    run = run_cell(
+        "%%checkpoint lag --every 1\nseen = []\nfor i in resumable(range(6)):\n"
+        "    seen.append(probe())\n"
+    )
+    assert run.error is None, run.error
+    seen = shell.user_ns["seen"]
+    assert seen[1:] == [(i, i) for i in range(1, 6)], seen
+
+
+# -- history, for the sidebar -----------------------------------------------------------------
+
+
+def test_each_phase_carries_its_history_as_percent_checkpoint_history_prints_it(
+    shell: Any, run_cell: Any, tmp_path: Path
+) -> None:
+    from nbresume._progress import format_duration, format_size, format_when
+
+    shell.user_ns["x"] = 1
+    assert run_cell("%%checkpoint prep\ny = x * 2\n").error is None
+    shell.user_ns["x"] = 2
+    assert run_cell("%%checkpoint prep\ny = x * 2\n").error is None
+    printed = run_cell("%checkpoint history prep").notes[0].data["text/plain"]
+    (row,) = read_notebook(tmp_path / ".nbresume")["phases"]
+    history = row["history"]
+    assert [v["number"] for v in history] == [1, 2]
+    assert [v["reason"] for v in history] == ["input 'x' changed", "first run"]
+    assert [v["rollback"] for v in history] == [None, "%checkpoint rollback prep 2"]
+    assert [v["current"] for v in history] == [True, False]
+    lines = printed.splitlines()[1:]
+    for version, line in zip(history, lines, strict=True):
+        assert line.split()[0] == f"#{version['number']}"
+        assert format_when(version["created"]) in line
+        assert f"ran {format_duration(version['duration'])}" in line
+        assert format_size(version["size"]) in line
+        assert line.endswith(version["reason"])
+    assert run_cell(history[1]["rollback"]).error is None  # the command works as given
+    assert shell.user_ns["y"] == 2
+
+
+def test_the_notebook_endpoint_gives_each_phase_its_history(server: JupyterServer) -> None:
+    response = server.client().get(notebook_path(), token=True)
+    (row,) = response.json()["phases"]
+    assert row["history"] == []  # interrupted before any version completed

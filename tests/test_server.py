@@ -30,6 +30,7 @@ from nbresume.server._dashboard import (
     MAX_DEPTH,
     NotAStore,
     PathRefused,
+    StoreIndex,
     find_stores,
     owner,
     read_store,
@@ -555,3 +556,86 @@ def test_resolve_store_refuses_escapes(tmp_path: Path) -> None:
 )
 def test_every_key_belongs_to_one_row(key: str, expected: tuple[str, str] | None) -> None:
     assert owner(key) == expected
+
+
+# -- a new store shows within 2 s ---------------------------------------------------------------
+
+
+class FrozenClock:
+    """A clock that never moves: the index may not wait for any time to pass."""
+
+    def __call__(self) -> float:
+        return 1000.0
+
+
+def test_a_new_store_is_listed_at_the_next_request_without_waiting(tmp_path: Path) -> None:
+    index = StoreIndex(tmp_path, clock=FrozenClock())
+    _make_store(tmp_path / "a" / ".nbresume")
+    assert index.stores() == ["a/.nbresume"]
+    _make_store(tmp_path / "b" / ".nbresume")  # a new notebook folder and its first checkpoint
+    assert index.stores() == ["a/.nbresume", "b/.nbresume"]
+    (tmp_path / "a" / "deep" / "er").mkdir(parents=True)
+    assert index.stores() == ["a/.nbresume", "b/.nbresume"]
+    _make_store(tmp_path / "a" / "deep" / "er" / ".nbresume")  # in a folder made since
+    assert "a/deep/er/.nbresume" in index.stores()
+
+
+def test_a_store_folder_gets_its_database_later_and_is_listed_then(tmp_path: Path) -> None:
+    index = StoreIndex(tmp_path, clock=FrozenClock())
+    (tmp_path / "a" / ".nbresume").mkdir(parents=True)  # diskcache makes the folder first
+    assert index.stores() == []
+    (tmp_path / "a" / ".nbresume" / "cache.db").write_bytes(b"")
+    assert index.stores() == ["a/.nbresume"]
+    (tmp_path / "a" / ".nbresume" / "cache.db").unlink()  # cleared by hand
+    assert index.stores() == []
+
+
+def test_an_unchanged_tree_is_not_searched_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbresume.server import _dashboard
+
+    _make_store(tmp_path / "a" / ".nbresume")
+    index = StoreIndex(tmp_path, clock=FrozenClock())
+    searches = []
+    search = _dashboard._search
+    monkeypatch.setattr(
+        _dashboard, "_search", lambda *a, **k: searches.append(1) or search(*a, **k)
+    )
+    for _ in range(5):
+        assert index.stores() == ["a/.nbresume"]
+    assert len(searches) == 1
+
+
+def test_the_page_polls_the_api_often_enough_to_show_a_new_run_within_2_s() -> None:
+    import re
+
+    script = (Path(_dashboard_static()) / "dashboard.js").read_text()
+    intervals = {
+        name: int(value) for name, value in re.findall(r"const (FAST|SLOW) = (\d+);", script)
+    }
+    assert intervals.keys() == {"FAST", "SLOW"}, intervals
+    assert max(intervals.values()) <= 1500, intervals  # + one request: within 2 s
+
+
+def _dashboard_static() -> Path:
+    from nbresume.server import handlers
+
+    return handlers.STATIC
+
+
+def test_the_api_lists_a_store_created_after_the_last_request(
+    server: JupyterServer, client: Client
+) -> None:
+    def listed() -> list[str]:
+        response = client.get("/nbresume/api/stores", token=True)
+        assert response.status == 200, response
+        return [s["store"] for s in response.json()["stores"]]
+
+    assert "later/.nbresume" not in listed()
+    store = Store(server.root / "later" / ".nbresume")  # as a kernel's first checkpoint makes it
+    try:
+        store.put_json("phase:late", {"name": "late", "status": "done", "versions": []})
+    finally:
+        store.close()
+    assert "later/.nbresume" in listed()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from kernel_helpers import KernelPool, notes, read_runs, wait_until
+from kernel_helpers import KernelPool, note_kinds, notes, read_runs, wait_until
 from nbresume import checkpoint
 
 FIRST = """\
@@ -210,3 +210,125 @@ for i in resumable(range(100), desc="items"):
     items = row(text, "sweep")
     assert items[1] == "interrupted"
     assert any(part.endswith("/100") for part in items), text
+
+
+def test_status_the_command_line_the_dashboard_and_the_api_agree_on_sizes(
+    run_cell: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import cli
+    from nbresume._progress import format_size
+    from nbresume.server._dashboard import read_store
+    from nbresume.server._notebook import read_notebook
+
+    cells = [
+        "%%checkpoint small\nx = 1\n",  # kept in the database row
+        "%%checkpoint big\nblob = bytes(100_000)\n",  # in a value file
+        "%%checkpoint big\nblob = bytes(100_001)\n",  # a second version of it
+        "%%checkpoint halted --every 1\nfor i in resumable(range(5)):\n"
+        "    if i == 3:\n        raise ValueError('stop')\n",  # a snapshot, no version
+    ]
+    for cell in cells:
+        run_cell(cell)
+    restart(None)
+    store = tmp_path / ".nbresume"
+    sizes = {row["name"]: row["size"] for row in read_store(store)["phases"]}
+    assert sizes.keys() == {"small", "big", "halted"}
+    assert all(size > 0 for size in sizes.values()), sizes
+    assert sizes["big"] > 200_000  # both versions count: they are both on disk
+    assert {row["name"]: row["size"] for row in read_notebook(store)["phases"]} == sizes
+
+    text, _ = status(run_cell)
+    code, out, _ = cli(capsys, "status")
+    assert code == 0
+    code, document, _ = cli(capsys, "status", "--json")
+    assert code == 0
+    in_json = {row["name"]: row["size"] for row in json.loads(document)["phases"]}
+    assert in_json == sizes
+    for name, size in sizes.items():
+        assert " ".join(row(text, name)[-2:]) == format_size(size), (name, text)
+        assert " ".join(row(out, name)[-2:]) == format_size(size), (name, out)
+    whole = format_size(read_store(store)["size"])  # the store's, sqlite's pages included
+    assert f"({whole})" in text.splitlines()[-1], text
+    assert f", {whole} in " in out, out
+
+
+def test_a_restored_phase_keeps_its_loop_progress_in_every_view(
+    run_cell: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import cli
+    from nbresume.server._dashboard import read_store
+    from nbresume.server._notebook import read_notebook
+
+    assert run_cell(SWEEP).error is None
+    restart(None)
+    again = run_cell(SWEEP)
+    assert again.error is None
+    assert any(n.metadata["nbresume"].get("kind") == "restored" for n in again.notes)
+    text, _ = status(run_cell)
+    assert row(text, "sweep")[1] == "restored"
+    assert "10/10" in " ".join(row(text, "sweep")), text
+    store = tmp_path / ".nbresume"
+    for view in (read_store(store), read_notebook(store)):
+        (phase,) = view["phases"]
+        assert phase["status"] == "restored"
+        assert (phase["progress"]["done"], phase["progress"]["total"]) == (10, 10)
+        assert phase["progress"]["elapsed"] == pytest.approx(phase["duration"], abs=0.05)
+        ((loop),) = phase["progress"]["loops"]
+        assert (loop["desc"], loop["done"], loop["total"]) == ("items", 10, 10)
+    code, out, _ = cli(capsys, "status")
+    assert code == 0
+    assert "10/10" in " ".join(row(out, "sweep")), out
+    restart(None)  # and in the next kernel, before anything runs
+    assert "10/10" in " ".join(row(status(run_cell)[0], "sweep"))
+
+
+SLOW_SWEEP = """\
+%%checkpoint sweep --every 1
+import time
+for i in resumable(range(40), desc="items"):
+    with open("runs.txt", "a") as f:
+        f.write(f"{i}\\n")
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("stop", ["sigkill", "kernel-menu-restart"])
+def test_a_loop_stopped_by_a_kill_or_a_restart_shows_interrupted_then_resumes_once(
+    kernels: KernelPool, stop: str
+) -> None:
+    from nbresume._store import StoreReader
+    from nbresume.server._notebook import read_notebook
+
+    kernel = kernels.start()
+    kernel.run("%load_ext nbresume")
+    kernel.submit(SLOW_SWEEP)
+    runs = kernel.workdir / "runs.txt"
+    assert wait_until(lambda: len(read_runs(runs)) >= 10, 60), "the loop did not run"
+    if stop == "sigkill":
+        kernel.kill()
+        kernel.restart()
+    else:  # JupyterLab's Kernel > Restart: SIGINT, shutdown_request, SIGTERM, SIGKILL
+        kernel.restart(now=False)
+    store = kernel.workdir / ".nbresume"
+    (phase,) = read_notebook(store)["phases"]
+    assert phase["status"] == "interrupted", phase
+    with StoreReader(store) as reader:
+        progress = reader.get_json("progress:sweep")
+    assert phase["saved"] is not None
+    assert progress["done"] == phase["saved"], (progress["loops"], phase)  # kept up
+    assert phase["saved"] >= 9  # 10 items started
+
+    kernel.run("%load_ext nbresume")
+    (shown,) = notes(kernel.run("%checkpoint status"))
+    assert row(shown["data"]["text/plain"], "sweep")[1] == "interrupted"
+    resumed = kernel.run(SLOW_SWEEP)
+    assert "resuming" in note_kinds(resumed)
+    kernel.restart()
+    kernel.run("%load_ext nbresume")
+    restored = kernel.run(SLOW_SWEEP)
+    (note,) = [n for n in notes(restored) if n["metadata"]["nbresume"].get("kind") == "restored"]
+    assert note["data"]["text/plain"].endswith(", resumed once"), note
+    (history,) = notes(kernel.run("%checkpoint history sweep"))
+    assert "resumed once" in history["data"]["text/plain"]
+    assert "first run" not in history["data"]["text/plain"]

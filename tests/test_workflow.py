@@ -585,13 +585,39 @@ def test_the_store_path_is_told_once_per_kernel_with_a_temporary_directory_warni
     assert where not in second.note_text
     assert "reboot" not in second.note_text
 
-    checkpoint._told_store.clear()  # a new kernel: its first note, a hit, names the store
+    checkpoint._told_store.clear()  # a new kernel: its first checkpoint, a hit, names the store
     hit = run_cell("%%checkpoint alpha\ntick()\na = 1\n")
     (note,) = notes_of(hit, "restored")
-    assert where in note.data["text/plain"]
-    assert "will not survive a reboot" in note.data["text/plain"]
-    assert "\n" not in note.data["text/plain"]
+    assert where not in note.data["text/plain"]  # told apart, in notes of its own
+    assert "reboot" not in note.data["text/plain"]
+    told = "\n".join(n.data["text/plain"] for n in notes_of(hit, "store"))
+    assert where in told
+    assert "will not survive a reboot" in told
     assert where not in run_cell("%%checkpoint beta\ntick()\nb = 1\n").note_text
+
+
+def test_notes_fit_one_line_of_a_cell_and_the_store_is_told_in_notes_of_its_own(
+    tmp_path: Path, run_cell: RunCell
+) -> None:
+    long = tmp_path / ("a-rather-long-project-folder-name-" * 3) / ".nbresume"
+    assert run_cell(f"%checkpoint dir {long}").error is None
+    loop = "%%checkpoint sweep --every 1\nfor i in resumable(range(4)):\n    tick(i)\n"
+    runs = [run_cell("%%checkpoint prep\ntick()\nx = 1\n"), run_cell(loop)]
+    checkpoint._told_store.clear()  # a new kernel
+    runs += [run_cell("%%checkpoint prep\ntick()\nx = 1\n"), run_cell("x = 2")]
+    runs.append(run_cell("%%checkpoint prep\ntick()\ny = x\n"))  # an input changed
+    checkpoint._told_store.clear()
+    runs.append(run_cell("%%checkpoint prep\ntick()\ny = x + 1\n"))  # its source changed
+    kinds = [notes_of(r, "store") for r in runs]
+    assert [len(k) for k in kinds] == [2, 0, 2, 0, 0, 2]  # where, then the /tmp warning
+    for run in runs:
+        for note in (n for n in run.notes if "kind" in n.metadata["nbresume"]):  # not views
+            text = note.data["text/plain"]
+            assert "\n" not in text
+            if note.metadata["nbresume"].get("kind") != "store":
+                assert str(long) not in text, text
+                assert "reboot" not in text, text
+                assert len(text) <= 100, text
 
 
 def test_a_store_outside_temporary_directories_gets_no_warning(tmp_path: Path) -> None:
@@ -852,3 +878,72 @@ def test_a_gate_failing_after_a_resumed_loop_caches_nothing_until_marked_done(
     assert kernel.eval("rows") == repr(list(range(12)))
     assert kernel.eval("bad") == "[3, 7, 11]"
     assert stdout_of(own_outputs(hit)) == "12 rows\n"
+
+
+# -- 10. durations add up across kernels ------------------------------------------------------
+
+RESUMED = """%%checkpoint sweep --every 1 --exclude clock,crash
+for i in resumable(range(6)):
+    clock.advance(5)
+    crash(i)
+"""
+
+
+def new_kernel() -> None:
+    """What a kernel death and a new kernel do to nbresume's in-memory state."""
+    checkpoint.phases.clear()
+    checkpoint._told_store.clear()
+
+
+@pytest.mark.parametrize(("deaths", "said"), [([2], "resumed once"), ([2, 4], "resumed 2 times")])
+def test_a_resumed_run_reports_its_time_in_every_kernel_and_how_often_it_resumed(
+    *,
+    clock: Clock,
+    run_cell: RunCell,
+    shell: InteractiveShell,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    deaths: list[int],
+    said: str,
+) -> None:
+    from nbresume.server._dashboard import read_store
+
+    monkeypatch.setattr(checkpoint, "wall_clock", lambda: 1.7e9 + clock.now)
+    pending = list(deaths)
+
+    def crash(i: int) -> None:  # the kernel dies in item i: what it did in it is lost
+        if pending and i == pending[0]:
+            pending.pop(0)
+            raise KeyboardInterrupt
+
+    shell.user_ns["crash"] = crash
+    for died in range(len(deaths)):
+        assert isinstance(run_cell(RESUMED).error, KeyboardInterrupt)
+        (dead,) = read_store(Path(".nbresume").absolute())["phases"]
+        assert dead["status"] == "interrupted"
+        # the API's figures for the unfinished run: its resumes, its time in every kernel
+        assert dead["progress"]["resumes"] == died
+        assert dead["progress"]["elapsed"] >= 10 * died  # 2 items of 5 s per earlier kernel
+        new_kernel()
+    last = run_cell(RESUMED)
+    assert last.error is None, last.error
+    assert "resuming" in [n.metadata["nbresume"].get("kind") for n in last.notes], last.note_text
+    # each kernel's time up to its last snapshot, then the last one's: 6 items of 5 s
+    (version,) = versions("sweep")
+    assert version["duration"] == pytest.approx(30.0)
+    assert version["resumes"] == len(deaths)
+    new_kernel()
+    (note,) = notes_of(run_cell(RESUMED), "restored")
+    assert note.data["text/plain"].endswith(f"ran 30s, {said}"), note.data["text/plain"]
+    history = shown(run_cell("%checkpoint history sweep"))
+    assert said in history, history
+    assert "first run" not in history, history
+    status_text = shown(run_cell("%checkpoint status"))
+    assert re.search(r"^sweep\s+restored\s+\S+ \S+\s+30s\s", status_text, re.MULTILINE), status_text
+    (row,) = read_store(Path(".nbresume").absolute())["phases"]
+    assert (row["duration"], row["resumes"]) == (pytest.approx(30.0), len(deaths))
+    code, out, _ = cli(capsys, "status", "--json")
+    assert code == 0
+    (phase,) = json.loads(out)["phases"]
+    assert (phase["duration"], phase["resumes"]) == (pytest.approx(30.0), len(deaths))
+    assert phase["history"][0]["reason"] == said

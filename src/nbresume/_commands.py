@@ -68,7 +68,8 @@ def phase_rows(
         elif kind == "progress":
             record = store.get_json(key, {})
             progress[name] = record if isinstance(record, dict) else {}
-    rows = []
+    sizes = _row_sizes(store)
+    rows: list[dict[str, Any]] = []
     for name in records.keys() | snapshots | progress.keys():
         record = records.get(name, {})
         versions = record.get("versions") or []
@@ -93,12 +94,21 @@ def phase_rows(
                 "last_run": record.get("updated") or progress.get(name, {}).get("updated"),
                 "duration": latest.get("duration"),
                 "loops": loops,
-                "size": latest.get("size", 0),
+                "size": sizes.get(("phase", name), 0) + sizes.get(("loop", name), 0),
                 "versions": len(versions),
             }
         )
     rows.sort(key=lambda r: (-(r["last_run"] or 0), r["name"]))
     return rows
+
+
+def _row_sizes(store: _store.Store) -> dict[tuple[str, str], int]:
+    """`_sizes.row_sizes` of the store: the sizes the dashboard and ``nbresume status`` print."""
+    from ._sizes import row_sizes
+    from ._storeread import StoreReader
+
+    with StoreReader(store.path) as reader:
+        return row_sizes(reader.rows())
 
 
 def _kernel_status(
@@ -108,11 +118,13 @@ def _kernel_status(
         return str(live.status)
     last = progress.get("status")  # the latest run's, whichever kernel ran it
     manual = _manual_status(record, progress)
-    if last == "running":
-        mine = progress.get("pid") == os.getpid()  # a previous kernel's, with a recycled pid
-        status = "running" if not mine and writer_alive(progress) else "interrupted"
-    elif manual is not None:
+    mine = progress.get("pid") == os.getpid()  # a previous kernel's, with a recycled pid
+    if last == "running" and not mine and writer_alive(progress):
+        status = "running"
+    elif manual is not None:  # NB. also over a run a dead kernel left "running": marked since
         status = manual
+    elif last == "running":
+        status = "interrupted"
     elif last in ("failed", "interrupted"):
         status = str(last)
     elif last is None and snapshot:  # a store without progress records

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._keys import describe_change
-from ._progress import format_duration, format_size, format_when
+from ._progress import LoopProgress, format_duration, format_size, format_when
 from ._text import printable
 from .errors import CheckpointWarning
 
@@ -41,9 +41,13 @@ __all__ = [
     "history_limit",
     "history_text",
     "log_event",
+    "loop_summary",
     "merge_events",
     "promote",
     "push_version",
+    "restored_loops",
+    "resumed_text",
+    "run_reason",
     "version_reason",
 ]
 
@@ -91,6 +95,10 @@ class Version:
     duration: float
     size: int = 0
     reason: str | None = None  # why it was run: "first run", "input 'lr' changed", ...
+    # its top-level loops as they ended ({"desc", "done", "total"}): a restore shows them again
+    loops: list[dict[str, Any]] | None = None
+    resumes: int = 0  # kernels that took the run over from a snapshot (duration adds them up)
+    finished: float | None = None  # when it completed (epoch seconds)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Version:
@@ -98,6 +106,54 @@ class Version:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def resumed_text(resumes: int) -> str:
+    """``resumed once``, ``resumed 3 times``.
+
+    Examples
+    --------
+    >>> resumed_text(1), resumed_text(2)
+    ('resumed once', 'resumed 2 times')
+    """
+    return "resumed once" if resumes == 1 else f"resumed {resumes} times"
+
+
+def run_reason(why: str, resumes: int) -> str:
+    """Why a run ran, and how often it resumed: never "first run" for a resumed run.
+
+    Examples
+    --------
+    >>> run_reason(FIRST_RUN, 0), run_reason(FIRST_RUN, 1), run_reason("forced", 2)
+    ('first run', 'resumed once', 'forced, resumed 2 times')
+    """
+    if not resumes:
+        return why
+    return resumed_text(resumes) if why == FIRST_RUN else f"{why}, {resumed_text(resumes)}"
+
+
+def loop_summary(loops: Iterable[Any], keep: int = 3) -> list[dict[str, Any]]:
+    """The last ``keep`` top-level loops of a phase (`LoopProgress`), as a version keeps them."""
+    top = [loop for loop in loops if loop.depth == 0][-keep:]
+    return [{"desc": loop.desc, "done": loop.done, "total": loop.total} for loop in top]
+
+
+def restored_loops(version: Mapping[str, Any]) -> list[LoopProgress]:
+    """The loops a version kept (`loop_summary`), finished, for the phase a restore shows;
+    a field of another shape is left out (records come from a store)."""
+    loops = []
+    for loop in version.get("loops") or []:
+        if not isinstance(loop, dict):
+            continue
+        desc, done, total = loop.get("desc"), loop.get("done"), loop.get("total")
+        if not isinstance(desc, str) or type(done) is not int or done < 0:
+            continue
+        if total is not None and (type(total) is not int or total < 0):
+            continue
+        progress = LoopProgress(desc, total=total, status="done")
+        progress.done = done
+        loops.append(progress)
+    return loops
 
 
 def version_reason(versions: list[dict[str, Any]], index: int) -> str:

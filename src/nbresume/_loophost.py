@@ -224,6 +224,7 @@ class CellLoops:
             "parents": parents,
             "resume_at": None if loop is None else loop.loop_id,
             "reason": reason,
+            "run": run.run_info(),  # its time so far, for the kernel that resumes it
         }
         pickled, failures = dumps_namespace(run._variables(), extra, run.tracker.pickler())
         run._warn_unsaved(failures)
@@ -236,12 +237,22 @@ class CellLoops:
             )
         except StoreError as exc:
             run._warn_store(exc)
+            saved = False
         else:
-            why = "" if reason == "periodic" else f" ({reason})"
-            fold = f"{os.getpid()}:{run.started:.6f}"  # snapshots of one run fold into one event
-            run._log("snapshot", f"snapshot saved{why}: {done:,} items done", done=done, fold=fold)
+            saved = True
         for active in self.loops:
             active.progress.last_snapshot = active.progress.clock()
+        if saved:
+            why = "" if reason == "periodic" else f" ({reason})"
+            fold = f"{os.getpid()}:{run.started:.6f}"  # snapshots of one run fold into one event
+            # NB. the event and the progress record in one transaction, now rather than at the
+            # next once-a-second write: after a kill both say the items of the last snapshot
+            with run._writing():
+                run._log(
+                    "snapshot", f"snapshot saved{why}: {done:,} items done", done=done, fold=fold
+                )
+                if run.phase is not None:
+                    run._write_progress(run.phase)
         return time.perf_counter() - start
 
     def _live(self, boundary: Any) -> set[str]:

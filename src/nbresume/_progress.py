@@ -236,6 +236,8 @@ class PhaseProgress:
     started: float = 0.0
     finished: float | None = None
     loops: list[LoopProgress] = field(default_factory=LoopList)
+    prior: float = 0.0  # seconds the run ran in earlier kernels, up to the snapshot it resumed
+    resumes: int = 0  # how many kernels took the run over from a snapshot
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -263,7 +265,7 @@ class PhaseProgress:
 
     def elapsed(self, now: float | None = None) -> float:
         end = self.finished if self.finished is not None else self.clock() if now is None else now
-        return max(end - self.started, 0.0)
+        return self.prior + max(end - self.started, 0.0)
 
     def where(self) -> str:
         """Where a failed or interrupted phase stopped: ``outer item 4/10 > inner item 41/100``."""

@@ -26,6 +26,9 @@ _VERSION = {
     "duration": _OPTIONAL_NUMBER,
     "size": _OPTIONAL_INT,
     "reason": _OPTIONAL_STR,
+    "loops": (list, type(None)),  # each checked where it is read (`_history.restored_loops`)
+    "resumes": _OPTIONAL_INT,
+    "finished": _OPTIONAL_NUMBER,
 }
 _PHASE = {
     "name": _OPTIONAL_STR,
@@ -55,6 +58,7 @@ _PROGRESS = {
     "pid": _OPTIONAL_INT,
     "host": _OPTIONAL_STR,
     "notebook": _OPTIONAL_STR,
+    "resumes": _OPTIONAL_INT,
     "loops": (list,),
 }
 _EVENT = {

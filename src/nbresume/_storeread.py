@@ -131,6 +131,12 @@ class EntryInfo:
     key: str
     stored: float  # epoch seconds of the last write
     size: int  # bytes of the value file (0 for small values kept in the row)
+    row_bytes: int = 0  # bytes of a small value kept in the row (0 for a value file)
+
+    @property
+    def on_disk(self) -> int:
+        """Bytes of its value, wherever it is kept (not sqlite's own overhead)."""
+        return self.size + self.row_bytes
 
 
 @dataclass(frozen=True)
@@ -233,19 +239,20 @@ class StoreReader:
         if not self._ready():
             return []
         found = self._query(
-            "SELECT key, store_time, size, mode FROM Cache WHERE raw = 1 AND "
+            "SELECT key, store_time, size, mode, length(value) FROM Cache WHERE raw = 1 AND "
             "(expire_time IS NULL OR expire_time > ?)",
             (time.time(),),
         )
         rows = []
-        for key, stored, size, mode in found:
+        for key, stored, size, mode, length in found:
             if (
                 type(key) is str
                 and type(stored) in (int, float)
                 and type(size) is int
                 and mode in (MODE_RAW, MODE_BINARY)
             ):
-                rows.append(EntryInfo(key, float(stored), max(size, 0)))
+                inline = length if type(length) is int and mode == MODE_RAW else 0
+                rows.append(EntryInfo(key, float(stored), max(size, 0), max(inline, 0)))
             else:
                 self.foreign.add(repr(key)[:80])
         return sorted(rows, key=lambda row: row.key)

@@ -43,10 +43,8 @@ def _mount_type(path: str) -> str | None:
 
 
 def temporary_warning(path: Path) -> str:
+    """One line for a store that a reboot empties (``""`` for any other)."""
     why = temporary_reason(path)
     if why is None:
         return ""
-    return (
-        f"; NB. {why}: it will not survive a reboot; move it with %checkpoint dir PATH "
-        "or NBRESUME_DIR"
-    )
+    return f"NB. {why}: it will not survive a reboot; %checkpoint dir PATH moves it"

@@ -11,6 +11,7 @@ import __future__
 import ast
 import contextlib
 import io
+import math
 import os
 import socket
 import sys
@@ -33,7 +34,18 @@ from ._capture import (
     strip_for_replay,
 )
 from ._gate import check_expression, check_gate
-from ._history import FIRST_RUN, Version, history_limit, log_event, promote, push_version
+from ._history import (
+    FIRST_RUN,
+    Version,
+    history_limit,
+    log_event,
+    loop_summary,
+    promote,
+    push_version,
+    restored_loops,
+    resumed_text,
+    run_reason,
+)
 from ._host import LoopState
 from ._keys import (
     BUDGET_SECONDS,
@@ -123,6 +135,7 @@ Watch = Callable[[PhaseProgress, str], None]
 "end" (status done/failed/interrupted) and "restored"."""
 
 phases: dict[str, PhaseProgress] = {}  # the phases run in this kernel, by name
+wall_clock: Callable[[], float] = time.time  # a run's start and duration (tests move it)
 _told_store: set[str] = set()
 # runs that failed their --validate gate, kept (in memory only) for `%checkpoint mark NAME done`
 rejected: dict[str, CheckpointRun] = {}
@@ -174,7 +187,10 @@ class CheckpointRun:
         self.code: types.CodeType | None = None  # the cell's compiled body (its loops resume)
         self.pending: dict[str, Any] | None = None  # a saved snapshot not yet restored
         self.unsaved: dict[str, str] = {}  # variables that could not be pickled, and why
-        self.started = time.time()
+        self.started = wall_clock()
+        self.run_started = self.started  # in the first kernel, for a run resumed from a snapshot
+        self.prior = 0.0  # seconds it ran in earlier kernels, up to the snapshot resumed
+        self.resumes = 0  # kernels that took it over from a snapshot (this one included)
         self._warned_store = False
         self._unreadable = False  # an entry for this key exists but could not be used
         self._progress_written = 0.0
@@ -280,6 +296,9 @@ class CheckpointRun:
         when = format_when(version.get("created") or time.time())
         ran = format_duration(version.get("duration"))
         text = f"restored {self.name!r} from checkpoint of {when}, ran {ran}"
+        resumes = version.get("resumes")
+        if isinstance(resumes, int) and resumes > 0:
+            text += f", {resumed_text(resumes)}"
         self._notify("restored", text, {"key": self.key, "variables": sorted(values)})
         outputs = entry["outputs"]
         recorded = has_result(outputs)
@@ -289,6 +308,11 @@ class CheckpointRun:
             lambda o: emit_execute_result(self.shell, o["data"], o["metadata"], result),
         )
         phase = phases[self.name] = PhaseProgress(self.name, status="restored")
+        for loop in restored_loops(version):  # 40/40 in every view, as after the run
+            phase.loops.append(loop)
+        took = version.get("duration")
+        if isinstance(took, int | float) and math.isfinite(took) and took >= 0:
+            phase.prior = float(took)  # its progress says how long the run took, not the hit
         phase.finish("restored")
         with self._writing():  # NB. one transaction: a hit pays for one commit
             # NB. read again inside it: another kernel may have saved a version since `lookup`
@@ -351,6 +375,7 @@ class CheckpointRun:
             earlier = self._earlier_interrupted()
         done = 0
         if self.pending is not None:
+            self._take_over(self.pending)
             done = _items_done(self.pending)[0]
             text = (
                 f"continuing {self.name!r}: {self.why}"
@@ -380,6 +405,7 @@ class CheckpointRun:
         self.recorder = Recorder(self.shell.display_pub, spill_dir=spill_directory(self.store.path))
         self.recorder.before_output = self._before_output
         phase = self.phase = phases[self.name] = PhaseProgress(self.name)
+        phase.prior, phase.resumes = self.prior, self.resumes
         with self._writing():
             record = self._phase_record()  # as it is now (read in the transaction)
             record.pop("mark", None)  # a run supersedes a manual mark
@@ -392,6 +418,34 @@ class CheckpointRun:
                 self._log("resumed", f"resumed at item {done + 1:,} from a snapshot", done=done)
             self._watch(phase, "start")
         self._previous_host = _host.set_host(self)
+
+    def _take_over(self, snapshot: dict[str, Any]) -> None:
+        """Go on with the run a snapshot was taken in: its time so far and start count in this
+        run's duration, and why it ran stays why it runs (not "first run")."""
+        info = snapshot.get("run")
+        info = info if isinstance(info, dict) else {}
+        elapsed, started = info.get("elapsed"), info.get("started")
+        resumes, why = info.get("resumes"), info.get("why")
+        if isinstance(elapsed, int | float) and math.isfinite(elapsed) and elapsed >= 0:
+            self.prior = float(elapsed)
+        if isinstance(started, int | float) and math.isfinite(started) and started > 0:
+            self.run_started = float(started)
+        self.resumes = (resumes if isinstance(resumes, int) and resumes >= 0 else 0) + 1
+        if self.continued is None and isinstance(why, str) and self.why == FIRST_RUN:
+            self.why = why
+
+    def elapsed(self) -> float:
+        """Seconds the run has taken: in earlier kernels up to the snapshot, then in this one."""
+        return self.prior + max(wall_clock() - self.started, 0.0)
+
+    def run_info(self) -> dict[str, Any]:
+        """What a snapshot keeps of the run, for the kernel that resumes it (`_take_over`)."""
+        return {
+            "started": self.run_started,
+            "elapsed": self.elapsed(),
+            "resumes": self.resumes,
+            "why": self.why,
+        }
 
     def _own_interrupted(self) -> None:
         """Resume the same code's interrupted run whose inputs differ from ours only by what it
@@ -473,7 +527,7 @@ class CheckpointRun:
         """Save the cell's variables (as they are in the namespace now) and outputs as done."""
         recorder = self.recorder
         assert recorder is not None
-        duration = time.time() - self.started
+        duration = self.elapsed()
         values = self._variables()
         if has_value:
             values[RESULT] = value
@@ -633,8 +687,18 @@ class CheckpointRun:
             self._warn_store(StoreError(f"could not write to {str(self.store.path)!r}: {exc}"))
 
     def _save_record(self, duration: float, size: int, key: str) -> None:
+        phase = phases.get(self.name)
         version = Version(
-            key, self.source_hash, self.inputs, self.started, duration, size, self.why
+            key,
+            self.source_hash,
+            self.inputs,
+            self.run_started,
+            duration,
+            size,
+            run_reason(self.why, self.resumes),
+            loop_summary(phase.loops) if phase is not None and phase.loops else None,
+            self.resumes,
+            time.time(),
         )
         with self._writing():
             record = self._phase_record()
@@ -646,7 +710,8 @@ class CheckpointRun:
                 if isinstance(info, dict) and info.get("snapshot") not in (None, self.snapshot_key):
                     self.store.delete(str(info["snapshot"]))  # a completed run ends --continue
             self._set_record(record, "done")
-            self._log("done", f"done in {format_duration(duration)}: saved ({self.why})")
+            reason = run_reason(self.why, self.resumes)
+            self._log("done", f"done in {format_duration(duration)}: saved ({reason})")
 
     def _set_record(self, record: dict[str, Any], status: str) -> None:
         record.update(
@@ -691,21 +756,20 @@ class CheckpointRun:
     def _notify(self, kind: str, text: str, data: dict[str, Any]) -> None:
         if self.options.quiet:
             return
-        where = str(self.store.path)
-        if where not in _told_store:
-            _told_store.add(where)
-            text = f"{text} (store: {where}{temporary_warning(self.store.path)})"
         self.notify(Note(kind, self.name, text, data))
+        self._tell_store()
 
     def _tell_store(self) -> None:
         """The first checkpoint of a kernel says where the store is, also when nothing else is
-        said (a first run)."""
+        said (a first run); in notes of its own, so that the others fit one line of a cell."""
         where = str(self.store.path)
         if self.options.quiet or where in _told_store:
             return
         _told_store.add(where)
-        text = f"checkpoints go to {where}{temporary_warning(self.store.path)}"
-        self.notify(Note("store", self.name, text, {"store": where}))
+        self.notify(Note("store", self.name, f"checkpoints go to {where}", {"store": where}))
+        warning = temporary_warning(self.store.path)
+        if warning:
+            self.notify(Note("store", self.name, warning, {"store": where, "temporary": True}))
 
     # -- LoopHost: the loops of this run live in `_loophost.CellLoops` ---------------------------
 
@@ -795,7 +859,8 @@ def progress_record(phase: PhaseProgress) -> dict[str, Any]:
         "started": phase.started + offset,
         "finished": None if phase.finished is None else phase.finished + offset,
         "updated": time.time(),
-        "elapsed": (phase.finished or phase.clock()) - phase.started,
+        "elapsed": phase.elapsed(),  # earlier kernels' time included
+        "resumes": phase.resumes,
         "pid": os.getpid(),
         "host": socket.gethostname(),  # a pid means nothing on another machine
         "notebook": os.environ.get("JPY_SESSION_NAME"),  # set by jupyter_server for kernels

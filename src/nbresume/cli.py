@@ -617,7 +617,9 @@ def _json_row(row: dict[str, Any], reader: Any) -> dict[str, Any]:
     versions = record.get("versions", []) if isinstance(record, dict) else []
     latest = versions[0] if versions else {}
     started, duration = latest.get("created"), latest.get("duration")
-    completed = started + duration if started is not None and duration is not None else None
+    completed = latest.get("finished")  # NB. not started + duration: a resumed run had gaps
+    if completed is None and started is not None and duration is not None:
+        completed = started + duration
     if row["running"] or row["status"] in ("interrupted", "failed"):
         # the run under way, or the one that died or raised: its start, and no completion
         started, completed = (progress or {}).get("started") or started, None

@@ -512,7 +512,8 @@ class resumable(Generic[T]):
             raise
         except BaseException:
             self.progress.status = "failed"
-            if self._fast:
+            # NB. _pos == n + 1: raised at item n's boundary (a stop, after its snapshot): done
+            if self._fast and self._pos != n + 1:
                 self._pos = n
                 self.progress.done = self.done_count(n)
             raise

@@ -3,20 +3,16 @@
 No Jupyter here (handlers.py is the HTTP edge). Stores are read through `StoreReader`, sqlite's
 read-only mode, so looking at the store of a running loop never blocks, waits for or writes to it;
 signed entries are listed from their database rows and never read. Clearing a phase is the one
-write, through `Store.delete`, as ``%checkpoint clear`` does.
-
-Keys and what owns them::
-
-    phase:NAME  progress:NAME  events:NAME  cell:NAME:HASH  snap:NAME:HASH
-    map:cell:NAME:HASH:...                     phase NAME
-    loop:NAME                                  the saved done keys of a loop outside a cell
-    map:HOST:ID:N                              results of a resumable.map outside a cell
+write, through `Store.delete`, as ``%checkpoint clear`` does. Which row a key belongs to, and
+a row's size, are `_sizes`'s (one answer for every view).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import shlex
 import threading
 import time
 from collections import deque
@@ -25,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .._history import version_reason
 from .._host import writer_alive
+from .._sizes import owner, row_sizes
 from .._store import DB_FILE, DEFAULT_DIR, EntryInfo, Store, StoreReader
 from ..errors import NbresumeError
 
@@ -42,7 +40,7 @@ __all__ = [
 
 MAX_DEPTH = 6  # directory levels searched below the root for .nbresume stores
 MAX_DIRS = 20_000  # directories visited per search at most: a huge root must not stall the server
-SCAN_SECONDS = 5.0  # a search is reused this long; the page polls every 2 s
+SCAN_SECONDS = 60.0  # a full search at least this often (changes are seen at once: `StoreIndex`)
 # never hold notebooks
 SKIP_DIRS = frozenset(
     {"node_modules", "__pycache__", "site-packages", ".git", ".ipynb_checkpoints"}
@@ -74,7 +72,16 @@ def find_stores(
     Hidden directories (unless ``hidden``: Jupyter's ``allow_hidden``), ``node_modules`` and
     symbolic links are not entered; ``.git`` never.
     """
+    return _search(root, max_depth, max_dirs, hidden)[0]
+
+
+def _search(
+    root: Path, max_depth: int, max_dirs: int, hidden: bool
+) -> tuple[list[str], dict[str, int]]:
+    """`find_stores`, and the directories whose change could change its answer, with their
+    modification times: the folders searched and every ``.nbresume`` folder seen."""
     found: list[str] = []
+    watched: dict[str, int] = {}
     queue: deque[tuple[str, int]] = deque([(str(root), 0)])
     visited = 0
     while queue and visited < max_dirs:
@@ -83,10 +90,13 @@ def find_stores(
         try:
             with os.scandir(directory) as entries:
                 subdirs = [e for e in entries if e.is_dir(follow_symlinks=False)]
+            watched[directory] = os.stat(directory).st_mtime_ns
         except OSError:  # unreadable or vanished: not ours to report
             continue
         for entry in sorted(subdirs, key=lambda e: e.name):
             if entry.name == DEFAULT_DIR:
+                with contextlib.suppress(OSError):
+                    watched[entry.path] = entry.stat(follow_symlinks=False).st_mtime_ns
                 if os.path.isfile(os.path.join(entry.path, DB_FILE)):
                     found.append(Path(entry.path).relative_to(root).as_posix())
             elif (
@@ -95,7 +105,19 @@ def find_stores(
                 and entry.name not in SKIP_DIRS
             ):
                 queue.append((entry.path, depth + 1))
-    return sorted(found)
+    return sorted(found), watched
+
+
+def _changed(watched: dict[str, int]) -> bool:
+    """Whether a directory of a search got or lost an entry since (its mtime moved): a new
+    notebook folder, a new ``.nbresume``, its database created or deleted."""
+    for directory, mtime in watched.items():
+        try:
+            if os.stat(directory).st_mtime_ns != mtime:
+                return True
+        except OSError:
+            return True
+    return False
 
 
 def resolve_store(root: Path, relative: str) -> Path:
@@ -123,21 +145,27 @@ def resolve_store(root: Path, relative: str) -> Path:
 
 @dataclass
 class StoreIndex:
-    """`find_stores` under one root, reused for `SCAN_SECONDS`."""
+    """`find_stores` under one root, searched again as soon as one of the directories it looked
+    at changes (one ``stat`` each per request), and every `SCAN_SECONDS` whatever happens.
+
+    NB. a new store makes its parent folder's mtime move (a new ``.nbresume`` entry), then its
+    own (the database file): the next request after either lists it, with no waiting period.
+    """
 
     root: Path
     hidden: bool = False  # search hidden folders too (Jupyter's ContentsManager.allow_hidden)
     ttl: float = SCAN_SECONDS
     clock: Callable[[], float] = time.monotonic
     _found: list[str] = field(default_factory=list)
+    _watched: dict[str, int] = field(default_factory=dict)
     _when: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stores(self) -> list[str]:
         with self._lock:
             now = self.clock()
-            if self._when is None or now - self._when >= self.ttl:
-                self._found = find_stores(self.root, hidden=self.hidden)
+            if self._when is None or now - self._when >= self.ttl or _changed(self._watched):
+                self._found, self._watched = _search(self.root, MAX_DEPTH, MAX_DIRS, self.hidden)
                 self._when = now
             return list(self._found)
 
@@ -149,30 +177,16 @@ class StoreIndex:
 # -- reading one store ----------------------------------------------------------------------------
 
 
-def owner(key: str) -> tuple[str, str] | None:
-    """``(kind, name)`` of the row a key belongs to (see the module docstring), or None."""
-    prefix, _, rest = key.partition(":")
-    kind, name = "phase", ""
-    if prefix in ("phase", "progress", "events"):  # events: the phase's log
-        name = rest
-    elif prefix in ("cell", "snap"):
-        name = rest.rpartition(":")[0]
-    elif prefix == "loop":
-        kind, name = "loop", rest
-    elif prefix == "map":
-        series = rest.rpartition(":")[0]  # without the chunk number
-        if series.startswith("cell:"):
-            name = series[len("cell:") :].split(":")[0]
-        else:
-            kind, name = "map", series
-    return (kind, name) if name else None
-
-
 def _number(value: Any) -> float | None:
     """A finite number from a record, else None (records are written by other processes)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return value if math.isfinite(value) else None
+
+
+def _count(value: Any) -> int:
+    """A count from a record (``resumes``), 0 if it has none or a wrong one."""
+    return value if type(value) is int and value > 0 else 0
 
 
 PROGRESS_FIELDS = ("done", "total", "skipped", "rate", "eta", "elapsed", "last_snapshot")
@@ -181,6 +195,7 @@ PROGRESS_FIELDS = ("done", "total", "skipped", "rate", "eta", "elapsed", "last_s
 def _progress_view(progress: dict[str, Any]) -> dict[str, Any]:
     view: dict[str, Any] = {k: _number(progress.get(k)) for k in PROGRESS_FIELDS}
     view["updated"] = _number(progress.get("updated"))
+    view["resumes"] = _count(progress.get("resumes"))  # of the run under way or interrupted
     view["started"] = _number(progress.get("started"))
     loops = progress.get("loops")
     view["loops"] = [
@@ -213,6 +228,9 @@ def _phase_row(
     running = progress.get("status") == "running" and writer_alive(progress, now)
     if running:
         status = "running"
+    elif record.get("mark") in ("pending", "done"):
+        # set by hand since the last run started (a run drops it): says what the next run does
+        status = str(record["mark"])
     elif progress.get("status") == "running":
         status = "interrupted"  # the kernel died in the middle (SIGKILL, OOM): nothing said so
     elif isinstance(record.get("status"), str):
@@ -241,12 +259,34 @@ def _phase_row(
             default=max(info.stored for info in infos),
         ),
         "duration": _number(versions[0].get("duration")) if versions else None,
+        "resumes": _count(versions[0].get("resumes")) if versions else 0,
         "versions": len(versions),
-        "size": sum(info.size for info in infos),
+        "history": history_rows(name, versions),
+        "size": row_sizes(infos).get(("phase", name), 0),
         "last_snapshot": last_snapshot if (running or snapshot) else None,
         "snapshot_size": snapshot.size if snapshot else None,
         "progress": _progress_view(progress) if progress else None,
     }
+
+
+def history_rows(name: str, versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A phase's kept versions as ``%checkpoint history NAME`` lists them, #1 the current one,
+    each with the exact command that makes it current again (None for #1)."""
+    return [
+        {
+            "number": number,
+            "current": number == 1,
+            "created": _number(version.get("created")),
+            "duration": _number(version.get("duration")),
+            "size": _count(version.get("size")),
+            "reason": version_reason(versions, number - 1),
+            "resumes": _count(version.get("resumes")),
+            "rollback": None
+            if number == 1
+            else f"%checkpoint rollback {shlex.quote(name)} {number}",
+        }
+        for number, version in enumerate(versions, 1)
+    ]
 
 
 def _other_row(kind: str, name: str, infos: list[EntryInfo]) -> dict[str, Any]:
@@ -261,8 +301,10 @@ def _other_row(kind: str, name: str, infos: list[EntryInfo]) -> dict[str, Any]:
         "resumable": True,
         "updated": last,
         "duration": None,
+        "resumes": 0,
         "versions": 0,
-        "size": sum(info.size for info in infos),
+        "history": [],
+        "size": row_sizes(infos).get((kind, name), 0),
         "last_snapshot": last,
         "snapshot_size": None,
         "progress": None,

@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from http.client import responses
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,6 +94,18 @@ class _Handler(APIHandler):
             raise tornado.web.HTTPError(503, str(exc)) from None
         return {"store": relative, "dir": _notebook_dir(relative), **view}
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """As `APIHandler`'s, with the message as written: tornado's ``log_message`` doubles
+        each ``%`` of a message raised without arguments (``%%%%checkpoint``)."""
+        exc = (kwargs.get("exc_info") or (None, None, None))[1]
+        if not isinstance(exc, tornado.web.HTTPError):
+            super().write_error(status_code, **kwargs)
+            return
+        self.set_header("Content-Type", "application/json")
+        message = exc.get_message() or responses.get(status_code, "Unknown HTTP Error")
+        self.log.warning("wrote error: %r", message)
+        self.finish(json.dumps({"message": message, "reason": exc.reason}))
+
     def _reply(self, body: dict[str, Any]) -> None:
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
@@ -136,7 +149,7 @@ class StoresHandler(_Handler):
                 view = await self._read(relative)
             except tornado.web.HTTPError as exc:  # vanished or unreadable since the search
                 stores.append(
-                    {"store": relative, "dir": _notebook_dir(relative), "error": exc.log_message}
+                    {"store": relative, "dir": _notebook_dir(relative), "error": exc.get_message()}
                 )
                 continue
             view["phases"] = len(view["phases"])
@@ -145,7 +158,24 @@ class StoresHandler(_Handler):
 
 
 class PhasesHandler(_Handler):
-    """``GET /nbresume/api/phases?store=REL``: the rows of one store."""
+    """``GET /nbresume/api/phases?store=REL``: the rows of one store.
+
+    ``{"store", "dir", "size", "running", "updated", "phases": [ROW, ...]}``; each ROW (times
+    are epoch seconds, sizes bytes, durations seconds):
+
+    - ``kind`` phase | loop | map, ``name``, ``notebook``, ``status``, ``running``, ``resumable``,
+      ``updated``, ``last_snapshot``, ``snapshot_size``, ``versions``;
+    - ``size``: every entry the row owns (`nbresume._sizes`), as ``%checkpoint status`` and
+      ``nbresume status`` print it;
+    - ``duration``: how long the current version ran, over every kernel that ran it; ``resumes``:
+      how often that run was resumed from a snapshot in a new kernel (0: never);
+    - ``progress``: the latest run's loop figures (``done``, ``total``, ``skipped``, ``rate``,
+      ``eta``, ``elapsed`` over every kernel, ``resumes``, ``started``, ``updated``, ``loops``),
+      kept for a restored phase; None if no loop ran;
+    - ``history``: the kept versions as ``%checkpoint history NAME`` lists them, #1 current:
+      ``{"number", "current", "created", "duration", "size", "reason", "resumes", "rollback"}``,
+      ``rollback`` being the command that makes it current again (None for #1).
+    """
 
     @tornado.web.authenticated
     @authorized
@@ -196,7 +226,11 @@ class ClearHandler(_Handler):
 
 class NotebookHandler(_Handler):
     """``GET /nbresume/api/notebook?path=NB[&dir=ABS]``: the phases of a notebook's store (the
-    JupyterLab extension's cell view, badges and sidebar); no store yet is an empty list."""
+    JupyterLab extension's cell view, badges and sidebar); no store yet is an empty list.
+
+    Rows as `PhasesHandler`'s, with ``saved`` for running, interrupted and failed phases: the
+    items in the last snapshot (what a re-run resumes from), None when unknown.
+    """
 
     @tornado.web.authenticated
     @authorized

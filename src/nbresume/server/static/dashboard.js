@@ -5,7 +5,7 @@
 (function () {
   const BASE = document.querySelector('meta[name="nbresume-base"]').content;
   const FAST = 1000; // ms between refreshes while a loop runs
-  const SLOW = 1500; // ms otherwise: a new run shows within 2 s (a new store within the scan's 5 s)
+  const SLOW = 1500; // ms otherwise: a new run or store shows within 2 s
   const HIDDEN = 15000; // ms while the tab is hidden
   const STALLED = 60; // s without a progress write before a running row says so
 
@@ -146,6 +146,17 @@
     return el("td", { class: "progress" }, bar, el("div", { class: "progress-text" }, parts.join(" · ")));
   }
 
+  function resumedText(resumes) {
+    // a run resumed from a snapshot in a new kernel: its duration adds up every kernel's time
+    if (!resumes) return "";
+    return "in every kernel that ran it: resumed " + (resumes === 1 ? "once" : resumes + " times");
+  }
+
+  function runTime(p) {
+    // the run's time in every kernel (elapsed at the last progress write), and since that write
+    return p.elapsed === null ? now() - p.started : p.elapsed + Math.max(0, now() - (p.updated || now()));
+  }
+
   function lastRun(row) {
     // a running phase: when it started; otherwise when it last finished (or failed)
     const started = row.running && row.progress ? row.progress.started : null;
@@ -175,7 +186,11 @@
       progressCell(row),
       el("td", { class: "num snapshot", title: when(row.last_snapshot) }, row.last_snapshot ? age(row.last_snapshot) : "–"),
       lastRun(row),
-      el("td", { class: "num" }, duration(running ? now() - started : row.duration)),
+      el(
+        "td",
+        { class: "num", title: resumedText(running ? row.progress.resumes : row.resumes) },
+        duration(running ? runTime(row.progress) : row.duration)
+      ),
       el("td", { class: "num" }, size(row.size)),
       el("td", {}, button)
     );
