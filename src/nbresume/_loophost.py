@@ -64,6 +64,10 @@ class CellLoops:
         self._item_start: dict[str, tuple[int, int]] = {}  # loop id -> (done, outputs then)
         self.stop_requested = False  # a first Ctrl-C: stop at the next boundary, saved
         self._noted: set[str] = set()
+        # the first loop of this run left by an exception the cell went on after (caught by a
+        # try around the loop): from then on the variables hold a loop ended mid-way, so no
+        # later snapshot is taken and the run is not saved as done (`unfinished_note`)
+        self.unfinished: Any = None
         self._previous_sigint: Any = None
 
     # -- which loops resume here --------------------------------------------------------------
@@ -189,6 +193,8 @@ class CellLoops:
         if not self.loops:
             self._release_interrupts()
         state = loop.state()
+        if not complete and loop.left_by is not None and self.unfinished is None:
+            self.unfinished = loop
         if complete:
             state.complete = True
             state.outputs_end = len(self.run.recorder.outputs) if self.run.recorder else None
@@ -207,6 +213,8 @@ class CellLoops:
                 f"taken (loop {self._resume_at}): the code around its loops ran another way; "
                 f"run the cell with --force to start over"
             )
+        if self.unfinished is not None:
+            return 0.0  # the last snapshot before the loop was left stays the one to resume
         start = time.perf_counter()
         run = self.run
         for active in self.loops:
@@ -261,6 +269,20 @@ class CellLoops:
             ):
                 live.add(loop_id)
         return live
+
+    def unfinished_note(self) -> str | None:
+        """Why a run that reached its end is not saved as done, or None."""
+        loop = self.unfinished
+        if loop is None:
+            return None
+        site = loop.site
+        where = f"line {site.lineno}" + (f" ({site.text!r})" if site.text else "")
+        item = loop.progress.done + 1
+        return (
+            f"{where}: the loop was left by {loop.left_by} at item {item:,} and the cell went "
+            "on: not saved as done, since an uninterrupted run would finish the loop; re-run "
+            f"the cell to resume at item {item:,}, or catch errors inside the loop body"
+        )
 
     # -- Ctrl-C: finish the item, save, stop ---------------------------------------------------
 

@@ -7,7 +7,9 @@ reads, progress, snapshots) happens every K items, K adapted to the loop's speed
 
 from __future__ import annotations
 
+import dis
 import enum
+import functools
 import itertools
 import re
 import sys
@@ -16,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from types import FrameType
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _host
@@ -245,6 +247,9 @@ class resumable(Generic[T]):
         self._gen: weakref.ref[Iterator[T]] | None = None
         self._current_key: Any = None
         self._host: LoopHost | None = None
+        # how an unfinished loop was left: None (break, return, or not yet left), else the
+        # exception's name; a cell whose loop an exception left must not be saved as done
+        self.left_by: str | None = None
         self._listeners: list[Callable[[LoopProgress], object]] = []
 
     # -- state --------------------------------------------------------------------------------
@@ -507,12 +512,14 @@ class resumable(Generic[T]):
             policy.boundary(clock(), done, last=True)
         except GeneratorExit:
             self.progress.status = "interrupted"
+            self.left_by = _closed_by_exception(sys._getframe(1))
             if self._fast:
                 self._pos = n  # the item in flight is not done
                 self.progress.done = self.done_count(n)
             raise
-        except BaseException:
+        except BaseException as exc:
             self.progress.status = "failed"
+            self.left_by = type(exc).__name__
             if self._fast:
                 self._pos = n
                 self.progress.done = self.done_count(n)
@@ -568,9 +575,11 @@ class resumable(Generic[T]):
             policy.boundary(clock(), done, last=True)
         except GeneratorExit:
             self.progress.status = "interrupted"
+            self.left_by = _closed_by_exception(sys._getframe(1))
             raise
-        except BaseException:
+        except BaseException as exc:
             self.progress.status = "failed"
+            self.left_by = type(exc).__name__
             raise
         finally:
             self._finish(host, own, guard, complete)
@@ -637,6 +646,34 @@ class resumable(Generic[T]):
 
 
 _END: Any = object()
+
+# the instructions that drop a for statement's iterator on purpose (break, return, continue to
+# an outer loop); anything else closing the loop is an exception unwinding the caller's frame
+_DROPS_ITERATOR = frozenset({"POP_TOP", "POP_ITER"})
+
+
+def _closed_by_exception(closer: FrameType | None) -> str | None:
+    """-> "an exception" when the frame that closed the loop's generator is unwinding one.
+
+    NB. Python hides the exception being propagated from the generator it closes; the caller's
+    instruction tells them apart: a break pops the iterator, an exception is raised elsewhere.
+    """
+    if closer is None:
+        return None
+    opname = _opname_at(closer.f_code, closer.f_lasti)
+    return None if opname in _DROPS_ITERATOR else "an exception"
+
+
+@functools.lru_cache(maxsize=256)
+def _opnames(code: CodeType) -> dict[int, str]:
+    return {i.offset: i.opname for i in dis.get_instructions(code)}
+
+
+def _opname_at(code: CodeType, offset: int) -> str:
+    names = _opnames(code)
+    while offset >= 0 and offset not in names:  # NB. inside an instruction's inline caches
+        offset -= 2
+    return names.get(offset, "")
 
 
 def _batched(it: Iterator[Any], size: int) -> Iterator[list[Any]]:

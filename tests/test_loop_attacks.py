@@ -1,0 +1,190 @@
+"""Loop idioms a careless user or a tester tries next (neighbours of issue 14's findings).
+
+Each case is exact, refused with a one-line CheckpointError, or plain with a note: never a wrong
+value after a kill, an error or a Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from conftest import CellRun, reset_nbresume_state
+from test_resumable import arm, check, counts
+
+RunCell = Callable[..., CellRun]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NBRESUME_KEY", "nbresume-test-key")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("NBRESUME_DIR", raising=False)
+    reset_nbresume_state()
+    sigterm = signal.getsignal(signal.SIGTERM)
+    yield
+    reset_nbresume_state()
+    signal.signal(signal.SIGTERM, sigterm)
+
+
+def _interrupt(times: int) -> Callable[[], None]:
+    def send() -> None:
+        if Path("interrupted").exists():
+            return
+        Path("interrupted").touch()
+        for _ in range(times):
+            signal.raise_signal(signal.SIGINT)
+
+    return send
+
+
+@pytest.fixture
+def cell(shell: InteractiveShell, run_cell: RunCell) -> RunCell:
+    shell.user_ns["check"] = check
+    return run_cell
+
+
+# -- a loop left by an exception the cell catches is not a finished loop ----------------------
+
+CAUGHT = """\
+%%checkpoint caught --every 1
+out = []
+try:
+    for x in resumable(range(5)):
+        tick(x)
+        check()
+        out.append(x)
+except {exc}:
+    pass
+"""
+
+
+@pytest.mark.parametrize("exc", ["KeyboardInterrupt", "Exception"])
+def test_a_loop_left_by_a_caught_exception_does_not_save_its_cell_as_done(
+    shell: InteractiveShell, cell: RunCell, exc: str
+) -> None:
+    arm(3, "KeyboardInterrupt" if exc == "KeyboardInterrupt" else "Boom")
+    source = CAUGHT.format(exc=exc)
+    first = cell(source)
+    assert first.error is None
+    assert shell.user_ns["out"] == [0, 1]  # the cell's own run keeps what it did
+    assert "not saved as done" in first.note_text, first.note_text
+    second = cell(source)
+    assert second.error is None
+    assert shell.user_ns["out"] == [0, 1, 2, 3, 4]  # resumed, not a restore of the half
+    assert "restored" not in second.note_text.split("resum")[0]
+    assert counts() == Counter(str(x) for x in range(5)) + Counter(["2"])
+    third = cell(source)
+    assert "restored" in third.note_text
+    assert shell.user_ns["out"] == [0, 1, 2, 3, 4]
+
+
+def test_a_break_still_ends_the_loop_on_purpose(shell: InteractiveShell, cell: RunCell) -> None:
+    source = (
+        "%%checkpoint early\nout = []\nfor x in resumable(range(9)):\n"
+        "    if x == 3:\n        break\n    out.append(x)\n"
+    )
+    assert cell(source).error is None
+    hit = cell(source)
+    assert "restored" in hit.note_text
+    assert shell.user_ns["out"] == [0, 1, 2]
+
+
+CTRL_C_CAUGHT = """\
+%%checkpoint slow
+out = []
+try:
+    for x in resumable(range(6)):
+        out.append(x)
+        tick(x)
+        if x == 2:
+            interrupt()
+        time.sleep(0.01)
+except KeyboardInterrupt:
+    print("stopped by hand")
+"""
+
+
+@pytest.mark.parametrize("times", [1, 2])
+def test_a_real_ctrl_c_caught_around_the_loop_resumes_instead_of_restoring_half(
+    shell: InteractiveShell, cell: RunCell, times: int
+) -> None:
+    shell.user_ns.update(interrupt=_interrupt(times), time=__import__("time"))
+    first = cell(CTRL_C_CAUGHT)
+    assert first.error is None
+    assert "not saved as done" in first.note_text
+    assert shell.user_ns["out"] == [0, 1, 2]
+    second = cell(CTRL_C_CAUGHT)
+    assert second.error is None
+    assert shell.user_ns["out"] == list(range(6))
+    extra = Counter() if times == 1 else Counter(["2"])  # the first Ctrl-C saved item 2
+    assert counts() == Counter(str(x) for x in range(6)) + extra
+    assert "restored" in cell(CTRL_C_CAUGHT).note_text
+    assert shell.user_ns["out"] == list(range(6))
+
+
+def test_an_inner_loop_left_by_an_error_caught_in_the_outer_body_is_retried(
+    shell: InteractiveShell, cell: RunCell
+) -> None:
+    source = (
+        "%%checkpoint nested --every 1\n"
+        "out = []\n"
+        "for e in resumable(range(3)):\n"
+        "    try:\n"
+        "        for b in resumable(range(3)):\n"
+        "            tick((e, b))\n"
+        "            check()\n"
+        "            out.append((e, b))\n"
+        "    except Exception:\n"
+        "        pass\n"
+    )
+    arm(4)  # (1, 0) raises once
+    first = cell(source)
+    assert first.error is None
+    assert "not saved as done" in first.note_text
+    assert cell(source).error is None
+    assert shell.user_ns["out"] == [(e, b) for e in range(3) for b in range(3)]
+    assert "restored" in cell(source).note_text
+
+
+def test_a_batch_loop_left_by_a_caught_error_is_not_saved_as_done(
+    shell: InteractiveShell, cell: RunCell
+) -> None:
+    source = (
+        "%%checkpoint batches --every 1\n"
+        "out = []\n"
+        "try:\n"
+        "    for chunk in resumable(range(6), batch=2):\n"
+        "        tick(chunk[0])\n"
+        "        check()\n"
+        "        out.extend(chunk)\n"
+        "except Exception:\n"
+        "    pass\n"
+    )
+    arm(2)
+    assert "not saved as done" in cell(source).note_text
+    assert shell.user_ns["out"] == [0, 1]
+    assert cell(source).error is None
+    assert shell.user_ns["out"] == list(range(6))
+
+
+def test_a_break_inside_a_with_block_or_after_continue_is_on_purpose(
+    shell: InteractiveShell, cell: RunCell
+) -> None:
+    source = (
+        "%%checkpoint early2\nimport contextlib\nout = []\n"
+        "for x in resumable(range(9)):\n"
+        "    if x % 2:\n        continue\n"
+        "    with contextlib.nullcontext():\n"
+        "        if x == 4:\n            break\n"
+        "    out.append(x)\n"
+    )
+    assert "not saved" not in cell(source).note_text
+    assert "restored" in cell(source).note_text
+    assert shell.user_ns["out"] == [0, 2]
