@@ -128,6 +128,13 @@ def _read_key(path: Path) -> bytes:
             f"at least {MIN_KEY_BYTES}: delete the file (a new key is made; run `nbresume trust` "
             "on your stores afterwards) or set NBRESUME_KEY"
         )
+    if info.st_uid != os.geteuid():
+        raise StoreError(
+            f"the signing key at {str(path)!r} belongs to another user (uid {info.st_uid}), who "
+            "could forge checkpoints with it; it was not used: delete it (a new key is made; "
+            "run `nbresume trust` on your stores afterwards) or set NBRESUME_KEY"
+        )
+    _check_folder(path.parent)
     if info.st_mode & 0o077 and not _told_mode(path):
         warnings.warn(
             f"the signing key at {str(path)!r} is readable by other users (mode "
@@ -140,6 +147,22 @@ def _read_key(path: Path) -> bytes:
 
 
 _told: set[Path] = set()
+
+
+def _check_folder(folder: Path) -> None:
+    """Warn once when others may replace the key: its folder is writable by them (no sticky bit)."""
+    try:
+        info = folder.stat()
+    except OSError:
+        return
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX and not _told_mode(folder):
+        warnings.warn(
+            f"the folder of the signing key {str(folder)!r} is writable by other users (mode "
+            f"{stat.S_IMODE(info.st_mode):o}): they could replace the key and forge "
+            f"checkpoints; run chmod 700 {str(folder)!r}",
+            NbresumeWarning,
+            stacklevel=4,
+        )
 
 
 def _told_mode(path: Path) -> bool:

@@ -43,6 +43,7 @@ from ._storeread import (
     LooseFile,
     ReadOnlyCache,
     StoreReader,
+    check_database_files,
     open_value_file,
     read_record_file,
     remove_loose_file,
@@ -275,6 +276,15 @@ def _clean_settings(path: Path) -> None:
         ]
         if bad:
             con.executemany("DELETE FROM Settings WHERE rowid = ?", [(r,) for r in bad])
+        # NB. a trigger shipped with the store would run on every write nbresume makes, and
+        # diskcache creates its own (count, size) only IF NOT EXISTS: one with their name but
+        # another body would stay. All are dropped; diskcache creates its own again on open.
+        shipped = con.execute(
+            "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')"
+        ).fetchall()
+        for kind, name in shipped:
+            quoted = '"' + str(name).replace('"', '""') + '"'
+            con.execute(f"DROP {'VIEW' if kind == 'view' else 'TRIGGER'} IF EXISTS {quoted}")
     finally:
         con.close()
 
@@ -319,6 +329,7 @@ class Store:
                 "permissions or move it with %checkpoint dir PATH"
             ) from exc
         self._cache: Any
+        check_database_files(path)
         try:
             _clean_settings(path)
             self._cache = _open_cache(path)
