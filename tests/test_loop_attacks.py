@@ -6,16 +6,19 @@ value after a kill, an error or a Ctrl-C.
 
 from __future__ import annotations
 
+import itertools
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from conftest import CellRun, reset_nbresume_state
-from test_resumable import arm, check, counts
+from conftest import CellRun, reset_nbresume_state, tick
+from nbresume import resumable
+from test_resumable import Boom, arm, check, counts
 
 RunCell = Callable[..., CellRun]
 
@@ -188,3 +191,106 @@ def test_a_break_inside_a_with_block_or_after_continue_is_on_purpose(
     assert "not saved" not in cell(source).note_text
     assert "restored" in cell(source).note_text
     assert shell.user_ns["out"] == [0, 2]
+
+
+# -- the same cell interrupted again and again in one kernel -----------------------------------
+
+REPEAT = """\
+%%checkpoint again --every 1
+out = []
+for x in resumable(range(8)):
+    out.append(x)
+    tick(x)
+    if x in STOP_AT and not Path(f"stopped-{x}").exists():
+        Path(f"stopped-{x}").touch()
+        for _ in range(TIMES):
+            signal.raise_signal(signal.SIGINT)
+    time.sleep(0.005)
+"""
+
+
+@pytest.mark.parametrize("times", [1, 2])
+def test_ctrl_c_rerun_ctrl_c_rerun_counts_every_item_exactly(
+    shell: InteractiveShell, cell: RunCell, times: int
+) -> None:
+    shell.user_ns.update(
+        STOP_AT={2, 5}, TIMES=times, Path=Path, signal=signal, time=__import__("time")
+    )
+    assert isinstance(cell(REPEAT).error, KeyboardInterrupt)
+    assert isinstance(cell(REPEAT).error, KeyboardInterrupt)
+    assert cell(REPEAT).error is None
+    assert shell.user_ns["out"] == list(range(8))
+    extra = Counter() if times == 1 else Counter(["2", "5"])  # a second Ctrl-C stops mid-item
+    assert counts() == Counter(str(x) for x in range(8)) + extra
+    assert "restored" in cell(REPEAT).note_text
+
+
+@pytest.mark.parametrize("every", ["0", "0s", "-1", "1.5", "abc"])
+def test_an_invalid_every_is_refused_in_one_line_before_any_item(cell: RunCell, every: str) -> None:
+    run = cell(f"%%checkpoint bad --every {every}\nfor x in resumable(range(3)):\n    tick(x)\n")
+    assert run.error is not None
+    assert "every" in str(run.error)
+    assert "\n" not in str(run.error)
+    assert counts() == Counter()
+
+
+# -- outside cells: a consumer other than a for statement keeps the items ----------------------
+
+
+def _checked(x: int) -> int:
+    tick(x)
+    check()
+    return x
+
+
+def test_a_call_that_keeps_the_items_runs_plain_outside_cells_with_a_note(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    arm(3)
+    with pytest.raises(Boom):
+        list(map(_checked, resumable(range(5), name="kept")))
+    again = list(map(_checked, resumable(range(5), name="kept")))
+    assert again == [0, 1, 2, 3, 4]  # not [2, 3, 4]: the first run's list is gone
+    assert "keeps the items" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "consume",
+    [
+        lambda r: list(filter(None, r)),
+        lambda r: sum(itertools.chain(r, [])),
+        lambda r: ",".join(map(str, r)),
+        lambda r: list(itertools.islice(r, 9)),
+    ],
+    ids=["filter", "chain", "join-map", "islice"],
+)
+def test_other_wrappers_that_keep_the_items_run_plain_outside_cells(
+    consume: Callable[[Any], Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail_at_two() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise Boom("the source failed")
+
+    with pytest.raises(Boom):
+        consume(resumable(fail_at_two(), name="wrapped"))
+    assert consume(resumable(iter([1, 2, 3, 4, 5]), name="wrapped")) == consume(
+        iter([1, 2, 3, 4, 5])
+    )
+
+
+def test_for_over_a_wrapper_and_a_loop_assigned_first_still_resume_outside_cells() -> None:
+    def wrapped_for() -> None:
+        for x in map(int, resumable(range(5), name="wrapped-for")):
+            _checked(x)
+
+    arm(3)
+    with pytest.raises(Boom):
+        wrapped_for()
+    loop = resumable(range(5), name="assigned")
+    for x in loop:
+        tick(f"a{x}")
+    wrapped_for()
+    assert counts() == Counter(str(x) for x in range(5)) + Counter(["2"]) + Counter(
+        f"a{x}" for x in range(5)
+    )

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from . import _host
 from ._host import LoopHost, LoopState
 from ._keys import fingerprint
-from ._loopsite import loop_identity, refuse_inexact, site_of
-from ._ownhost import Guard, OwnHost
+from ._loopsite import kept_reason, loop_identity, refuse_inexact, site_of
+from ._ownhost import Guard, OwnHost, note_plain
 from ._progress import LoopProgress
 from .errors import CheckpointError
 
@@ -384,10 +384,15 @@ class resumable(Generic[T]):
             )
         host = _host.current_host()
         own: OwnHost | None = None
+        kept = kept_reason(self.site) if host is None else None
+        if kept is not None:  # NB. decided before a host opens the store: nothing to save
+            note_plain(kept)
+            gen: Iterator[Any] = self._run_plain()
+            self._gen = weakref.ref(gen)
+            return gen
         if host is None:
             own = OwnHost(self.identity)
             host = own
-        gen: Iterator[Any]
         reason = host.plain_reason(self.site)
         if reason is not None:
             host.note_plain(reason)
