@@ -294,3 +294,82 @@ def test_for_over_a_wrapper_and_a_loop_assigned_first_still_resume_outside_cells
     assert counts() == Counter(str(x) for x in range(5)) + Counter(["2"]) + Counter(
         f"a{x}" for x in range(5)
     )
+
+
+# -- items keyed by position from a source nbresume does not track -----------------------------
+
+
+def _rows(names: str) -> list[dict[str, str]]:
+    return [{"name": n} for n in names]
+
+
+def _process(rows: Any, name: str) -> list[str]:
+    seen = []
+    for row in resumable(rows, name=name):
+        tick(row["name"])
+        check()
+        seen.append(row["name"])
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["list", "iterator"])
+def test_a_row_inserted_at_the_top_after_an_error_starts_over_outside_cells(
+    kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrap: Callable[[Any], Any] = list if kind == "list" else iter
+    arm(3)
+    with pytest.raises(Boom):
+        _process(wrap(_rows("abcde")), "rows")
+    assert _process(wrap(_rows("Zabcde")), "rows") == list("Zabcde")  # Z is never skipped
+    assert "changed since the interrupted run" in capsys.readouterr().err
+
+
+def test_a_done_row_removed_from_a_list_starts_over_outside_cells(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    arm(4)
+    with pytest.raises(Boom):
+        _process(_rows("abcde"), "rows2")
+    # b was done: by position, c would now be taken as done and never processed
+    assert _process(_rows("acde"), "rows2") == list("acde")
+    assert "changed since the interrupted run" in capsys.readouterr().err
+
+
+def test_unchanged_rows_resume_outside_cells_without_running_done_ones_again() -> None:
+    arm(3)
+    with pytest.raises(Boom):
+        _process(_rows("abcde"), "rows3")
+    assert _process(_rows("abcde"), "rows3") == list("cde")
+    assert counts() == Counter("abcde") + Counter("c")
+
+
+ROWS_CELL = """\
+%%checkpoint rows --every 1
+out = []
+for row in resumable(load()):
+    tick(row["name"])
+    check()
+    out.append(row["name"])
+"""
+
+
+def test_rows_of_an_untracked_source_changed_before_a_resume_are_refused_in_a_cell(
+    shell: InteractiveShell, cell: RunCell, tmp_path: Path
+) -> None:
+    source = tmp_path / "rows.json"
+    source.write_text('["a", "b", "c", "d"]')
+    cell(
+        "import json\nfrom pathlib import Path\n"
+        "def load():\n"
+        "    return [{'name': n} for n in json.loads(Path('rows.json').read_text())]\n"
+    )
+    arm(3)
+    assert cell(ROWS_CELL).error is not None
+    source.write_text('["Z", "a", "b", "c", "d"]')
+    run = cell(ROWS_CELL)
+    assert run.error is not None, shell.user_ns["out"]
+    assert "--force" in str(run.error)
+    assert "\n" not in str(run.error)
+    forced = cell(ROWS_CELL.replace("--every 1", "--every 1 --force"))
+    assert forced.error is None
+    assert shell.user_ns["out"] == list("Zabcd")

@@ -153,7 +153,7 @@ class CellLoops:
         # re-running the code above the loop; enclosing loops continue on them too
         items = _restored_items(loop, ns, values)
         if items is not None:
-            loop.use_items(items)
+            loop.use_items(items, restored=True)
         for outer in self.loops[:-1]:
             items = _restored_items(outer, ns, values)
             if items is not None:

@@ -251,6 +251,11 @@ class resumable(Generic[T]):
         # exception's name; a cell whose loop an exception left must not be saved as done
         self.left_by: str | None = None
         self._listeners: list[Callable[[LoopProgress], object]] = []
+        self._first_print = ""  # a fingerprint of item 0 of an iterator keyed by position
+        self._first_same = True  # whether it is the interrupted run's item 0
+        self._probe: tuple[int, str] | None = None  # of a sequence: (position, fingerprint)
+        self._expect: dict[int, str] = {}  # probes of the interrupted run, checked on resume
+        self._restored = False  # the items are the restored objects of a checkpoint cell
 
     # -- state --------------------------------------------------------------------------------
 
@@ -282,8 +287,9 @@ class resumable(Generic[T]):
             pass
         return it
 
-    def use_items(self, items: Iterable[Any]) -> None:
+    def use_items(self, items: Iterable[Any], restored: bool = False) -> None:
         """Iterate over ``items`` (before the loop starts): a restore swaps in the restored ones."""
+        self._restored = restored  # NB. restored objects are the interrupted run's: no probes
         self._items = items
         self._seq = (
             items if isinstance(items, list | tuple | range) and self._batch is None else None
@@ -291,7 +297,12 @@ class resumable(Generic[T]):
 
     def _key(self, item: Any, index: int) -> Any:
         if self._keyfn is None:
-            return default_key(item, index)
+            key = default_key(item, index)
+            if index == 0 and type(key) is Position:
+                # NB. a probe of the items (`_probes`), before the loop body changes the item
+                self._first_print = _print_of(item)
+                self._first_same = self._first_print == self._expect.get(0, self._first_print)
+            return key
         try:
             key = self._keyfn(item)
             hash(key)
@@ -350,7 +361,55 @@ class resumable(Generic[T]):
             pos = max(self._position(), self._seq_have)
             self._freeze(self._seq_keys(max(self._seq_have, self._fast_from), pos))
             self._seq_have = pos
-        return LoopState(chunks=list(self._prior), total=self.total)
+        return LoopState(chunks=list(self._prior), total=self.total, probes=self._probes())
+
+    def _probes(self) -> tuple[tuple[int, str], ...]:
+        """Fingerprints of items the loop body has not touched yet (in-place work on an item
+        must not look like a change), for loops keyed by position: a source nbresume does not
+        track (a CSV, a folder, an API) may put other items at the done positions before a
+        resume. An iterator's first item, taken before it ran; a sequence's item after the one
+        in flight, which a row inserted or removed before it moves."""
+        if self._keyfn is not None:
+            return ()
+        seq = self._seq
+        if seq is None:
+            return ((0, self._first_print),) if self._first_print else ()
+        after = self._prior_count + len(self._done) + 1
+        if after >= len(seq) or type(default_key(seq[0], 0)) is not Position:
+            return ()
+        if self._probe is None or self._probe[0] != after:
+            self._probe = (after, _print_of(seq[after]))
+        return (self._probe,) if self._probe[1] else ()
+
+    def _same_items(self, host: LoopHost) -> bool:
+        """Whether the items at the probed positions are those of the interrupted run; a change
+        is refused in a checkpoint cell (its variables hold the results of the other items)."""
+        expect, self._expect = self._expect, {}
+        seq = self._seq
+        for index, mark in expect.items():
+            if seq is None:
+                same = index != 0 or self._first_same
+            else:
+                same = index < len(seq) and _print_of(seq[index]) == mark
+            if same:
+                continue
+            if not isinstance(host, OwnHost):
+                where = f"line {self.site.lineno}" + (
+                    f" ({self.site.text!r})" if self.site.text else ""
+                )
+                raise CheckpointError(
+                    f"{where}: item {index + 1} is not the one of the interrupted run (the items "
+                    "are keyed by position and their source changed): the saved results belong "
+                    "to other items; run the cell with --force to start over, or pass key= to "
+                    "match items by an id"
+                )
+            print(
+                f"nbresume: the items of {self.identity!r} changed since the interrupted run "
+                f"(item {index + 1} differs; they are keyed by position): starting over",
+                file=sys.stderr,
+            )
+            return False
+        return True
 
     def done_so_far(self) -> int:
         """Items done so far; it changes exactly when the item in flight changes."""
@@ -407,12 +466,20 @@ class resumable(Generic[T]):
         saved = host.attach(self)
         if saved is None:
             return Counter()
+        if self._keyfn is None and saved.probes and not self._restored:
+            self._expect = dict(saved.probes)
+            if self._seq is not None and not self._same_items(host):
+                return Counter()
         remaining: Counter[Any] = Counter()
         for chunk in saved.chunks:
             self._freeze(chunk)
             remaining.update(chunk)
         self.progress.skipped = self.progress.done = self._prior_count
         return remaining
+
+    def _forget_prior(self) -> None:
+        self._prior, self._prior_count = [], 0
+        self.progress.skipped = self.progress.done = 0
 
     def _run_plain(self) -> Iterator[Any]:
         """A loop that cannot resume mid-way where it is: it runs every item, with progress."""
@@ -436,16 +503,16 @@ class resumable(Generic[T]):
             self._emit(force=True)
 
     def _run(self, host: LoopHost, own: OwnHost | None) -> Iterator[T]:
-        remaining = self._attach(host)
         guard = Guard(host) if own is not None else None
         complete = False
         index = n = 0
-        it = iter(self._items)
         clock = self.progress.clock
-        policy = _Policy(self, host, clock())
-        last_check = policy.last
         step = 1
         try:
+            remaining = self._attach(host)  # NB. in the try: a refusal still detaches the loop
+            it = iter(self._items)
+            policy = _Policy(self, host, clock())
+            last_check = policy.last
             if guard is not None:
                 guard.install()
             if own is not None:
@@ -457,6 +524,9 @@ class resumable(Generic[T]):
                 if item is _END:
                     break
                 key = self._key(item, index)
+                if index == 0 and self._expect and not self._same_items(host):
+                    remaining.clear()  # outside cells: nothing skipped yet, start over
+                    self._forget_prior()
                 index += 1
                 if remaining[key] > 0:
                     remaining[key] -= 1
@@ -540,13 +610,13 @@ class resumable(Generic[T]):
 
     def _run_batches(self, host: LoopHost, own: OwnHost | None) -> Iterator[Any]:
         """``batch=N``: lists of N items, each batch done as a whole (keys recorded together)."""
-        remaining = self._attach(host)
         guard = Guard(host) if own is not None else None
         complete = False
         size = self._batch or 1
         clock = self.progress.clock
-        policy = _Policy(self, host, clock())
         try:
+            remaining = self._attach(host)
+            policy = _Policy(self, host, clock())
             if guard is not None:
                 guard.install()
             if own is not None:
@@ -651,6 +721,15 @@ class resumable(Generic[T]):
 
 
 _END: Any = object()
+
+
+def _print_of(item: Any) -> str:
+    """A fingerprint of ``item`` for a probe; "" when it has none (no probe then)."""
+    try:
+        return fingerprint(item)
+    except Exception:
+        return ""
+
 
 # the instructions that drop a for statement's iterator on purpose (break, return, continue to
 # an outer loop); anything else closing the loop is an exception unwinding the caller's frame
