@@ -7,6 +7,7 @@ value after a kill, an error or a Ctrl-C.
 from __future__ import annotations
 
 import itertools
+import json
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from conftest import CellRun, reset_nbresume_state, tick
+from kernel_helpers import KernelPool, read_runs, stdout_of, wait_until
 from nbresume import resumable
 from test_resumable import Boom, arm, check, counts
 
@@ -373,3 +375,79 @@ def test_rows_of_an_untracked_source_changed_before_a_resume_are_refused_in_a_ce
     forced = cell(ROWS_CELL.replace("--every 1", "--every 1 --force"))
     assert forced.error is None
     assert shell.user_ns["out"] == list("Zabcd")
+
+
+# -- real kernels ---------------------------------------------------------------------------------
+
+KERNEL_SETUP = """\
+%load_ext nbresume
+import json, time
+from pathlib import Path
+
+def mark(i):
+    with open("runs.txt", "a") as f:
+        f.write(f"{i}\\n")
+
+def load():
+    return [{"i": i} for i in json.loads(Path("rows.json").read_text())]
+"""
+
+KERNEL_ROWS = """\
+%%checkpoint rows
+out = []
+for row in resumable(load()):
+    mark(row["i"])
+    time.sleep(0.1)
+    out.append(row["i"])
+"""
+
+
+def test_sigkill_then_rows_inserted_at_the_top_is_refused_not_mixed(kernels: KernelPool) -> None:
+    kernel = kernels.start()
+    rows = kernel.workdir / "rows.json"
+    rows.write_text(json.dumps(list(range(10))))
+    kernel.run(KERNEL_SETUP)
+    kernel.submit(KERNEL_ROWS)
+    assert wait_until(lambda: 5 in read_runs(kernel.workdir / "runs.txt"), 60)
+    kernel.kill()
+    kernel.restart()
+    kernel.run(KERNEL_SETUP)
+    rows.write_text(json.dumps([100, 101, *range(10)]))
+    reply, _ = kernel.execute(KERNEL_ROWS)
+    assert reply["status"] == "error"
+    assert "--force" in reply["evalue"]
+    kernel.run(KERNEL_ROWS.replace("%%checkpoint rows", "%%checkpoint rows --force"))
+    assert kernel.eval("out") == repr([100, 101, *range(10)])
+
+
+KERNEL_CAUGHT = """\
+%%checkpoint caught
+out = []
+try:
+    for x in resumable(range(30)):
+        mark(x)
+        time.sleep(0.1)
+        out.append(x)
+except KeyboardInterrupt:
+    print("stopped by hand")
+"""
+
+
+def test_the_stop_button_caught_around_the_loop_resumes_on_the_next_run(
+    kernels: KernelPool,
+) -> None:
+    kernel = kernels.start()
+    runs = kernel.workdir / "runs.txt"
+    kernel.run(KERNEL_SETUP)
+    msg_id = kernel.submit(KERNEL_CAUGHT)
+    assert wait_until(lambda: 5 in read_runs(runs), 60)
+    kernel.km.interrupt_kernel()
+    assert kernel.wait_reply(msg_id)["status"] == "ok"
+    stopped = int(kernel.eval("len(out)"))
+    assert 5 <= stopped < 30
+    outputs = kernel.run(KERNEL_CAUGHT)
+    assert kernel.eval("out") == repr(list(range(30)))
+    assert "stopped by hand" not in stdout_of(outputs)
+    done = read_runs(runs)
+    assert sorted(set(done)) == list(range(30))
+    assert max(Counter(done).values()) == 1, done  # the first Ctrl-C saved the item it finished
