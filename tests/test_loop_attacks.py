@@ -451,3 +451,70 @@ def test_the_stop_button_caught_around_the_loop_resumes_on_the_next_run(
     done = read_runs(runs)
     assert sorted(set(done)) == list(range(30))
     assert max(Counter(done).values()) == 1, done  # the first Ctrl-C saved the item it finished
+
+
+# -- more shapes in a cell: exact after an error ----------------------------------------------
+
+SHAPES = {
+    "for-else": (
+        "out = []\nfor x in resumable(range(5)):\n    tick(x)\n    check()\n    out.append(x)\n"
+        "else:\n    out.append('end')\n"
+    ),
+    "growing-list": (
+        "xs = [0, 1, 2]\nout = []\nfor x in resumable(xs):\n    tick(x)\n    check()\n"
+        "    if x < 4:\n        xs.append(x + 3)\n    out.append(x)\n"
+    ),
+    "with-inside": (
+        "import contextlib\nout = []\nfor x in resumable(range(5)):\n"
+        "    with contextlib.suppress(KeyError):\n        tick(x)\n        check()\n"
+        "        out.append(x)\n"
+    ),
+    "duplicate-keys": (
+        "rows = [('a', 1), ('a', 1), ('b', 2), ('a', 1)]\nout = []\n"
+        "for r in resumable(rows, key=lambda r: r[0]):\n    tick(r[0])\n    check()\n"
+        "    out.append(r)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+@pytest.mark.parametrize("at", [1, 3])
+def test_more_loop_shapes_in_a_cell_give_the_uninterrupted_values(
+    shell: InteractiveShell, cell: RunCell, shape: str, at: int
+) -> None:
+    source = f"%%checkpoint {shape} --every 1\n" + SHAPES[shape]
+    plain = cell(SHAPES[shape])
+    assert plain.error is None
+    expected = shell.user_ns["out"]
+    shell.user_ns.pop("out")
+    arm(at + sum(counts().values()))
+    assert cell(source).error is not None
+    assert cell(source).error is None
+    assert shell.user_ns["out"] == expected
+    assert "restored" in cell(source).note_text
+    assert shell.user_ns["out"] == expected
+
+
+AWAIT_BODY = """\
+%%checkpoint awaits --every 1
+import asyncio
+out = []
+for x in resumable(range(5)):
+    await asyncio.sleep(0)
+    tick(x)
+    check()
+    out.append(x)
+"""
+
+
+def test_a_loop_whose_body_awaits_resumes_exactly_or_runs_plain(
+    shell: InteractiveShell, cell: RunCell
+) -> None:
+    arm(3)
+    first = cell(AWAIT_BODY)
+    assert first.error is not None
+    second = cell(AWAIT_BODY)
+    assert second.error is None, second.error
+    assert shell.user_ns["out"] == [0, 1, 2, 3, 4]
+    if "will not resume mid-way" not in first.note_text:  # it resumed: every item once more
+        assert counts() == Counter(str(x) for x in range(5)) + Counter(["2"])
