@@ -518,3 +518,42 @@ def test_a_loop_whose_body_awaits_resumes_exactly_or_runs_plain(
     assert shell.user_ns["out"] == [0, 1, 2, 3, 4]
     if "will not resume mid-way" not in first.note_text:  # it resumed: every item once more
         assert counts() == Counter(str(x) for x in range(5)) + Counter(["2"])
+
+
+# -- a Ctrl-C the cell swallows, with or without a resumable loop ------------------------------
+
+SWALLOWED = {
+    "plain-loop": (
+        "out = []\ntry:\n    for x in range(6):\n        tick(x)\n        if x == 2:\n"
+        "            interrupt()\n            time.sleep(0.05)\n        out.append(x)\n"
+        "except KeyboardInterrupt:\n    pass\n"
+    ),
+    "break-in-body": (
+        "out = []\nfor x in resumable(range(6)):\n    try:\n        tick(x)\n"
+        "        if x == 2:\n            interrupt()\n            time.sleep(0.05)\n"
+        "        out.append(x)\n    except KeyboardInterrupt:\n        break\n"
+    ),
+    "continue-in-body": (
+        "out = []\nfor x in resumable(range(6)):\n    try:\n        tick(x)\n"
+        "        if x == 2:\n            interrupt()\n            time.sleep(0.05)\n"
+        "        out.append(x)\n    except KeyboardInterrupt:\n        continue\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SWALLOWED))
+def test_a_ctrl_c_swallowed_by_the_cell_never_saves_the_run_as_done(
+    shell: InteractiveShell, cell: RunCell, shape: str
+) -> None:
+    shell.user_ns.update(interrupt=_interrupt(2), time=__import__("time"))
+    source = f"%%checkpoint {shape} --every 1\n" + SWALLOWED[shape]
+    first = cell(source)
+    if shape == "continue-in-body":  # the first Ctrl-C still stops the loop at the boundary
+        assert isinstance(first.error, KeyboardInterrupt)
+    else:
+        assert first.error is None
+        assert "not saved as done" in first.note_text, first.note_text
+    assert shell.user_ns["out"] != list(range(6))
+    assert cell(source).error is None
+    assert shell.user_ns["out"] == list(range(6))
+    assert "restored" in cell(source).note_text

@@ -557,12 +557,15 @@ class CheckpointRun:
         __tracebackhide__ = True
         self.begin()
         assert self.recorder is not None
+        self.loophost.catch_run_interrupts()
         try:
             with self.recorder:
                 yield
         except BaseException as exc:
+            self.loophost.release_run_interrupts()
             self.fail(exc)
             raise
+        self.loophost.release_run_interrupts()
         self.end(self.value, self.has_value)
 
     def ran(self, value: Any, has_value: bool) -> None:

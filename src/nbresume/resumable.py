@@ -782,7 +782,7 @@ class _Policy:
 
     def boundary(self, now: float, done: int, last: bool = False) -> float:
         """Item ``done`` just finished and the next has not started; -> the clock after it."""
-        if self.host.stopping() and not last:
+        if not last and self.host.stopping():
             self.host.snapshot("interrupt", self.loop)
             raise KeyboardInterrupt
         every_items = self.loop._every_items  # NB. the cell's --every is set in attach
