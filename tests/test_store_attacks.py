@@ -307,3 +307,48 @@ def test_a_key_folder_writable_by_others_gets_a_warning(
     key.chmod(0o600)
     with pytest.warns(Warning, match="writable by other users"):
         run_cell(CELL)
+
+
+# -- the store folder a symlink to a folder of the user -----------------------------------------
+
+
+def test_a_store_symlinked_to_a_folder_of_other_files_is_refused(
+    shell: Any, run_cell: RunCell, outside: Path, caught: list[warnings.WarningMessage]
+) -> None:
+    (outside / "notes.txt").write_text("mine")
+    STORE.symlink_to(outside, target_is_directory=True)
+    run = run_cell(CELL)
+    assert run.error is None
+    assert shell.user_ns["value"] == 42
+    assert sorted(p.name for p in outside.iterdir()) == ["notes.txt"]
+    assert_refused_in_one_line(caught, "symlink")
+
+
+def test_a_store_symlinked_to_another_diskcache_of_the_user_never_changes_it(
+    shell: Any, run_cell: RunCell, outside: Path, caught: list[warnings.WarningMessage]
+) -> None:
+    import diskcache
+
+    with diskcache.Cache(str(outside)) as other:
+        other["theirs"] = "value"
+    before = (outside / "cache.db").read_bytes()
+    STORE.symlink_to(outside, target_is_directory=True)
+    run = run_cell(CELL)
+    assert run.error is None
+    assert shell.user_ns["value"] == 42
+    assert (outside / "cache.db").read_bytes() == before
+    assert_refused_in_one_line(caught, "symlink")
+
+
+def test_a_store_symlinked_to_an_empty_folder_or_to_a_store_is_used(
+    shell: Any, run_cell: RunCell, outside: Path
+) -> None:
+    STORE.symlink_to(outside, target_is_directory=True)
+    assert run_cell(CELL).error is None
+    _store.close_stores()
+    STORE.unlink()
+    moved = outside.parent / f"{outside.name}-moved"
+    outside.rename(moved)
+    (moved / ".gitignore").unlink(missing_ok=True)  # none in a symlinked store: settings tell
+    STORE.symlink_to(moved, target_is_directory=True)
+    assert "restored" in run_cell(CELL).note_text

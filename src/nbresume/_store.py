@@ -23,6 +23,7 @@ import sqlite3
 import sys
 import threading
 import time
+import urllib.parse
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -302,6 +303,14 @@ def _prepare_directory(path: Path) -> None:
                 "belongs to another user; it was not used: remove the link, or move the store "
                 "with %checkpoint dir PATH"
             )
+        # NB. a link that came with a notebook may point at any folder of yours (~/.ssh,
+        # another program's diskcache, whose settings and triggers opening it would rewrite)
+        if target.is_dir() and not _is_store(target) and any(target.iterdir()):
+            raise StoreError(
+                f"the checkpoint store {str(path)!r} is a symlink to {str(target)!r}, a folder "
+                "of other files, not a checkpoint store; it was not used: point the link at an "
+                "empty folder, or move the store with %checkpoint dir PATH"
+            )
     if path.exists():
         return
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -309,6 +318,24 @@ def _prepare_directory(path: Path) -> None:
         path.chmod(0o700)  # NB. mkdir's mode is masked by the umask
         # NB. a store holds the user's variables: never committed by accident
         (path / ".gitignore").write_text("# made by nbresume: the checkpoint store\n*\n")
+
+
+def _is_store(folder: Path) -> bool:
+    """Whether ``folder`` holds a store nbresume made: diskcache with nbresume's settings."""
+    if not (folder / DB_FILE).is_file() or (folder / DB_FILE).is_symlink():
+        return False
+    uri = "file:" + urllib.parse.quote(str((folder / DB_FILE).absolute())) + "?mode=ro"
+    try:
+        con = sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        rows = dict(con.execute("SELECT key, value FROM Settings").fetchall())
+    except sqlite3.Error:
+        return False
+    finally:
+        con.close()
+    return all(rows.get(k) == SETTINGS[k] for k in ("eviction_policy", "size_limit"))
 
 
 class Store:
