@@ -352,3 +352,61 @@ def test_a_store_symlinked_to_an_empty_folder_or_to_a_store_is_used(
     (moved / ".gitignore").unlink(missing_ok=True)  # none in a symlinked store: settings tell
     STORE.symlink_to(moved, target_is_directory=True)
     assert "restored" in run_cell(CELL).note_text
+
+
+# -- sizes: a sparse file whose header claims gigabytes ------------------------------------------
+
+SPARSE_SCRIPT = """\
+import json, resource, struct, sys
+from nbresume import _signing
+from nbresume.errors import StoreError
+
+resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))
+claimed = 2 << 30  # a pickle of 2 GiB: more than this process may allocate
+header = json.dumps({"schema": _signing.SCHEMA_VERSION, "key": "cell:x", "id": "t",
+                     "pickle": claimed, "buffers": [], "digests": []}).encode()
+with open("sparse.val", "wb") as f:
+    f.truncate(claimed)  # sparse: nothing on disk
+    f.seek(claimed)
+    f.write(header + bytes(32) + struct.pack("<I8s", len(header), _signing.MAGIC))
+with open("sparse.val", "rb") as f:
+    try:
+        _signing.read_entry(f, b"k" * 32, "cell:x", "store", "t")
+    except StoreError as exc:
+        print("refused:", exc)
+"""
+
+
+@pytest.mark.timeout(240)
+def test_a_sparse_file_claiming_gigabytes_is_refused_without_allocating_them(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", SPARSE_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "refused: " in done.stdout
+    assert "not signed by your key" in done.stdout
+
+
+def test_a_large_entry_verified_by_streaming_restores_and_a_forged_one_misses(
+    shell: Any, run_cell: RunCell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_signing, "MAX_UNVERIFIED", 0)  # every entry takes the large path
+    big = CELL.replace("value = 42", "value = list(range(50_000))")
+    assert run_cell(big).error is None
+    shell.user_ns["value"] = None
+    assert "restored" in run_cell(big).note_text
+    assert shell.user_ns["value"] == list(range(50_000))
+    _store.close_stores()
+    monkeypatch.setenv("NBRESUME_KEY", "another-key-of-32-bytes-or-more!")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        again = run_cell(big)
+    assert "restored" not in again.note_text

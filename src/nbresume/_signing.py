@@ -61,6 +61,9 @@ MAX_RECORD = 1 << 26  # bytes; a JSON record (phase, progress, log) is never nea
 # 1 MiB: few syscalls, and small enough that a chunk hashed right after its copy to or from the
 # page cache is still in the CPU cache (4 MiB chunks hashed 1.7x slower here)
 CHUNK = 1 << 20
+# bytes of an entry's pickle read before its signature is checked; a larger one (a header may
+# claim anything) is verified by streaming first, read afterwards: two reads, no blind allocation
+MAX_UNVERIFIED = 1 << 28
 KEY_ENV = "NBRESUME_KEY"  # a signing key given directly (CI, shared service accounts)
 KEY_BYTES = 32  # random bytes of a new key
 MIN_KEY_BYTES = 16  # shorter keys (file or environment) are refused: anyone could guess them
@@ -318,6 +321,27 @@ def read_header(f: IO[bytes]) -> tuple[bytes, bytes, dict[str, Any], int]:
     return header_bytes, mac, header, end
 
 
+def _not_signed(name: str, where: str) -> StoreError:
+    return StoreError(
+        f"entry {name!r} in {where!r} is not signed by your key; it was not loaded. "
+        f"If you trust this store, run: nbresume trust {where!r}"
+    )
+
+
+def _streamed_mac_matches(f: IO[bytes], key: bytes, size: int, header: bytes, mac: bytes) -> bool:
+    """Whether the HMAC of ``size`` bytes of ``f`` and ``header`` is ``mac``, in CHUNK reads."""
+    check = hmac.new(key, digestmod=hashlib.sha256)
+    left = size
+    while left:
+        chunk = f.read(min(CHUNK, left))
+        if not chunk:
+            raise ValueError("truncated")
+        check.update(chunk)
+        left -= len(chunk)
+    check.update(header)
+    return hmac.compare_digest(check.digest(), mac)
+
+
 def read_entry(f: IO[bytes], key: bytes, name: str, where: str, tag: object) -> _serialize.Verified:
     """Read and verify the entry ``name`` from ``f``: the only way to get bytes to unpickle.
 
@@ -332,16 +356,23 @@ def read_entry(f: IO[bytes], key: bytes, name: str, where: str, tag: object) -> 
                 f"nbresume reads schema {SCHEMA_VERSION}; it will be recomputed"
             )
         f.seek(0)
-        data = f.read(header["pickle"])
-        expected = hmac.new(key, data, hashlib.sha256)
-        expected.update(header_bytes)
-        if not hmac.compare_digest(expected.digest(), mac):
+        if header["pickle"] > MAX_UNVERIFIED:
+            # NB. the size comes from a header not verified yet: a sparse file may claim
+            # gigabytes it does not hold; verify by streaming before allocating any of it
+            if not _streamed_mac_matches(f, key, header["pickle"], header_bytes, mac):
+                raise _not_signed(name, where)
+            f.seek(0)
+            data = f.read(header["pickle"])
             if xxhash.xxh3_128_hexdigest(data) != header.get("pickle_digest"):
-                raise ValueError("its data does not match its digest")
-            raise StoreError(
-                f"entry {name!r} in {where!r} is not signed by your key; it was not loaded. "
-                f"If you trust this store, run: nbresume trust {where!r}"
-            )
+                raise ValueError("its data changed while it was read")
+        else:
+            data = f.read(header["pickle"])
+            expected = hmac.new(key, data, hashlib.sha256)
+            expected.update(header_bytes)
+            if not hmac.compare_digest(expected.digest(), mac):
+                if xxhash.xxh3_128_hexdigest(data) != header.get("pickle_digest"):
+                    raise ValueError("its data does not match its digest")
+                raise _not_signed(name, where)
         if header.get("key") != name:
             raise ValueError(f"it was written as {header.get('key')!r}")
         if header.get("id") != tag:
