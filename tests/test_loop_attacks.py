@@ -19,7 +19,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from conftest import CellRun, reset_nbresume_state, tick
 from kernel_helpers import KernelPool, read_runs, stdout_of, wait_until
-from nbresume import resumable
+from nbresume import _ownhost, resumable
 from test_resumable import Boom, arm, check, counts
 
 RunCell = Callable[..., CellRun]
@@ -32,6 +32,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("NBRESUME_DIR", raising=False)
     reset_nbresume_state()
+    _ownhost._noted.clear()  # each test hears its once-per-process notes
     sigterm = signal.getsignal(signal.SIGTERM)
     yield
     reset_nbresume_state()
