@@ -32,6 +32,9 @@ class LoopState:
     outputs_end: int | None = None  # number of cell outputs when the loop completed
     outputs_start: int | None = None  # number of cell outputs when the item in flight started
     total: int | None = None
+    # fingerprints of items at some done positions (the first, the last done) of a loop whose
+    # items are keyed by position: a resume over other items at those positions is refused
+    probes: tuple[tuple[int, str], ...] = ()
 
     @property
     def count(self) -> int:

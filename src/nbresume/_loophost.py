@@ -64,6 +64,14 @@ class CellLoops:
         self._item_start: dict[str, tuple[int, int]] = {}  # loop id -> (done, outputs then)
         self.stop_requested = False  # a first Ctrl-C: stop at the next boundary, saved
         self._noted: set[str] = set()
+        # the first loop of this run left by an exception the cell went on after (caught by a
+        # try around the loop): from then on the variables hold a loop ended mid-way, so no
+        # later snapshot is taken and the run is not saved as done (`unfinished_note`)
+        self.unfinished: Any = None
+        # a KeyboardInterrupt raised into the cell's code (a second Ctrl-C, or one outside
+        # loops): if the cell swallows it and goes on, its variables are those of a cut item
+        self.interrupted = False
+        self._whole_run = False  # the SIGINT handler is ours for the whole run, not per loop
         self._previous_sigint: Any = None
 
     # -- which loops resume here --------------------------------------------------------------
@@ -98,7 +106,7 @@ class CellLoops:
         self._entries[parent] += 1
         loop.loop_id = f"#{k}" if parent_loop is None else f"{parent[0]}/{parent[1]}#{k}"
         self.parents[loop.loop_id] = None if parent_loop is None else parent
-        if not self.loops:
+        if not self.loops and not self._whole_run:
             self._catch_interrupts()
         self.loops.append(loop)
         self._configure(loop)
@@ -149,7 +157,7 @@ class CellLoops:
         # re-running the code above the loop; enclosing loops continue on them too
         items = _restored_items(loop, ns, values)
         if items is not None:
-            loop.use_items(items)
+            loop.use_items(items, restored=True)
         for outer in self.loops[:-1]:
             items = _restored_items(outer, ns, values)
             if items is not None:
@@ -186,9 +194,11 @@ class CellLoops:
     def detach(self, loop: Any, complete: bool) -> None:
         if loop in self.loops:
             self.loops.remove(loop)
-        if not self.loops:
+        if not self.loops and not self._whole_run:
             self._release_interrupts()
         state = loop.state()
+        if not complete and loop.left_by is not None and self.unfinished is None:
+            self.unfinished = loop
         if complete:
             state.complete = True
             state.outputs_end = len(self.run.recorder.outputs) if self.run.recorder else None
@@ -207,6 +217,8 @@ class CellLoops:
                 f"taken (loop {self._resume_at}): the code around its loops ran another way; "
                 f"run the cell with --force to start over"
             )
+        if self.unfinished is not None or self.interrupted:
+            return 0.0  # the last snapshot before the loop was left stays the one to resume
         start = time.perf_counter()
         run = self.run
         for active in self.loops:
@@ -273,7 +285,36 @@ class CellLoops:
                 live.add(loop_id)
         return live
 
+    def unfinished_note(self) -> str | None:
+        """Why a run that reached its end is not saved as done, or None."""
+        loop = self.unfinished
+        if loop is None:
+            if not self.interrupted:
+                return None
+            return (
+                "a Ctrl-C (KeyboardInterrupt) stopped the cell's code and the cell caught it "
+                "and went on: not saved as done, since an uninterrupted run would differ; "
+                "re-run the cell (a loop resumes from its last snapshot)"
+            )
+        site = loop.site
+        where = f"line {site.lineno}" + (f" ({site.text!r})" if site.text else "")
+        item = loop.progress.done + 1
+        return (
+            f"{where}: the loop was left by {loop.left_by} at item {item:,} and the cell went "
+            "on: not saved as done, since an uninterrupted run would finish the loop; re-run "
+            f"the cell to resume at item {item:,}, or catch errors inside the loop body"
+        )
+
     # -- Ctrl-C: finish the item, save, stop ---------------------------------------------------
+
+    def catch_run_interrupts(self) -> None:
+        """Handle Ctrl-C for the whole run: one swallowed by the cell is seen (`interrupted`)."""
+        self._catch_interrupts()
+        self._whole_run = self._previous_sigint is not None
+
+    def release_run_interrupts(self) -> None:
+        self._whole_run = False
+        self._release_interrupts()
 
     def _catch_interrupts(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -291,6 +332,7 @@ class CellLoops:
         KeyboardInterrupt there); a second one stops at once. JupyterLab's restart sends one
         before it shuts the kernel down, so a restart keeps every finished item."""
         if self.stop_requested or not self.loops:
+            self.interrupted = True
             raise KeyboardInterrupt
         self.stop_requested = True
         loop = self.loops[-1]
@@ -307,7 +349,10 @@ class CellLoops:
         ).start()
 
     def stopping(self) -> bool:
-        return self.stop_requested
+        """Whether a first Ctrl-C asks the loop to stop at this boundary; told once (a cell
+        that catches that stop and enters another loop is not stopped again by it)."""
+        stop, self.stop_requested = self.stop_requested, False
+        return stop
 
     # -- outputs of the item in flight --------------------------------------------------------
 

@@ -21,7 +21,7 @@ from types import CodeType, FrameType
 
 from .errors import CheckpointError
 
-__all__ = ["LoopSite", "loop_identity", "site_of"]
+__all__ = ["LoopSite", "kept_reason", "loop_identity", "site_of"]
 
 # consumers that turn the loop into one value: after a resume it would hold only the rest
 _AGGREGATES = frozenset(
@@ -43,6 +43,9 @@ class LoopSite:
     argument: ast.expr | None  # the items expression, to evaluate again after a restore
     target: str  # the loop variable (``lr`` of ``for lr in resumable(...)``), for the bar
     session: str | None = None  # the notebook's path in a kernel (IPython's ``__session__``)
+    # the call that consumes the loop and keeps its items (``list(map(f, resumable(xs)))``,
+    # ``pd.DataFrame(resumable(rows))``), when no for statement consumes it: see `kept_reason`
+    kept_by: str | None = None
 
     @property
     def is_for(self) -> bool:
@@ -83,8 +86,61 @@ def _analyse(code: CodeType, lasti: int, lineno: int, _lines: int) -> LoopSite:
         argument = node.args[0] if node.args else None
         if isinstance(parent, ast.For | ast.AsyncFor) and consumed_by_for:
             target = ast.unparse(parent.target)
+    kept_by = _keeper(node, parents) if node is not None and consumer != "for" else None
     return LoopSite(
-        code, code.co_filename, lineno, consumer, text, occurrence, under_plain, argument, target
+        code,
+        code.co_filename,
+        lineno,
+        consumer,
+        text,
+        occurrence,
+        under_plain,
+        argument,
+        target,
+        kept_by=kept_by,
+    )
+
+
+def _keeper(node: ast.expr, parents: list[ast.AST]) -> str | None:
+    """The outermost call of the chain of calls that takes ``node`` as an argument, unless a for
+    statement iterates over the chain (``for y in map(f, resumable(xs))``) or the chain is a bare
+    ``iter(...)`` (a loop written with ``next``)."""
+    current: ast.AST = node
+    calls: list[ast.Call] = []
+    i = len(parents) - 1
+    while i >= 0:
+        parent = parents[i]
+        if isinstance(parent, ast.Starred) and parent.value is current:
+            current = parent
+        elif isinstance(parent, ast.Call) and (
+            current in parent.args or any(k.value is current for k in parent.keywords)
+        ):
+            calls.append(parent)
+            current = parent
+        else:
+            break
+        i -= 1
+    if not calls:
+        return None
+    outer = parents[i] if i >= 0 else None
+    if isinstance(outer, ast.For | ast.AsyncFor) and outer.iter is current:
+        return None
+    if len(calls) == 1 and _name_of(calls[0].func) == "iter":
+        return None
+    return _name_of(calls[-1].func) or "a call"
+
+
+def kept_reason(site: LoopSite) -> str | None:
+    """Why a loop outside a checkpoint cell runs plain: its consumer keeps the items, and after
+    a restart it would hold only the items not done yet (only done keys persist there)."""
+    if site.kept_by is None:
+        return None
+    where = f"line {site.lineno}" + (f" ({site.text!r})" if site.text else "")
+    return (
+        f"{where}: resumable() is consumed by {site.kept_by}(...), which keeps the items; after "
+        "a restart it would hold only the items not done yet, so it runs as a plain loop "
+        "(every item, no progress kept): write a for loop over resumable(...), or use "
+        "resumable.map(f, xs)"
     )
 
 

@@ -24,13 +24,23 @@ from .errors import CheckpointWarning, StoreError, StoreReadOnlyError
 if TYPE_CHECKING:
     from ._store import Store
 
-__all__ = ["Guard", "OwnHost", "loop_store_key"]
+__all__ = ["Guard", "OwnHost", "loop_store_key", "note_plain"]
 
 LOOP_PREFIX = "loop:"  # store key of a loop's progress outside cells; `nbresume list` drops it
 
 
 def loop_store_key(identity: str) -> str:
     return LOOP_PREFIX + identity
+
+
+_noted: set[str] = set()
+
+
+def note_plain(reason: str) -> None:
+    """Say once per process, on stderr as the resume line, that a loop runs plain."""
+    if reason not in _noted:
+        _noted.add(reason)
+        print(f"nbresume: {reason}", file=sys.stderr)
 
 
 class OwnHost:
@@ -77,10 +87,12 @@ class OwnHost:
             )
 
     def plain_reason(self, site: Any) -> str | None:
-        return None  # outside cells every idiom that is not refused keeps its done keys
+        from ._loopsite import kept_reason
+
+        return kept_reason(site)  # else every idiom that is not refused keeps its done keys
 
     def note_plain(self, reason: str) -> None:
-        return None
+        note_plain(reason)
 
     def stopping(self) -> bool:
         return False  # Ctrl-C stops at once: the done keys are saved on the way out

@@ -61,6 +61,9 @@ MAX_RECORD = 1 << 26  # bytes; a JSON record (phase, progress, log) is never nea
 # 1 MiB: few syscalls, and small enough that a chunk hashed right after its copy to or from the
 # page cache is still in the CPU cache (4 MiB chunks hashed 1.7x slower here)
 CHUNK = 1 << 20
+# bytes of an entry's pickle read before its signature is checked; a larger one (a header may
+# claim anything) is verified by streaming first, read afterwards: two reads, no blind allocation
+MAX_UNVERIFIED = 1 << 28
 KEY_ENV = "NBRESUME_KEY"  # a signing key given directly (CI, shared service accounts)
 KEY_BYTES = 32  # random bytes of a new key
 MIN_KEY_BYTES = 16  # shorter keys (file or environment) are refused: anyone could guess them
@@ -128,6 +131,13 @@ def _read_key(path: Path) -> bytes:
             f"at least {MIN_KEY_BYTES}: delete the file (a new key is made; run `nbresume trust` "
             "on your stores afterwards) or set NBRESUME_KEY"
         )
+    if info.st_uid != os.geteuid():
+        raise StoreError(
+            f"the signing key at {str(path)!r} belongs to another user (uid {info.st_uid}), who "
+            "could forge checkpoints with it; it was not used: delete it (a new key is made; "
+            "run `nbresume trust` on your stores afterwards) or set NBRESUME_KEY"
+        )
+    _check_folder(path.parent)
     if info.st_mode & 0o077 and not _told_mode(path):
         warnings.warn(
             f"the signing key at {str(path)!r} is readable by other users (mode "
@@ -140,6 +150,22 @@ def _read_key(path: Path) -> bytes:
 
 
 _told: set[Path] = set()
+
+
+def _check_folder(folder: Path) -> None:
+    """Warn once when others may replace the key: its folder is writable by them (no sticky bit)."""
+    try:
+        info = folder.stat()
+    except OSError:
+        return
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX and not _told_mode(folder):
+        warnings.warn(
+            f"the folder of the signing key {str(folder)!r} is writable by other users (mode "
+            f"{stat.S_IMODE(info.st_mode):o}): they could replace the key and forge "
+            f"checkpoints; run chmod 700 {str(folder)!r}",
+            NbresumeWarning,
+            stacklevel=4,
+        )
 
 
 def _told_mode(path: Path) -> bool:
@@ -295,6 +321,27 @@ def read_header(f: IO[bytes]) -> tuple[bytes, bytes, dict[str, Any], int]:
     return header_bytes, mac, header, end
 
 
+def _not_signed(name: str, where: str) -> StoreError:
+    return StoreError(
+        f"entry {name!r} in {where!r} is not signed by your key; it was not loaded. "
+        f"If you trust this store, run: nbresume trust {where!r}"
+    )
+
+
+def _streamed_mac_matches(f: IO[bytes], key: bytes, size: int, header: bytes, mac: bytes) -> bool:
+    """Whether the HMAC of ``size`` bytes of ``f`` and ``header`` is ``mac``, in CHUNK reads."""
+    check = hmac.new(key, digestmod=hashlib.sha256)
+    left = size
+    while left:
+        chunk = f.read(min(CHUNK, left))
+        if not chunk:
+            raise ValueError("truncated")
+        check.update(chunk)
+        left -= len(chunk)
+    check.update(header)
+    return hmac.compare_digest(check.digest(), mac)
+
+
 def read_entry(f: IO[bytes], key: bytes, name: str, where: str, tag: object) -> _serialize.Verified:
     """Read and verify the entry ``name`` from ``f``: the only way to get bytes to unpickle.
 
@@ -309,16 +356,23 @@ def read_entry(f: IO[bytes], key: bytes, name: str, where: str, tag: object) -> 
                 f"nbresume reads schema {SCHEMA_VERSION}; it will be recomputed"
             )
         f.seek(0)
-        data = f.read(header["pickle"])
-        expected = hmac.new(key, data, hashlib.sha256)
-        expected.update(header_bytes)
-        if not hmac.compare_digest(expected.digest(), mac):
+        if header["pickle"] > MAX_UNVERIFIED:
+            # NB. the size comes from a header not verified yet: a sparse file may claim
+            # gigabytes it does not hold; verify by streaming before allocating any of it
+            if not _streamed_mac_matches(f, key, header["pickle"], header_bytes, mac):
+                raise _not_signed(name, where)
+            f.seek(0)
+            data = f.read(header["pickle"])
             if xxhash.xxh3_128_hexdigest(data) != header.get("pickle_digest"):
-                raise ValueError("its data does not match its digest")
-            raise StoreError(
-                f"entry {name!r} in {where!r} is not signed by your key; it was not loaded. "
-                f"If you trust this store, run: nbresume trust {where!r}"
-            )
+                raise ValueError("its data changed while it was read")
+        else:
+            data = f.read(header["pickle"])
+            expected = hmac.new(key, data, hashlib.sha256)
+            expected.update(header_bytes)
+            if not hmac.compare_digest(expected.digest(), mac):
+                if xxhash.xxh3_128_hexdigest(data) != header.get("pickle_digest"):
+                    raise ValueError("its data does not match its digest")
+                raise _not_signed(name, where)
         if header.get("key") != name:
             raise ValueError(f"it was written as {header.get('key')!r}")
         if header.get("id") != tag:

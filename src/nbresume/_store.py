@@ -23,6 +23,7 @@ import sqlite3
 import sys
 import threading
 import time
+import urllib.parse
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,6 +44,7 @@ from ._storeread import (
     LooseFile,
     ReadOnlyCache,
     StoreReader,
+    check_database_files,
     open_value_file,
     read_record_file,
     remove_loose_file,
@@ -275,6 +277,15 @@ def _clean_settings(path: Path) -> None:
         ]
         if bad:
             con.executemany("DELETE FROM Settings WHERE rowid = ?", [(r,) for r in bad])
+        # NB. a trigger shipped with the store would run on every write nbresume makes, and
+        # diskcache creates its own (count, size) only IF NOT EXISTS: one with their name but
+        # another body would stay. All are dropped; diskcache creates its own again on open.
+        shipped = con.execute(
+            "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')"
+        ).fetchall()
+        for kind, name in shipped:
+            quoted = '"' + str(name).replace('"', '""') + '"'
+            con.execute(f"DROP {'VIEW' if kind == 'view' else 'TRIGGER'} IF EXISTS {quoted}")
     finally:
         con.close()
 
@@ -292,6 +303,14 @@ def _prepare_directory(path: Path) -> None:
                 "belongs to another user; it was not used: remove the link, or move the store "
                 "with %checkpoint dir PATH"
             )
+        # NB. a link that came with a notebook may point at any folder of yours (~/.ssh,
+        # another program's diskcache, whose settings and triggers opening it would rewrite)
+        if target.is_dir() and not _is_store(target) and any(target.iterdir()):
+            raise StoreError(
+                f"the checkpoint store {str(path)!r} is a symlink to {str(target)!r}, a folder "
+                "of other files, not a checkpoint store; it was not used: point the link at an "
+                "empty folder, or move the store with %checkpoint dir PATH"
+            )
     if path.exists():
         return
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -299,6 +318,24 @@ def _prepare_directory(path: Path) -> None:
         path.chmod(0o700)  # NB. mkdir's mode is masked by the umask
         # NB. a store holds the user's variables: never committed by accident
         (path / ".gitignore").write_text("# made by nbresume: the checkpoint store\n*\n")
+
+
+def _is_store(folder: Path) -> bool:
+    """Whether ``folder`` holds a store nbresume made: diskcache with nbresume's settings."""
+    if not (folder / DB_FILE).is_file() or (folder / DB_FILE).is_symlink():
+        return False
+    uri = "file:" + urllib.parse.quote(str((folder / DB_FILE).absolute())) + "?mode=ro"
+    try:
+        con = sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        rows = dict(con.execute("SELECT key, value FROM Settings").fetchall())
+    except sqlite3.Error:
+        return False
+    finally:
+        con.close()
+    return all(rows.get(k) == SETTINGS[k] for k in ("eviction_policy", "size_limit"))
 
 
 class Store:
@@ -319,6 +356,7 @@ class Store:
                 "permissions or move it with %checkpoint dir PATH"
             ) from exc
         self._cache: Any
+        check_database_files(path)
         try:
             _clean_settings(path)
             self._cache = _open_cache(path)

@@ -70,6 +70,45 @@ def value_file(root: Path, name: object) -> Path | None:
     return Path(folder) / os.path.basename(name)
 
 
+# sqlite opens (and creates, and writes) each of these by name, following symlinks
+_DB_FILES = (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", DB_FILE + "-journal")
+
+
+def check_database_files(root: Path) -> None:
+    """Raise `StoreError` (one line) unless the database and its journals are regular files or
+    absent: a symlink would make sqlite create or write its target outside the store (another
+    database of the user), a FIFO would hang the open, a folder fails deep inside sqlite."""
+    for name in _DB_FILES:
+        path = root / name
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # NB. the store itself is a file: sqlite fails on it below
+            if isinstance(exc, NotADirectoryError):
+                raise StoreError(
+                    f"the checkpoint store {str(root)!r} is not a folder; it was not used: "
+                    "remove it, or move the store with %checkpoint dir PATH"
+                ) from exc
+            raise StoreError(f"cannot check the checkpoint store {str(root)!r}: {exc}") from exc
+        if stat.S_ISREG(mode):
+            continue
+        kind = (
+            "a symlink"
+            if stat.S_ISLNK(mode)
+            else "a folder"
+            if stat.S_ISDIR(mode)
+            else "a FIFO"
+            if stat.S_ISFIFO(mode)
+            else "not a regular file"
+        )
+        raise StoreError(
+            f"the checkpoint store {str(root)!r} has {name} that is {kind}, not a file of its "
+            "own; it was not used (sqlite would open what it points to): remove it, or move "
+            "the store with %checkpoint dir PATH"
+        )
+
+
 def open_value_file(root: Path, name: object) -> IO[bytes] | None:
     """The value file opened for reading; None if the row's name is not a file of this store.
 
@@ -159,6 +198,7 @@ class StoreReader:
     def __init__(self, path: Path, timeout: float = READ_TIMEOUT) -> None:
         self.path = Path(path)
         db = self.path / DB_FILE
+        check_database_files(self.path)
         if not db.is_file():
             raise StoreError(f"no checkpoint store at {str(self.path)!r} (no {DB_FILE})")
         uri = "file:" + urllib.parse.quote(str(db.absolute())) + "?mode=ro"

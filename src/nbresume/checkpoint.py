@@ -519,6 +519,10 @@ class CheckpointRun:
 
     def end(self, value: Any, has_value: bool) -> None:
         _host.set_host(self._previous_host)
+        unfinished = self.loophost.unfinished_note()
+        if unfinished is not None:  # a try around a loop caught its error: the result is half
+            self._stopped(unfinished)
+            return
         self.save(value, has_value)
         phases[self.name].finish("done")
         self._watch(phases[self.name], "end")
@@ -591,18 +595,31 @@ class CheckpointRun:
             self._set_record(self._phase_record(), "interrupted" if interrupted else "failed")
             self._log("interrupted" if interrupted else "failed", text)
 
+    def _stopped(self, text: str) -> None:
+        """The body reached its end, but a loop of it did not: kept as interrupted (resumable)."""
+        phase = phases[self.name]
+        phase.finish("interrupted")
+        self._watch(phase, "end")
+        self._notify("unfinished", text, {})
+        with self._writing():
+            self._set_record(self._phase_record(), "interrupted")
+            self._log("interrupted", text)
+
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
         """Around the body of a miss: records its outputs, then saves it, or marks it failed."""
         __tracebackhide__ = True
         self.begin()
         assert self.recorder is not None
+        self.loophost.catch_run_interrupts()
         try:
             with self.recorder:
                 yield
         except BaseException as exc:
+            self.loophost.release_run_interrupts()
             self.fail(exc)
             raise
+        self.loophost.release_run_interrupts()
         self.end(self.value, self.has_value)
 
     def ran(self, value: Any, has_value: bool) -> None:

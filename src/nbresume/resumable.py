@@ -7,7 +7,9 @@ reads, progress, snapshots) happens every K items, K adapted to the loop's speed
 
 from __future__ import annotations
 
+import dis
 import enum
+import functools
 import itertools
 import re
 import sys
@@ -16,14 +18,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from types import FrameType
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _host
 from ._host import LoopHost, LoopState
 from ._keys import fingerprint
-from ._loopsite import loop_identity, refuse_inexact, site_of
-from ._ownhost import Guard, OwnHost
+from ._loopsite import kept_reason, loop_identity, refuse_inexact, site_of
+from ._ownhost import Guard, OwnHost, note_plain
 from ._progress import LoopProgress
 from .errors import CheckpointError
 
@@ -244,7 +246,15 @@ class resumable(Generic[T]):
         self._gen: weakref.ref[Iterator[T]] | None = None
         self._current_key: Any = None
         self._host: LoopHost | None = None
+        # how an unfinished loop was left: None (break, return, or not yet left), else the
+        # exception's name; a cell whose loop an exception left must not be saved as done
+        self.left_by: str | None = None
         self._listeners: list[Callable[[LoopProgress], object]] = []
+        self._first_print = ""  # a fingerprint of item 0 of an iterator keyed by position
+        self._first_same = True  # whether it is the interrupted run's item 0
+        self._probe: tuple[int, str] | None = None  # of a sequence: (position, fingerprint)
+        self._expect: dict[int, str] = {}  # probes of the interrupted run, checked on resume
+        self._restored = False  # the items are the restored objects of a checkpoint cell
 
     # -- state --------------------------------------------------------------------------------
 
@@ -276,8 +286,9 @@ class resumable(Generic[T]):
             pass
         return it
 
-    def use_items(self, items: Iterable[Any]) -> None:
+    def use_items(self, items: Iterable[Any], restored: bool = False) -> None:
         """Iterate over ``items`` (before the loop starts): a restore swaps in the restored ones."""
+        self._restored = restored  # NB. restored objects are the interrupted run's: no probes
         self._items = items
         self._seq = (
             items if isinstance(items, list | tuple | range) and self._batch is None else None
@@ -285,7 +296,12 @@ class resumable(Generic[T]):
 
     def _key(self, item: Any, index: int) -> Any:
         if self._keyfn is None:
-            return default_key(item, index)
+            key = default_key(item, index)
+            if index == 0 and type(key) is Position:
+                # NB. a probe of the items (`_probes`), before the loop body changes the item
+                self._first_print = _print_of(item)
+                self._first_same = self._first_print == self._expect.get(0, self._first_print)
+            return key
         try:
             key = self._keyfn(item)
             hash(key)
@@ -344,7 +360,55 @@ class resumable(Generic[T]):
             pos = max(self._position(), self._seq_have)
             self._freeze(self._seq_keys(max(self._seq_have, self._fast_from), pos))
             self._seq_have = pos
-        return LoopState(chunks=list(self._prior), total=self.total)
+        return LoopState(chunks=list(self._prior), total=self.total, probes=self._probes())
+
+    def _probes(self) -> tuple[tuple[int, str], ...]:
+        """Fingerprints of items the loop body has not touched yet (in-place work on an item
+        must not look like a change), for loops keyed by position: a source nbresume does not
+        track (a CSV, a folder, an API) may put other items at the done positions before a
+        resume. An iterator's first item, taken before it ran; a sequence's item after the one
+        in flight, which a row inserted or removed before it moves."""
+        if self._keyfn is not None:
+            return ()
+        seq = self._seq
+        if seq is None:
+            return ((0, self._first_print),) if self._first_print else ()
+        after = self._prior_count + len(self._done) + 1
+        if after >= len(seq) or type(default_key(seq[0], 0)) is not Position:
+            return ()
+        if self._probe is None or self._probe[0] != after:
+            self._probe = (after, _print_of(seq[after]))
+        return (self._probe,) if self._probe[1] else ()
+
+    def _same_items(self, host: LoopHost) -> bool:
+        """Whether the items at the probed positions are those of the interrupted run; a change
+        is refused in a checkpoint cell (its variables hold the results of the other items)."""
+        expect, self._expect = self._expect, {}
+        seq = self._seq
+        for index, mark in expect.items():
+            if seq is None:
+                same = index != 0 or self._first_same
+            else:
+                same = index < len(seq) and _print_of(seq[index]) == mark
+            if same:
+                continue
+            if not isinstance(host, OwnHost):
+                where = f"line {self.site.lineno}" + (
+                    f" ({self.site.text!r})" if self.site.text else ""
+                )
+                raise CheckpointError(
+                    f"{where}: item {index + 1} is not the one of the interrupted run (the items "
+                    "are keyed by position and their source changed): the saved results belong "
+                    "to other items; run the cell with --force to start over, or pass key= to "
+                    "match items by an id"
+                )
+            print(
+                f"nbresume: the items of {self.identity!r} changed since the interrupted run "
+                f"(item {index + 1} differs; they are keyed by position): starting over",
+                file=sys.stderr,
+            )
+            return False
+        return True
 
     def done_so_far(self) -> int:
         """Items done so far; it changes exactly when the item in flight changes."""
@@ -378,10 +442,15 @@ class resumable(Generic[T]):
             )
         host = _host.current_host()
         own: OwnHost | None = None
+        kept = kept_reason(self.site) if host is None else None
+        if kept is not None:  # NB. decided before a host opens the store: nothing to save
+            note_plain(kept)
+            gen: Iterator[Any] = self._run_plain()
+            self._gen = weakref.ref(gen)
+            return gen
         if host is None:
             own = OwnHost(self.identity)
             host = own
-        gen: Iterator[Any]
         reason = host.plain_reason(self.site)
         if reason is not None:
             host.note_plain(reason)
@@ -396,12 +465,20 @@ class resumable(Generic[T]):
         saved = host.attach(self)
         if saved is None:
             return Counter()
+        if self._keyfn is None and saved.probes and not self._restored:
+            self._expect = dict(saved.probes)
+            if self._seq is not None and not self._same_items(host):
+                return Counter()
         remaining: Counter[Any] = Counter()
         for chunk in saved.chunks:
             self._freeze(chunk)
             remaining.update(chunk)
         self.progress.skipped = self.progress.done = self._prior_count
         return remaining
+
+    def _forget_prior(self) -> None:
+        self._prior, self._prior_count = [], 0
+        self.progress.skipped = self.progress.done = 0
 
     def _run_plain(self) -> Iterator[Any]:
         """A loop that cannot resume mid-way where it is: it runs every item, with progress."""
@@ -425,16 +502,16 @@ class resumable(Generic[T]):
             self._emit(force=True)
 
     def _run(self, host: LoopHost, own: OwnHost | None) -> Iterator[T]:
-        remaining = self._attach(host)
         guard = Guard(host) if own is not None else None
         complete = False
         index = n = 0
-        it = iter(self._items)
         clock = self.progress.clock
-        policy = _Policy(self, host, clock())
-        last_check = policy.last
         step = 1
         try:
+            remaining = self._attach(host)  # NB. in the try: a refusal still detaches the loop
+            it = iter(self._items)
+            policy = _Policy(self, host, clock())
+            last_check = policy.last
             if guard is not None:
                 guard.install()
             if own is not None:
@@ -446,6 +523,9 @@ class resumable(Generic[T]):
                 if item is _END:
                     break
                 key = self._key(item, index)
+                if index == 0 and self._expect and not self._same_items(host):
+                    remaining.clear()  # outside cells: nothing skipped yet, start over
+                    self._forget_prior()
                 index += 1
                 if remaining[key] > 0:
                     remaining[key] -= 1
@@ -506,12 +586,14 @@ class resumable(Generic[T]):
             policy.boundary(clock(), done, last=True)
         except GeneratorExit:
             self.progress.status = "interrupted"
+            self.left_by = _closed_by_exception(sys._getframe(1))
             if self._fast:
                 self._pos = n  # the item in flight is not done
                 self.progress.done = self.done_count(n)
             raise
-        except BaseException:
+        except BaseException as exc:
             self.progress.status = "failed"
+            self.left_by = type(exc).__name__
             # NB. _pos == n + 1: raised at item n's boundary (a stop, after its snapshot): done
             if self._fast and self._pos != n + 1:
                 self._pos = n
@@ -528,13 +610,13 @@ class resumable(Generic[T]):
 
     def _run_batches(self, host: LoopHost, own: OwnHost | None) -> Iterator[Any]:
         """``batch=N``: lists of N items, each batch done as a whole (keys recorded together)."""
-        remaining = self._attach(host)
         guard = Guard(host) if own is not None else None
         complete = False
         size = self._batch or 1
         clock = self.progress.clock
-        policy = _Policy(self, host, clock())
         try:
+            remaining = self._attach(host)
+            policy = _Policy(self, host, clock())
             if guard is not None:
                 guard.install()
             if own is not None:
@@ -568,9 +650,11 @@ class resumable(Generic[T]):
             policy.boundary(clock(), done, last=True)
         except GeneratorExit:
             self.progress.status = "interrupted"
+            self.left_by = _closed_by_exception(sys._getframe(1))
             raise
-        except BaseException:
+        except BaseException as exc:
             self.progress.status = "failed"
+            self.left_by = type(exc).__name__
             raise
         finally:
             self._finish(host, own, guard, complete)
@@ -675,6 +759,43 @@ class resumable(Generic[T]):
 _END: Any = object()
 
 
+def _print_of(item: Any) -> str:
+    """A fingerprint of ``item`` for a probe; "" when it has none (no probe then)."""
+    try:
+        return fingerprint(item)
+    except Exception:
+        return ""
+
+
+# the instructions that drop a for statement's iterator on purpose (break, return, continue to
+# an outer loop); anything else closing the loop is an exception unwinding the caller's frame
+_DROPS_ITERATOR = frozenset({"POP_TOP", "POP_ITER"})
+
+
+def _closed_by_exception(closer: FrameType | None) -> str | None:
+    """-> "an exception" when the frame that closed the loop's generator is unwinding one.
+
+    NB. Python hides the exception being propagated from the generator it closes; the caller's
+    instruction tells them apart: a break pops the iterator, an exception is raised elsewhere.
+    """
+    if closer is None:
+        return None
+    opname = _opname_at(closer.f_code, closer.f_lasti)
+    return None if opname in _DROPS_ITERATOR else "an exception"
+
+
+@functools.lru_cache(maxsize=256)
+def _opnames(code: CodeType) -> dict[int, str]:
+    return {i.offset: i.opname for i in dis.get_instructions(code)}
+
+
+def _opname_at(code: CodeType, offset: int) -> str:
+    names = _opnames(code)
+    while offset >= 0 and offset not in names:  # NB. inside an instruction's inline caches
+        offset -= 2
+    return names.get(offset, "")
+
+
 def _batched(it: Iterator[Any], size: int) -> Iterator[list[Any]]:
     while batch := list(itertools.islice(it, size)):
         yield batch
@@ -697,7 +818,7 @@ class _Policy:
 
     def boundary(self, now: float, done: int, last: bool = False) -> float:
         """Item ``done`` just finished and the next has not started; -> the clock after it."""
-        if self.host.stopping() and not last:
+        if not last and self.host.stopping():
             self.host.snapshot("interrupt", self.loop)
             raise KeyboardInterrupt
         every_items = self.loop._every_items  # NB. the cell's --every is set in attach
