@@ -134,6 +134,9 @@ class _Scope(ast.NodeVisitor):
                 self._dynamic(f"{func.id}()")  # at the top level these list the globals
         elif isinstance(func, ast.Attribute) and _is_get_ipython(func.value):
             self._magic(func.attr, node.args)
+        if any(isinstance(a, ast.Constant) and a.value == "__main__" for a in node.args):
+            # `__import__('__main__')`, `importlib.import_module(...)`, `sys.modules.get(...)`
+            self._dynamic("__main__")
         self.generic_visit(node)
 
     # -- statements that bind -----------------------------------------------------------------
@@ -166,6 +169,7 @@ class _Scope(ast.NodeVisitor):
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
             self.visit(node.value)
+        self.visit(node.annotation)  # `x: T = v` evaluates T (a dataclass field's type reads it)
         self.visit(node.target)
 
     def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
@@ -285,6 +289,11 @@ class _Scope(ast.NodeVisitor):
         if not isinstance(node, ast.Lambda):
             for decorator in node.decorator_list:
                 self.visit(decorator)
+            # NB. annotations are evaluated at `def` (without `from __future__ import annotations`)
+            for arg in ast.walk(node.args):
+                if isinstance(arg, ast.arg) and arg.annotation is not None:
+                    self.visit(arg.annotation)
+            self.visit(node.returns)
         params = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
         body: list[Any] = node.body if isinstance(node.body, list) else [node.body]
         declared = _declared_global(body)

@@ -359,6 +359,8 @@ class Walk:
             items = list(value)  # `keys = d.keys()` follows d
             self.keep.append(items)
             self.sequence(h, items)
+        elif isinstance(value, types.MappingProxyType):
+            self.feed(h, dict(value))  # a class's __dict__: it pickles to nothing
         elif isinstance(value, weakref.ref):
             self.feed(h, value())
         elif isinstance(value, types.CodeType):
@@ -392,6 +394,10 @@ class Walk:
                     self.feed(h, items)
                 else:
                     self.feed(h, part)
+            if type(value).__module__ == "__main__":
+                # a notebook class's __getstate__/__reduce__ may leave out what its methods
+                # read (a cache, a setting): what the cell sees is its attributes
+                self._state(h, value)
             return
         if hasattr(type(value), "__next__"):
             raise FingerprintError("", _type_name(value), "an iterator is used up when read")

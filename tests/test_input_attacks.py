@@ -1,0 +1,183 @@
+"""Second round of stale-restore probes: reads the analysis missed, values whose fingerprint hid a
+difference, and objects whose pickled state hides what the cell reads.
+
+Every case here restored a stale result (or fingerprinted two different values alike) before the
+fix; tests/test_stale_probes.py holds the first round.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+import types
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import CellRun, runs
+from nbresume._keys import FingerprintError, analyze_cell, fingerprint, fingerprint_input
+from nbresume.errors import CheckpointWarning
+
+# -- the analysis ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "y = getattr(__import__('__main__'), 'K')",
+        "import importlib\ny = importlib.import_module('__main__').K",
+        "import sys\ny = sys.modules.get('__main__').K",
+        "def f():\n    return __import__('__main__').K\ny = f()",
+    ],
+)
+def test_the_notebook_module_reached_by_a_call_is_refused(source: str) -> None:
+    note = analyze_cell(source).dynamic
+    assert note == "reads __main__ dynamically: use --force or --no-deps"
+
+
+def test_a_main_guard_is_not_a_dynamic_read() -> None:
+    assert analyze_cell("if __name__ == '__main__':\n    y = 1").dynamic is None
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("def f(x: K) -> int:\n    return x\ny = f.__annotations__", "K"),
+        ("def f(x) -> R:\n    return x", "R"),
+        ("def f(*, x: K = 1):\n    return x", "K"),
+        ("x: K = 1", "K"),
+        ("class D:\n    x: K = 1", "K"),
+        ("async def f(x: K):\n    return x", "K"),
+    ],
+)
+def test_annotations_are_read_where_python_evaluates_them(source: str, name: str) -> None:
+    assert name in analyze_cell(source).inputs
+
+
+# -- values that were fingerprinted alike ------------------------------------------------------
+
+
+class Hidden:
+    """A notebook class whose pickled state leaves out what its methods read."""
+
+    def __init__(self, scale: int) -> None:
+        self.scale = scale
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+
+class Reduced:
+    __slots__ = ("scale",)
+
+    def __init__(self, scale: int) -> None:
+        self.scale = scale
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Reduced, (0,))
+
+
+Hidden.__module__ = Reduced.__module__ = "__main__"  # as if defined in the notebook
+
+
+def _frame_without_duplicates() -> pd.DataFrame:
+    return pd.DataFrame({"a": [1]}).set_flags(allows_duplicate_labels=False)
+
+
+@pytest.mark.parametrize(
+    ("make_a", "make_b"),
+    [
+        pytest.param(lambda: Hidden(1), lambda: Hidden(2), id="getstate-hides-an-attribute"),
+        pytest.param(lambda: Reduced(1), lambda: Reduced(2), id="reduce-hides-a-slot"),
+        pytest.param(lambda: pd.DataFrame({"a": [1]}), _frame_without_duplicates, id="frame-flags"),
+        pytest.param(
+            lambda: type("A", (), {"x": 1}).__dict__,
+            lambda: type("A", (), {"x": 2}).__dict__,
+            id="mappingproxy",
+        ),
+        pytest.param(lambda: np.add, lambda: np.multiply, id="ufuncs"),
+    ],
+)
+def test_values_that_differ_get_other_fingerprints(
+    make_a: Callable[[], Any], make_b: Callable[[], Any]
+) -> None:
+    assert fingerprint(make_a()) == fingerprint(make_a())
+    assert fingerprint(make_a()) != fingerprint(make_b())
+
+
+def test_a_ufunc_from_frompyfunc_is_refused_with_a_note() -> None:
+    def shift(x: int) -> int:
+        return x + 1
+
+    with pytest.raises(FingerprintError) as info:
+        fingerprint_input("v", np.frompyfunc(shift, 1, 1))
+    assert str(info.value) == (
+        "cannot fingerprint v (type numpy.ufunc: 'shift (vectorized)' comes from np.frompyfunc, "
+        "whose function cannot be read): the cell re-runs every time; --exclude v if it does "
+        "not matter"
+    )
+
+
+# -- through a checkpoint cell (in-process shell) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setup", "cell", "change", "changed"),
+    [
+        pytest.param(
+            "class Model:\n    def __init__(self):\n        self.scale = 1\n"
+            "    def __getstate__(self):\n        return {}\nm = Model()",
+            "y = m.scale * 10",
+            "m.scale = 2",
+            "m",
+            id="getstate-hides-an-attribute",
+        ),
+        pytest.param(
+            "K = int",
+            "def f(x: K = 1):\n    return x\ny = f.__annotations__['x'].__name__",
+            "K = float",
+            "K",
+            id="annotation-of-a-function-the-cell-defines",
+        ),
+    ],
+)
+def test_a_checkpoint_cell_runs_again_when_a_hidden_input_changes(
+    setup: str, cell: str, change: str, changed: str, run_cell: Callable[..., CellRun]
+) -> None:
+    assert run_cell(textwrap.dedent(setup)).error is None
+    source = f"%%checkpoint probe\ntick()\n{cell}\n"
+    assert run_cell(source).error is None
+    assert run_cell(source).error is None
+    assert runs() == 1
+    assert run_cell(change).error is None
+    again = run_cell(source)
+    assert again.error is None
+    assert runs() == 2
+    assert repr(changed) in again.note_text, again.note_text
+
+
+def test_a_cell_reading_the_notebook_module_runs_every_time(
+    shell: Any, run_cell: Callable[..., CellRun]
+) -> None:
+    run_cell("K = 1")
+    cell = "%%checkpoint main\ntick()\ny = getattr(__import__('__main__'), 'K')\n"
+    for _ in range(2):
+        with pytest.warns(CheckpointWarning, match=re.escape("reads __main__ dynamically")):
+            assert run_cell(cell).error is None
+    assert runs() == 2
+
+
+def test_a_frompyfunc_input_runs_every_time_with_a_note(
+    shell: Any, run_cell: Callable[..., CellRun]
+) -> None:
+    run_cell("import numpy as np\nK = 1\ndef f(x):\n    return x + K\nv = np.frompyfunc(f, 1, 1)")
+    cell = "%%checkpoint ufunc\ntick()\ny = v(1)\n"
+    for _ in range(2):
+        with pytest.warns(CheckpointWarning, match=re.escape("cannot fingerprint v (type numpy")):
+            assert run_cell(cell).error is None
+    assert runs() == 2
+    assert isinstance(shell.user_ns["v"], np.ufunc)
+    assert not isinstance(shell.user_ns["v"], types.FunctionType)
