@@ -181,3 +181,24 @@ def test_a_frompyfunc_input_runs_every_time_with_a_note(
     assert runs() == 2
     assert isinstance(shell.user_ns["v"], np.ufunc)
     assert not isinstance(shell.user_ns["v"], types.FunctionType)
+
+
+# -- values restored from a checkpoint keep their fingerprints ---------------------------------
+
+
+def test_a_restored_sklearn_dataset_has_the_fingerprint_of_the_one_saved() -> None:
+    """A Bunch drops its attributes when unpickled: cells reading a restored dataset re-ran."""
+    import pickle
+
+    datasets = pytest.importorskip("sklearn.datasets")
+    digits = datasets.load_digits()
+    assert fingerprint(pickle.loads(pickle.dumps(digits))) == fingerprint(digits)
+
+
+def test_attributes_of_a_container_subclass_still_count() -> None:
+    class Tagged(dict[str, int]):
+        pass
+
+    a, b = Tagged(x=1), Tagged(x=1)
+    a.tag, b.tag = "train", "test"  # type: ignore[attr-defined]
+    assert fingerprint(a) != fingerprint(b)

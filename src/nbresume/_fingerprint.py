@@ -9,6 +9,7 @@ raises `FingerprintError`, whose message is the note the engine shows.
 
 from __future__ import annotations
 
+import copy
 import io
 import marshal
 import time
@@ -123,6 +124,7 @@ def fingerprint_input(name: str, value: Any, *, budget: float | None = BUDGET_SE
 _PLAIN, _NAMED, _DATA, _OTHER = object(), object(), object(), object()
 _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python, not in C
 _OBJECT_GETSTATE = getattr(object, "__getstate__", None)  # 3.11+
+_OBJECT_SETSTATE = getattr(object, "__setstate__", None)  # None: object has none
 
 
 def _kind(t: type) -> object:
@@ -300,7 +302,7 @@ class Walk:
         if type(value) not in (list, tuple, dict, set, frozenset):  # a subclass: its own state
             self.feed(h, type(value))
             self.feed(h, getattr(value, "default_factory", None))
-            state = getattr(value, "__dict__", None)
+            state = _surviving_state(value)
             if state:
                 self.feed(h, state)
 
@@ -469,6 +471,22 @@ class Walk:
                 continue
             h.update(name.encode())
             self.feed(h, member)
+
+
+def _surviving_state(value: Any) -> Any:
+    """The attributes of a container subclass that a copy (and a restore) keeps.
+
+    NB. sklearn's `Bunch` (every dataset loader's result) drops its attributes in `__setstate__`:
+    hashed as they are, a restored dataset would differ from the one saved, and every cell
+    reading it would run again after a restart.
+    """
+    state = getattr(value, "__dict__", None)
+    if not state or getattr(type(value), "__setstate__", None) is _OBJECT_SETSTATE:
+        return state
+    try:
+        return getattr(copy.copy(value), "__dict__", None)
+    except Exception:  # the copy needs more than pickling gives it: hash what is there
+        return state
 
 
 def _feed_data(walk: Walk, h: Sink, value: Any) -> bool:
