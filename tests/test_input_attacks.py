@@ -202,3 +202,75 @@ def test_attributes_of_a_container_subclass_still_count() -> None:
     a, b = Tagged(x=1), Tagged(x=1)
     a.tag, b.tag = "train", "test"  # type: ignore[attr-defined]
     assert fingerprint(a) != fingerprint(b)
+
+
+def _figures() -> dict[str, Callable[[], Any]]:
+    import matplotlib.pyplot as plt
+
+    def log_axes() -> Any:
+        plt.figure()
+        ax = plt.axes(xscale="log", yscale="log")
+        ax.grid()
+        return ax
+
+    def grid() -> Any:
+        _, axes = plt.subplots(2, 3, sharex="col", sharey="row")
+        for i, ax in enumerate(axes.flat):
+            ax.text(0.5, 0.5, str(i), ha="center")
+        return axes
+
+    def hist() -> Any:
+        _, ax = plt.subplots()
+        return ax.hist(np.arange(100.0) % 7, bins=5)[2]  # the patches
+
+    def image_and_colorbar() -> Any:
+        fig, ax = plt.subplots()
+        im = ax.imshow(np.arange(12.0).reshape(3, 4))
+        fig.colorbar(im)
+        ax.legend(["a"])
+        ax.annotate("peak", xy=(1, 1), xytext=(2, 2), arrowprops={"arrowstyle": "->"})
+        return fig
+
+    def three_d() -> Any:
+        plt.figure()
+        ax = plt.axes(projection="3d")
+        ax.plot3D([0, 1, 2], [0, 1, 4], [0, 1, 8])
+        ax.view_init(60, 35)
+        return ax
+
+    return {f.__name__: f for f in (log_axes, grid, hist, image_and_colorbar, three_d)}
+
+
+@pytest.mark.parametrize("kind", ["log_axes", "grid", "hist", "image_and_colorbar", "three_d"])
+def test_a_restored_figure_has_the_fingerprint_of_the_one_saved(kind: str) -> None:
+    """matplotlib objects held ids, figure numbers and callbacks of their session: after a restart
+    every cell reading a restored `ax` ran again ("input 'ax' changed")."""
+    import io
+    import pickle
+
+    import matplotlib.pyplot as plt
+
+    value = _figures()[kind]()
+    plt.gcf().savefig(io.BytesIO(), format="png")  # what the inline backend does after a cell
+    try:
+        restored = pickle.loads(pickle.dumps(value))
+        assert fingerprint(restored) == fingerprint(value)
+    finally:
+        plt.close("all")
+
+
+def test_what_a_figure_shows_still_counts() -> None:
+    import matplotlib.pyplot as plt
+
+    try:
+        _, ax = plt.subplots()
+        ax.plot([1, 2, 3])
+        before = fingerprint(ax)
+        ax.set_xlim(0, 10)
+        limits = fingerprint(ax)
+        ax.set_title("loss")
+        titled = fingerprint(ax)
+        ax.lines[0].set_ydata([3, 2, 1])
+        assert len({before, limits, titled, fingerprint(ax)}) == 4
+    finally:
+        plt.close("all")

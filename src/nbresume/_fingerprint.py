@@ -53,6 +53,26 @@ _NAMED_PACKAGES = (
 )
 # types whose pickled state changes each time it is read: hashed by type only (callbacks, not data)
 _OPAQUE_TYPES = frozenset({"matplotlib.cbook.CallbackRegistry"})
+# attributes that say which session an object lives in, not what it shows: matplotlib's transforms
+# point back to their parents by id(), a figure has a number, a canvas and a renderer, and its
+# artists callbacks; a restored figure has other ones, and cells reading it would never restore
+_VOLATILE_ATTRIBUTES = {
+    package: frozenset(
+        {
+            "_parents",
+            "_invalid",
+            "stale_callback",
+            "canvas",
+            "_number",
+            "_counter",
+            "_cachedRenderer",
+            "_renderer",
+            "_layoutgrid",
+            "_stale",
+        }
+    )
+    for package in ("matplotlib", "mpl_toolkits")
+}
 # IPython's output cache and history: read through a function's globals, they change every cell
 _IPYTHON_NAMES = frozenset({"In", "Out", "_", "__", "___", "_ih", "_oh", "_dh", "get_ipython"})
 
@@ -389,7 +409,10 @@ class Walk:
             return
         if isinstance(reduced, tuple):
             self.keep.append(reduced)  # NB. its parts may be new objects: keep their ids unique
-            for part in reduced[:6]:
+            for i, item in enumerate(reduced[:6]):
+                part = _lasting(value, item) if i == 2 and isinstance(item, dict) else item
+                if part is not item:  # the state, without a session's attributes
+                    self.keep.append(part)
                 if isinstance(part, Iterator):  # the list/dict items of a subclass
                     items = list(part)
                     self.keep.append(items)
@@ -418,6 +441,8 @@ class Walk:
         found = False
         state = getattr(value, "__dict__", None)
         if isinstance(state, dict):
+            state = _lasting(value, state)
+            self.keep.append(state)
             self.feed(h, state)
             found = True
         for cls in type(value).__mro__:
@@ -471,6 +496,15 @@ class Walk:
                 continue
             h.update(name.encode())
             self.feed(h, member)
+
+
+def _lasting(value: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` without the attributes of a kernel's session that a restore does not keep."""
+    package = type(value).__module__.partition(".")[0]
+    volatile = _VOLATILE_ATTRIBUTES.get(package)
+    if volatile is None or volatile.isdisjoint(state):
+        return state
+    return {k: v for k, v in state.items() if k not in volatile}
 
 
 def _surviving_state(value: Any) -> Any:
