@@ -38,6 +38,7 @@ class CellNames:
     dynamic: str | None = None
     run_files: tuple[str, ...] = ()
     conditional: tuple[str, ...] = ()
+    imports: tuple[str, ...] = ()  # modules the cell imports (a user's module is an input)
 
 
 class _Scope(ast.NodeVisitor):
@@ -58,6 +59,7 @@ class _Scope(ast.NodeVisitor):
         self.declared = set(declared)  # `global x` in this function
         self.dynamic: str | None = None
         self.run_files: list[str] = []
+        self.imports: list[str] = []
         self._nested = nested
 
     def _load(self, name: str) -> None:
@@ -188,6 +190,11 @@ class _Scope(ast.NodeVisitor):
         self.walrus.setdefault(node.target.id)
 
     def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
+        if isinstance(node, ast.Import):
+            self.imports.extend(alias.name for alias in node.names)
+        elif node.module and not node.level:  # NB. `from mylib import sub` may be a module too
+            self.imports.append(node.module)
+            self.imports.extend(f"{node.module}.{a.name}" for a in node.names if a.name != "*")
         for alias in node.names:
             if alias.name == "__main__":
                 self._dynamic("__main__")
@@ -281,6 +288,7 @@ class _Scope(ast.NodeVisitor):
         if inner.dynamic:
             self.dynamic = self.dynamic or inner.dynamic
         self.run_files.extend(inner.run_files)
+        self.imports.extend(inner.imports)
 
     def _function_loads(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
         for default in [*node.args.defaults, *node.args.kw_defaults]:
@@ -452,4 +460,7 @@ def analyze_cell(source: str) -> CellNames:
     outputs = {**scope.stored, **scope.outputs_in_place}
     conditional = tuple(n for n in scope.stored if n not in scope.definite)
     files = tuple(dict.fromkeys(scope.run_files))
-    return CellNames(tuple(scope.inputs), tuple(outputs), scope.dynamic, files, conditional)
+    imports = tuple(dict.fromkeys(scope.imports))
+    return CellNames(
+        tuple(scope.inputs), tuple(outputs), scope.dynamic, files, conditional, imports
+    )

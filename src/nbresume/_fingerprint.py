@@ -23,6 +23,7 @@ from typing import Any
 import xxhash
 
 from ._code import code_digest, global_names
+from ._usermodules import is_user_module
 from .errors import NbresumeError
 
 __all__ = ["BUDGET_SECONDS", "FingerprintError", "fingerprint", "fingerprint_input"]
@@ -357,7 +358,12 @@ class Walk:
 
     def _builtin(self, h: Sink, value: Any) -> None:
         if isinstance(value, types.ModuleType):
-            h.update(str(getattr(value, "__name__", "")).encode())  # NB. %run leaves one without
+            name = str(getattr(value, "__name__", ""))  # NB. %run leaves one without
+            h.update(name.encode())
+            if name != "__main__" and is_user_module(name):  # a .py file next to the notebook
+                state = {k: v for k, v in vars(value).items() if not k.startswith("__")}
+                self.keep.append(state)
+                self.feed(h, state)
         elif isinstance(value, io.IOBase):
             h.update(repr(getattr(value, "name", "")).encode())  # files are not tracked (README)
         elif isinstance(value, types.MethodType):
@@ -419,7 +425,7 @@ class Walk:
                     self.feed(h, items)
                 else:
                     self.feed(h, part)
-            if type(value).__module__ == "__main__":
+            if _users(type(value).__module__):
                 # a notebook class's __getstate__/__reduce__ may leave out what its methods
                 # read (a cache, a setting): what the cell sees is its attributes
                 self._state(h, value)
@@ -455,7 +461,7 @@ class Walk:
 
     def _function(self, h: Sink, fn: types.FunctionType) -> None:
         module = getattr(fn, "__module__", None)
-        if module and module != "__main__" and "<locals>" not in fn.__qualname__:
+        if module and not _users(module) and "<locals>" not in fn.__qualname__:
             # an installed library's function is named, like a module: upgrading IPython or
             # nbresume must not invalidate every checkpoint whose cell calls `open` or `resumable`
             h.update(f"{module}.{fn.__qualname__}".encode())
@@ -485,7 +491,7 @@ class Walk:
 
     def _class(self, h: Sink, cls: type) -> None:
         h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
-        if cls.__module__ != "__main__":
+        if not _users(cls.__module__):
             return  # an installed class is named by its module; a notebook's by its body
         for base in cls.__bases__:
             self.feed(h, base)
@@ -496,6 +502,11 @@ class Walk:
                 continue
             h.update(name.encode())
             self.feed(h, member)
+
+
+def _users(module: str | None) -> bool:
+    """Whether code of ``module`` is the user's: the notebook's, or a .py file next to it."""
+    return module == "__main__" or (module is not None and is_user_module(module))
 
 
 def _lasting(value: Any, state: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from ._namespace import (
     reachable_globals,
     unconditional,
 )
+from ._usermodules import is_user_module
 
 __all__ = ["NamespaceTracker", "cell_inputs", "same_content"]
 
@@ -49,7 +50,7 @@ def cell_inputs(
         if (
             n in ns
             and n not in skip
-            and not isinstance(ns[n], types.ModuleType)
+            and not (isinstance(ns[n], types.ModuleType) and not _users_module(ns[n]))
             and not is_ipython(n, ns[n], shell)
         ):
             try:
@@ -201,3 +202,8 @@ class NamespaceTracker:
     def pickler(self) -> Any:
         """The pickler factory for `values` (call `values` first)."""
         return functools.partial(NamespacePickler, ns=self.ns, refs=dict(self.refs))
+
+
+def _users_module(module: types.ModuleType) -> bool:
+    """A module of the user's (a .py file next to the notebook) is an input: its code may change."""
+    return is_user_module(str(getattr(module, "__name__", "")))  # NB. %run leaves one without

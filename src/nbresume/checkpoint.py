@@ -62,6 +62,7 @@ from ._store import MISSING, Store, open_store
 from ._streamorder import shown_order
 from ._tempdirs import temporary_warning
 from ._tracking import NamespaceTracker, cell_inputs, same_content
+from ._usermodules import import_inputs
 from .errors import CheckpointError, CheckpointWarning, StoreError, StoreReadOnlyError
 
 __all__ = [
@@ -158,6 +159,7 @@ class CheckpointRun:
             for n, note in refused.items():
                 self._refuse(n, note)
             self.inputs.update(file_inputs(self.names.run_files))
+            self.inputs.update(import_inputs(self.names.imports))
             if self.names.dynamic:
                 self._refuse("globals()", self.names.dynamic)
         self.source_hash = hash_text(self.source)
