@@ -7,6 +7,7 @@ fix; tests/test_stale_probes.py holds the first round.
 
 from __future__ import annotations
 
+import io
 import re
 import textwrap
 import types
@@ -83,6 +84,11 @@ class Reduced:
 Hidden.__module__ = Reduced.__module__ = "__main__"  # as if defined in the notebook
 
 
+def _read(buffer: io.StringIO) -> io.StringIO:
+    buffer.read(1)
+    return buffer
+
+
 def _frame_without_duplicates() -> pd.DataFrame:
     return pd.DataFrame({"a": [1]}).set_flags(allows_duplicate_labels=False)
 
@@ -99,6 +105,9 @@ def _frame_without_duplicates() -> pd.DataFrame:
             id="mappingproxy",
         ),
         pytest.param(lambda: np.add, lambda: np.multiply, id="ufuncs"),
+        pytest.param(lambda: io.StringIO("a\n1\n"), lambda: io.StringIO("a\n2\n"), id="stringio"),
+        pytest.param(lambda: io.BytesIO(b"1"), lambda: io.BytesIO(b"2"), id="bytesio"),
+        pytest.param(lambda: io.StringIO("ab"), lambda: _read(io.StringIO("ab")), id="position"),
     ],
 )
 def test_values_that_differ_get_other_fingerprints(
@@ -136,6 +145,13 @@ def test_a_ufunc_from_frompyfunc_is_refused_with_a_note() -> None:
             id="getstate-hides-an-attribute",
         ),
         pytest.param(
+            "import io\nbuf = io.StringIO('a\\n1\\n')",
+            "import pandas as pd\ndf = pd.read_csv(buf)",
+            "buf = io.StringIO('a\\n2\\n')",
+            "buf",
+            id="in-memory-csv",
+        ),
+        pytest.param(
             "K = int",
             "def f(x: K = 1):\n    return x\ny = f.__annotations__['x'].__name__",
             "K = float",
@@ -150,6 +166,7 @@ def test_a_checkpoint_cell_runs_again_when_a_hidden_input_changes(
     assert run_cell(textwrap.dedent(setup)).error is None
     source = f"%%checkpoint probe\ntick()\n{cell}\n"
     assert run_cell(source).error is None
+    assert run_cell(textwrap.dedent(setup)).error is None  # the notebook again from the top
     assert run_cell(source).error is None
     assert runs() == 1
     assert run_cell(change).error is None

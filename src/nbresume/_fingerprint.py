@@ -364,6 +364,8 @@ class Walk:
                 state = {k: v for k, v in vars(value).items() if not k.startswith("__")}
                 self.keep.append(state)
                 self.feed(h, state)
+        elif isinstance(value, io.BytesIO | io.StringIO):
+            self._buffer(h, value)
         elif isinstance(value, io.IOBase):
             h.update(repr(getattr(value, "name", "")).encode())  # files are not tracked (README)
         elif isinstance(value, types.MethodType):
@@ -441,6 +443,16 @@ class Walk:
             pass
         if not self._state(h, value):
             h.update(b"<opaque>")  # a lock, a socket: nothing to compare but its type
+
+    def _buffer(self, h: Sink, value: io.BytesIO | io.StringIO) -> None:
+        """An in-memory file is data (`pd.read_csv(io.StringIO(text))`): its content and position."""
+        try:
+            content, position = value.getvalue(), value.tell()
+        except ValueError:  # closed
+            h.update(b"<closed>")
+            return
+        h.update(b"%d:" % position)
+        self.feed(h, content)
 
     def _state(self, h: Sink, value: Any) -> bool:
         """Hash an object's ``__dict__`` and slots; False if it has neither."""
