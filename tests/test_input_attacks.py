@@ -105,6 +105,11 @@ def _frame_without_duplicates() -> pd.DataFrame:
             id="mappingproxy",
         ),
         pytest.param(lambda: np.add, lambda: np.multiply, id="ufuncs"),
+        pytest.param(
+            lambda: pd.Series([1, 2], index=pd.date_range("2020", periods=2, freq="D")),
+            lambda: pd.Series([1, 2], index=pd.DatetimeIndex(["2020-01-01", "2020-01-02"])),
+            id="datetime-index-freq",
+        ),
         pytest.param(lambda: io.StringIO("a\n1\n"), lambda: io.StringIO("a\n2\n"), id="stringio"),
         pytest.param(lambda: io.BytesIO(b"1"), lambda: io.BytesIO(b"2"), id="bytesio"),
         pytest.param(lambda: io.StringIO("ab"), lambda: _read(io.StringIO("ab")), id="position"),

@@ -123,6 +123,9 @@ def _feed_index(walk: Walk, h: Sink, index: Any, pd: Any) -> None:
     elif isinstance(index, pd.RangeIndex):
         h.update(f"range({index.start},{index.stop},{index.step})".encode())
     else:
+        if isinstance(index, pd.DatetimeIndex | pd.TimedeltaIndex):
+            # NB. a date_range's freq is not in its dtype: plots, asfreq and statsmodels read it
+            h.update(f"freq={index.freq}".encode())
         _feed_values(walk, h, index.array, pd)
 
 
@@ -148,7 +151,7 @@ def _feed_values(walk: Walk, h: Sink, values: Any, pd: Any) -> None:
         _feed_values(walk, h, values.left.array, pd)
         _feed_values(walk, h, values.right.array, pd)
     elif isinstance(values, arrays.DatetimeArray | arrays.TimedeltaArray | arrays.PeriodArray):
-        feed_ndarray(walk, h, values.asi8)  # the dtype (hashed above) holds unit, tz and freq
+        feed_ndarray(walk, h, values.asi8)  # the dtype (hashed above) holds unit, tz and a period
     elif isinstance(values, arrays.IntegerArray | arrays.FloatingArray | arrays.BooleanArray):
         mask = values.isna()
         feed_ndarray(walk, h, np.asarray(mask))
