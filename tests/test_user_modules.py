@@ -145,3 +145,22 @@ def test_a_class_of_a_local_module_is_fingerprinted_by_its_body(
     _edit("mylib_f", "class Model:\n    def predict(self):\n        return 1000\n")
     importlib.reload(mylib_f)
     assert fingerprint(mylib_f.Model()) != before
+
+
+def test_a_local_module_read_by_a_notebook_function_counts_by_its_file(
+    modules: Callable[[str, str], None], run_cell: Callable[..., CellRun], shell: Any
+) -> None:
+    """Reached from another value (a function's globals) a local module counts by its file: a
+    whole local package is not walked for every input."""
+    modules("mylib_g", "K = 1\n")
+    assert run_cell("import mylib_g\ndef g():\n    return mylib_g.K").error is None
+    cell = "%%checkpoint via-g\ntick()\ny = g()\n"
+    assert run_cell(cell).error is None
+    assert run_cell(cell).error is None
+    assert runs() == 1
+    _edit("mylib_g", "K = 100\n")
+    assert run_cell("import importlib\nimportlib.reload(mylib_g)").error is None
+    again = run_cell(cell)
+    assert runs() == 2
+    assert shell.user_ns["y"] == 100
+    assert "input 'g' changed" in again.note_text, again.note_text

@@ -23,7 +23,7 @@ from typing import Any
 import xxhash
 
 from ._code import code_digest, global_names
-from ._usermodules import is_user_module
+from ._usermodules import file_digest, is_user_module
 from .errors import NbresumeError
 
 __all__ = ["BUDGET_SECONDS", "FingerprintError", "fingerprint", "fingerprint_input"]
@@ -360,10 +360,14 @@ class Walk:
         if isinstance(value, types.ModuleType):
             name = str(getattr(value, "__name__", ""))  # NB. %run leaves one without
             h.update(name.encode())
-            if name != "__main__" and is_user_module(name):  # a .py file next to the notebook
-                state = {k: v for k, v in vars(value).items() if not k.startswith("__")}
-                self.keep.append(state)
-                self.feed(h, state)
+            if name == "__main__" or not is_user_module(name):
+                return
+            if len(self.path) > 1:  # NB. reached from another value: its files, not a walk of a
+                h.update(file_digest(value).encode())  # whole local package for every input
+                return
+            state = {k: v for k, v in vars(value).items() if not k.startswith("__")}
+            self.keep.append(state)  # a .py file next to the notebook: what is loaded now
+            self.feed(h, state)
         elif isinstance(value, io.BytesIO | io.StringIO):
             self._buffer(h, value)
         elif isinstance(value, io.IOBase):

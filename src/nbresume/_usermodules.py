@@ -15,10 +15,11 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import xxhash
 
-__all__ = ["import_inputs", "is_user_module", "module_files"]
+__all__ = ["file_digest", "import_inputs", "is_user_module", "module_files"]
 
 # packages that are never the user's, even when run from their source checkout
 _NEVER = frozenset({"nbresume", "IPython", "ipykernel", "__main__", "builtins"})
@@ -64,6 +65,26 @@ def is_user_module(name: str) -> bool:
     if known is None:
         known = _cache[key] = _user_file(filename)
     return known
+
+
+_file_digests: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(module: Any) -> str:
+    """The content hash of a loaded module's file (cached by its path, mtime and size)."""
+    filename = getattr(module, "__file__", None)
+    if not filename:
+        return "no file"
+    try:
+        stat = os.stat(filename)
+        key = (filename, stat.st_mtime_ns, stat.st_size)
+        digest = _file_digests.get(key)
+        if digest is None:
+            with open(filename, "rb") as f:
+                digest = _file_digests[key] = xxhash.xxh3_128_hexdigest(f.read())
+    except OSError:
+        return "unreadable"
+    return digest
 
 
 def module_files(name: str) -> list[Path]:
