@@ -296,3 +296,27 @@ def test_what_a_figure_shows_still_counts() -> None:
         assert len({before, limits, titled, fingerprint(ax)}) == 4
     finally:
         plt.close("all")
+
+
+@pytest.mark.parametrize("read", ["_ * 10", "Out[max(Out)] * 10", "__ * 10", "len(In)"])
+def test_a_cell_reading_ipythons_output_history_runs_every_time(
+    read: str, shell: Any, run_cell: Callable[..., CellRun]
+) -> None:
+    """`_`, `Out[n]` hold earlier cells' results: never inputs, they restored a stale value."""
+    run_cell("1 + 1")
+    run_cell("2 + 2")
+    cell = f"%%checkpoint history\ntick()\ny = {read}\n"
+    name = read.split("[", maxsplit=1)[0].split(" ", maxsplit=1)[0].removeprefix("len(").rstrip(")")
+    for _ in range(2):
+        with pytest.warns(CheckpointWarning, match=re.escape(f"output history ({name})")):
+            assert run_cell(cell).error is None
+    assert runs() == 2
+
+
+def test_a_throwaway_underscore_is_not_history(
+    shell: Any, run_cell: Callable[..., CellRun]
+) -> None:
+    cell = "%%checkpoint loop\ntick()\nfor _ in range(2):\n    pass\n_, b = 1, 2\n"
+    assert run_cell(cell).error is None
+    assert run_cell(cell).error is None
+    assert runs() == 1

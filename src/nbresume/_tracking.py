@@ -8,6 +8,7 @@ to save, as `_namespace` markers, and the pickler that keeps notebook objects li
 from __future__ import annotations
 
 import functools
+import re
 import types
 from collections.abc import Iterable, Mapping
 from pathlib import PurePath
@@ -32,6 +33,7 @@ from ._usermodules import is_user_module
 
 __all__ = ["NamespaceTracker", "cell_inputs", "same_content"]
 
+_HISTORY = re.compile(r"_{1,3}|_\d+|Out|_oh|In|_ih|_i{1,3}|_i\d+")  # results and inputs of cells
 _IMMUTABLE = (str, bytes, int, float, complex, bool, type(None), PurePath, range, tuple, frozenset)
 
 
@@ -47,6 +49,13 @@ def cell_inputs(
     found: dict[str, str] = {}
     refused: dict[str, str] = {}
     for n in names:
+        if n in ns and n not in skip and _HISTORY.fullmatch(n):
+            # NB. IPython's objects are never inputs, but these hold values of earlier cells
+            refused[n] = (
+                f"reads IPython's output history ({n}): the cell re-runs every time; give the "
+                "value a name in the cell that computes it"
+            )
+            continue
         if (
             n in ns
             and n not in skip
