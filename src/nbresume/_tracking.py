@@ -33,7 +33,7 @@ from ._usermodules import is_user_module
 
 __all__ = ["NamespaceTracker", "cell_inputs", "same_content"]
 
-_HISTORY = re.compile(r"_{1,3}|_\d+|Out|_oh|In|_ih|_i{1,3}|_i\d+")  # results and inputs of cells
+_HISTORY = re.compile(r"_{1,3}|_\d+|Out|_oh")  # IPython's results of earlier cells
 _IMMUTABLE = (str, bytes, int, float, complex, bool, type(None), PurePath, range, tuple, frozenset)
 
 
