@@ -91,10 +91,8 @@ def test_timeit_and_time_statements_read_their_inputs(
     "read",
     [
         "n = len(In)",
-        "n = len(Out)",
         "n = len(_ih)",
         "n = 1 if exit else 0",
-        "n = len(_oh)",
         "n = _dh",
     ],
 )

@@ -39,7 +39,7 @@ from nbresume._keys import (
         pytest.param("x = y + 1", {"y"}, {"x"}, id="assignment"),
         pytest.param("x = x + 1", {"x"}, {"x"}, id="reassignment-reads-first"),
         pytest.param("a, (b, *c) = pair", {"pair"}, {"a", "b", "c"}, id="unpacking"),
-        pytest.param("x: int = compute()", {"compute"}, {"x"}, id="annotated"),
+        pytest.param("x: int = compute()", {"compute", "int"}, {"x"}, id="annotated"),
         pytest.param("total += step", {"total", "step"}, {"total"}, id="aug-assign"),
         pytest.param("total = 0\ntotal += 1", set(), {"total"}, id="aug-assign-after-assign"),
         pytest.param(

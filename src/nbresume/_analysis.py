@@ -38,6 +38,7 @@ class CellNames:
     dynamic: str | None = None
     run_files: tuple[str, ...] = ()
     conditional: tuple[str, ...] = ()
+    imports: tuple[str, ...] = ()  # modules the cell imports (a user's module is an input)
 
 
 class _Scope(ast.NodeVisitor):
@@ -58,6 +59,7 @@ class _Scope(ast.NodeVisitor):
         self.declared = set(declared)  # `global x` in this function
         self.dynamic: str | None = None
         self.run_files: list[str] = []
+        self.imports: list[str] = []
         self._nested = nested
 
     def _load(self, name: str) -> None:
@@ -134,6 +136,9 @@ class _Scope(ast.NodeVisitor):
                 self._dynamic(f"{func.id}()")  # at the top level these list the globals
         elif isinstance(func, ast.Attribute) and _is_get_ipython(func.value):
             self._magic(func.attr, node.args)
+        if any(isinstance(a, ast.Constant) and a.value == "__main__" for a in node.args):
+            # `__import__('__main__')`, `importlib.import_module(...)`, `sys.modules.get(...)`
+            self._dynamic("__main__")
         self.generic_visit(node)
 
     # -- statements that bind -----------------------------------------------------------------
@@ -166,6 +171,7 @@ class _Scope(ast.NodeVisitor):
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
             self.visit(node.value)
+        self.visit(node.annotation)  # `x: T = v` evaluates T (a dataclass field's type reads it)
         self.visit(node.target)
 
     def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
@@ -184,6 +190,11 @@ class _Scope(ast.NodeVisitor):
         self.walrus.setdefault(node.target.id)
 
     def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
+        if isinstance(node, ast.Import):
+            self.imports.extend(alias.name for alias in node.names)
+        elif node.module and not node.level:  # NB. `from mylib import sub` may be a module too
+            self.imports.append(node.module)
+            self.imports.extend(f"{node.module}.{a.name}" for a in node.names if a.name != "*")
         for alias in node.names:
             if alias.name == "__main__":
                 self._dynamic("__main__")
@@ -277,6 +288,7 @@ class _Scope(ast.NodeVisitor):
         if inner.dynamic:
             self.dynamic = self.dynamic or inner.dynamic
         self.run_files.extend(inner.run_files)
+        self.imports.extend(inner.imports)
 
     def _function_loads(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
         for default in [*node.args.defaults, *node.args.kw_defaults]:
@@ -285,6 +297,11 @@ class _Scope(ast.NodeVisitor):
         if not isinstance(node, ast.Lambda):
             for decorator in node.decorator_list:
                 self.visit(decorator)
+            # NB. annotations are evaluated at `def` (without `from __future__ import annotations`)
+            for arg in ast.walk(node.args):
+                if isinstance(arg, ast.arg) and arg.annotation is not None:
+                    self.visit(arg.annotation)
+            self.visit(node.returns)
         params = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
         body: list[Any] = node.body if isinstance(node.body, list) else [node.body]
         declared = _declared_global(body)
@@ -443,4 +460,7 @@ def analyze_cell(source: str) -> CellNames:
     outputs = {**scope.stored, **scope.outputs_in_place}
     conditional = tuple(n for n in scope.stored if n not in scope.definite)
     files = tuple(dict.fromkeys(scope.run_files))
-    return CellNames(tuple(scope.inputs), tuple(outputs), scope.dynamic, files, conditional)
+    imports = tuple(dict.fromkeys(scope.imports))
+    return CellNames(
+        tuple(scope.inputs), tuple(outputs), scope.dynamic, files, conditional, imports
+    )

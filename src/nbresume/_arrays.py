@@ -8,11 +8,14 @@ known is hashed item by item as objects: slower, never wrong.
 
 from __future__ import annotations
 
+import pickle
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ._fingerprint import FingerprintError
 
 if TYPE_CHECKING:
     from ._fingerprint import Sink, Walk
@@ -29,9 +32,14 @@ def feed_data(walk: Walk, h: Sink, value: Any) -> bool:
         return True
     if isinstance(value, np.generic):
         return _feed_scalar(h, value)
+    if isinstance(value, np.ufunc):
+        _feed_ufunc(h, value)
+        return True
     pd = sys.modules.get("pandas")
     if pd is None or not isinstance(value, pd.DataFrame | pd.Series | pd.Index | _extension(pd)):
         return False
+    if isinstance(value, pd.DataFrame | pd.Series):
+        h.update(b"dup" if value.flags.allows_duplicate_labels else b"nodup")
     if isinstance(value, pd.DataFrame):
         walk.feed(h, value.attrs)
         _feed_index(walk, h, value.columns, pd)
@@ -60,6 +68,15 @@ def _feed_scalar(h: Sink, value: Any) -> bool:
     h.update(value.dtype.str.encode())
     h.update(value.tobytes())
     return True
+
+
+def _feed_ufunc(h: Sink, value: Any) -> None:
+    """A ufunc by the module and name pickle finds it by (numpy's, scipy.special's, ...)."""
+    try:
+        h.update(pickle.dumps(value, protocol=5))
+    except Exception:  # NB. np.frompyfunc's wraps a Python function nothing can read back
+        why = f"{value.__name__!r} comes from np.frompyfunc, whose function cannot be read"
+        raise FingerprintError("", "numpy.ufunc", why) from None
 
 
 def feed_ndarray(walk: Walk, h: Sink, arr: Any) -> None:
@@ -106,6 +123,9 @@ def _feed_index(walk: Walk, h: Sink, index: Any, pd: Any) -> None:
     elif isinstance(index, pd.RangeIndex):
         h.update(f"range({index.start},{index.stop},{index.step})".encode())
     else:
+        if isinstance(index, pd.DatetimeIndex | pd.TimedeltaIndex):
+            # NB. a date_range's freq is not in its dtype: plots, asfreq and statsmodels read it
+            h.update(f"freq={index.freq}".encode())
         _feed_values(walk, h, index.array, pd)
 
 
@@ -131,7 +151,7 @@ def _feed_values(walk: Walk, h: Sink, values: Any, pd: Any) -> None:
         _feed_values(walk, h, values.left.array, pd)
         _feed_values(walk, h, values.right.array, pd)
     elif isinstance(values, arrays.DatetimeArray | arrays.TimedeltaArray | arrays.PeriodArray):
-        feed_ndarray(walk, h, values.asi8)  # the dtype (hashed above) holds unit, tz and freq
+        feed_ndarray(walk, h, values.asi8)  # the dtype (hashed above) holds unit, tz and a period
     elif isinstance(values, arrays.IntegerArray | arrays.FloatingArray | arrays.BooleanArray):
         mask = values.isna()
         feed_ndarray(walk, h, np.asarray(mask))

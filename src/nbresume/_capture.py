@@ -31,10 +31,13 @@ import pickle
 import sys
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
+
+from ._streamorder import STAMP
 
 __all__ = [
     "NOTE_KEY",
@@ -347,6 +350,7 @@ class Recorder:
         if self._pending_clear:
             self._clear()
             self._pending_clear = False
+        output[STAMP] = time.monotonic()  # NB. only new outputs: a merged write keeps the first's
         open_ = self._open
         if output["output_type"] == "stream":
             if (
@@ -560,6 +564,7 @@ def strip_for_replay(outputs: list[Output]) -> list[Output]:
     saved = []
     for recorded in outputs:
         output = dict(recorded)
+        output.pop(STAMP, None)
         if output["output_type"] in ("display_data", "execute_result"):
             data = dict(output["data"])
             model = data.pop(WIDGET_MIME, None)

@@ -9,6 +9,7 @@ raises `FingerprintError`, whose message is the note the engine shows.
 
 from __future__ import annotations
 
+import copy
 import io
 import marshal
 import time
@@ -22,6 +23,7 @@ from typing import Any
 import xxhash
 
 from ._code import code_digest, global_names
+from ._usermodules import file_digest, is_user_module
 from .errors import NbresumeError
 
 __all__ = ["BUDGET_SECONDS", "FingerprintError", "fingerprint", "fingerprint_input"]
@@ -52,6 +54,26 @@ _NAMED_PACKAGES = (
 )
 # types whose pickled state changes each time it is read: hashed by type only (callbacks, not data)
 _OPAQUE_TYPES = frozenset({"matplotlib.cbook.CallbackRegistry"})
+# attributes that say which session an object lives in, not what it shows: matplotlib's transforms
+# point back to their parents by id(), a figure has a number, a canvas and a renderer, and its
+# artists callbacks; a restored figure has other ones, and cells reading it would never restore
+_VOLATILE_ATTRIBUTES = {
+    package: frozenset(
+        {
+            "_parents",
+            "_invalid",
+            "stale_callback",
+            "canvas",
+            "_number",
+            "_counter",
+            "_cachedRenderer",
+            "_renderer",
+            "_layoutgrid",
+            "_stale",
+        }
+    )
+    for package in ("matplotlib", "mpl_toolkits")
+}
 # IPython's output cache and history: read through a function's globals, they change every cell
 _IPYTHON_NAMES = frozenset({"In", "Out", "_", "__", "___", "_ih", "_oh", "_dh", "get_ipython"})
 
@@ -123,6 +145,7 @@ def fingerprint_input(name: str, value: Any, *, budget: float | None = BUDGET_SE
 _PLAIN, _NAMED, _DATA, _OTHER = object(), object(), object(), object()
 _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python, not in C
 _OBJECT_GETSTATE = getattr(object, "__getstate__", None)  # 3.11+
+_OBJECT_SETSTATE = getattr(object, "__setstate__", None)  # None: object has none
 
 
 def _kind(t: type) -> object:
@@ -300,7 +323,7 @@ class Walk:
         if type(value) not in (list, tuple, dict, set, frozenset):  # a subclass: its own state
             self.feed(h, type(value))
             self.feed(h, getattr(value, "default_factory", None))
-            state = getattr(value, "__dict__", None)
+            state = _surviving_state(value)
             if state:
                 self.feed(h, state)
 
@@ -335,7 +358,18 @@ class Walk:
 
     def _builtin(self, h: Sink, value: Any) -> None:
         if isinstance(value, types.ModuleType):
-            h.update(str(getattr(value, "__name__", "")).encode())  # NB. %run leaves one without
+            name = str(getattr(value, "__name__", ""))  # NB. %run leaves one without
+            h.update(name.encode())
+            if name == "__main__" or not is_user_module(name):
+                return
+            if len(self.path) > 1:  # NB. reached from another value: its files, not a walk of a
+                h.update(file_digest(value).encode())  # whole local package for every input
+                return
+            state = {k: v for k, v in vars(value).items() if not k.startswith("__")}
+            self.keep.append(state)  # a .py file next to the notebook: what is loaded now
+            self.feed(h, state)
+        elif isinstance(value, io.BytesIO | io.StringIO):
+            self._buffer(h, value)
         elif isinstance(value, io.IOBase):
             h.update(repr(getattr(value, "name", "")).encode())  # files are not tracked (README)
         elif isinstance(value, types.MethodType):
@@ -359,6 +393,8 @@ class Walk:
             items = list(value)  # `keys = d.keys()` follows d
             self.keep.append(items)
             self.sequence(h, items)
+        elif isinstance(value, types.MappingProxyType):
+            self.feed(h, dict(value))  # a class's __dict__: it pickles to nothing
         elif isinstance(value, weakref.ref):
             self.feed(h, value())
         elif isinstance(value, types.CodeType):
@@ -385,13 +421,20 @@ class Walk:
             return
         if isinstance(reduced, tuple):
             self.keep.append(reduced)  # NB. its parts may be new objects: keep their ids unique
-            for part in reduced[:6]:
+            for i, item in enumerate(reduced[:6]):
+                part = _lasting(value, item) if i == 2 and isinstance(item, dict) else item
+                if part is not item:  # the state, without a session's attributes
+                    self.keep.append(part)
                 if isinstance(part, Iterator):  # the list/dict items of a subclass
                     items = list(part)
                     self.keep.append(items)
                     self.feed(h, items)
                 else:
                     self.feed(h, part)
+            if _users(type(value).__module__):
+                # a notebook class's __getstate__/__reduce__ may leave out what its methods
+                # read (a cache, a setting): what the cell sees is its attributes
+                self._state(h, value)
             return
         if hasattr(type(value), "__next__"):
             raise FingerprintError("", _type_name(value), "an iterator is used up when read")
@@ -405,11 +448,23 @@ class Walk:
         if not self._state(h, value):
             h.update(b"<opaque>")  # a lock, a socket: nothing to compare but its type
 
+    def _buffer(self, h: Sink, value: io.BytesIO | io.StringIO) -> None:
+        """An in-memory file is data (`pd.read_csv(io.StringIO(text))`): its content and position."""
+        try:
+            content, position = value.getvalue(), value.tell()
+        except ValueError:  # closed
+            h.update(b"<closed>")
+            return
+        h.update(b"%d:" % position)
+        self.feed(h, content)
+
     def _state(self, h: Sink, value: Any) -> bool:
         """Hash an object's ``__dict__`` and slots; False if it has neither."""
         found = False
         state = getattr(value, "__dict__", None)
         if isinstance(state, dict):
+            state = _lasting(value, state)
+            self.keep.append(state)
             self.feed(h, state)
             found = True
         for cls in type(value).__mro__:
@@ -422,7 +477,7 @@ class Walk:
 
     def _function(self, h: Sink, fn: types.FunctionType) -> None:
         module = getattr(fn, "__module__", None)
-        if module and module != "__main__" and "<locals>" not in fn.__qualname__:
+        if module and not _users(module) and "<locals>" not in fn.__qualname__:
             # an installed library's function is named, like a module: upgrading IPython or
             # nbresume must not invalidate every checkpoint whose cell calls `open` or `resumable`
             h.update(f"{module}.{fn.__qualname__}".encode())
@@ -452,7 +507,7 @@ class Walk:
 
     def _class(self, h: Sink, cls: type) -> None:
         h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
-        if cls.__module__ != "__main__":
+        if not _users(cls.__module__):
             return  # an installed class is named by its module; a notebook's by its body
         for base in cls.__bases__:
             self.feed(h, base)
@@ -463,6 +518,36 @@ class Walk:
                 continue
             h.update(name.encode())
             self.feed(h, member)
+
+
+def _users(module: str | None) -> bool:
+    """Whether code of ``module`` is the user's: the notebook's, or a .py file next to it."""
+    return module == "__main__" or (module is not None and is_user_module(module))
+
+
+def _lasting(value: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` without the attributes of a kernel's session that a restore does not keep."""
+    package = type(value).__module__.partition(".")[0]
+    volatile = _VOLATILE_ATTRIBUTES.get(package)
+    if volatile is None or volatile.isdisjoint(state):
+        return state
+    return {k: v for k, v in state.items() if k not in volatile}
+
+
+def _surviving_state(value: Any) -> Any:
+    """The attributes of a container subclass that a copy (and a restore) keeps.
+
+    NB. sklearn's `Bunch` (every dataset loader's result) drops its attributes in `__setstate__`:
+    hashed as they are, a restored dataset would differ from the one saved, and every cell
+    reading it would run again after a restart.
+    """
+    state = getattr(value, "__dict__", None)
+    if not state or getattr(type(value), "__setstate__", None) is _OBJECT_SETSTATE:
+        return state
+    try:
+        return getattr(copy.copy(value), "__dict__", None)
+    except Exception:  # the copy needs more than pickling gives it: hash what is there
+        return state
 
 
 def _feed_data(walk: Walk, h: Sink, value: Any) -> bool:

@@ -8,6 +8,7 @@ to save, as `_namespace` markers, and the pickler that keeps notebook objects li
 from __future__ import annotations
 
 import functools
+import re
 import types
 from collections.abc import Iterable, Mapping
 from pathlib import PurePath
@@ -28,9 +29,11 @@ from ._namespace import (
     reachable_globals,
     unconditional,
 )
+from ._usermodules import is_user_module
 
 __all__ = ["NamespaceTracker", "cell_inputs", "same_content"]
 
+_HISTORY = re.compile(r"_{1,3}|_\d+|Out|_oh")  # IPython's results of earlier cells
 _IMMUTABLE = (str, bytes, int, float, complex, bool, type(None), PurePath, range, tuple, frozenset)
 
 
@@ -46,10 +49,17 @@ def cell_inputs(
     found: dict[str, str] = {}
     refused: dict[str, str] = {}
     for n in names:
+        if n in ns and n not in skip and _HISTORY.fullmatch(n):
+            # NB. IPython's objects are never inputs, but these hold values of earlier cells
+            refused[n] = (
+                f"reads IPython's output history ({n}): the cell re-runs every time; give the "
+                "value a name in the cell that computes it"
+            )
+            continue
         if (
             n in ns
             and n not in skip
-            and not isinstance(ns[n], types.ModuleType)
+            and not (isinstance(ns[n], types.ModuleType) and not _users_module(ns[n]))
             and not is_ipython(n, ns[n], shell)
         ):
             try:
@@ -201,3 +211,8 @@ class NamespaceTracker:
     def pickler(self) -> Any:
         """The pickler factory for `values` (call `values` first)."""
         return functools.partial(NamespacePickler, ns=self.ns, refs=dict(self.refs))
+
+
+def _users_module(module: types.ModuleType) -> bool:
+    """A module of the user's (a .py file next to the notebook) is an input: its code may change."""
+    return is_user_module(str(getattr(module, "__name__", "")))  # NB. %run leaves one without

@@ -71,8 +71,10 @@ from ._namespace import (
 from ._progress import PhaseProgress, format_duration, format_when
 from ._serialize import dumps_namespace
 from ._store import MISSING, Store, open_store
+from ._streamorder import shown_order
 from ._tempdirs import temporary_warning
 from ._tracking import NamespaceTracker, cell_inputs, same_content
+from ._usermodules import import_inputs
 from .errors import CheckpointError, CheckpointWarning, StoreError, StoreReadOnlyError
 
 __all__ = [
@@ -170,6 +172,7 @@ class CheckpointRun:
             for n, note in refused.items():
                 self._refuse(n, note)
             self.inputs.update(file_inputs(self.names.run_files))
+            self.inputs.update(import_inputs(self.names.imports))
             if self.names.dynamic:
                 self._refuse("globals()", self.names.dynamic)
         self.source_hash = hash_text(self.source)
@@ -535,7 +538,8 @@ class CheckpointRun:
         values = self._variables()
         if has_value:
             values[RESULT] = value
-        outputs = merge_streams(strip_for_replay(recorder.outputs))
+        # NB. in the order the kernel showed them (stdout before a warning written first)
+        outputs = merge_streams(strip_for_replay(shown_order(recorder.outputs, time.monotonic())))
         figures = any(k.startswith("image/") for o in outputs for k in (o.get("data") or {}))
         uses, states = _globalstate.used(
             self._states_before, _globalstate.fingerprints(), self.analysis, figures
