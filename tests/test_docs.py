@@ -5,6 +5,7 @@ file of the checkout (GitHub shows them as they are). The site itself is built s
 
 from __future__ import annotations
 
+import builtins
 import doctest
 import re
 from pathlib import Path
@@ -20,6 +21,8 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s#]*)(#[^)\s]*)?\)")
 
 def test_public_docstring_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NBRESUME_DIR", str(tmp_path / "store"))
+    # NB. doctest's displayhook sets builtins._, after which IPython's shells stop setting `_`
+    monkeypatch.setattr(builtins, "_", None, raising=False)
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     tests = [
