@@ -102,6 +102,9 @@ def extension_server(root: Path, home: Path, app: str) -> JupyterServer:
     extension = built_extension()
     assert extension is not None
     if extension == BUILT:  # the data dir comes first: this build, not an installed one
+        # NB. jupyter_core puts a venv's own paths before the user's unless told otherwise: the
+        # venv's linked build (of another checkout, say) would win over this one
+        server.env["JUPYTER_PREFER_ENV_PATH"] = "0"
         target = Path(server.env["JUPYTER_DATA_DIR"]) / "labextensions" / "nbresume"
         target.parent.mkdir(parents=True)
         target.symlink_to(BUILT, target_is_directory=True)

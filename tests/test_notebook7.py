@@ -80,7 +80,8 @@ def hostile_notebook() -> dict[str, Any]:
             "output_type": "display_data",
             "metadata": {},
             "data": {
-                PHASE_MIME: {"name": EVIL, "status": "done"},  # the notebook's own store
+                # the notebook's own store, named relative to the root: the last named wins
+                PHASE_MIME: {"name": EVIL, "status": "done", "dir": "project/.nbresume"},
                 "text/plain": "other",
             },
         }

@@ -53,6 +53,18 @@ export interface IPhaseRow {
   snapshot_size: number | null;
   progress: IProgress | null;
   saved?: number | null;
+  resumed?: number | null; // how many times its current run resumed after a kernel died
+  history?: IVersion[]; // its kept versions, #1 current (what %checkpoint history lists)
+}
+
+/** One kept version of a phase, as ``%checkpoint history NAME`` lists it. */
+export interface IVersion {
+  number?: number; // 1 is current; rollback takes this number
+  created: number | null; // when its run started, epoch seconds
+  duration: number | null; // seconds, over every kernel of the run
+  size: number | null;
+  reason: string | null; // why it ran: "first run", "input 'lr' changed", ...
+  resumed?: number | null;
 }
 
 export interface INotebookView {
