@@ -144,12 +144,19 @@ class Console:
             self.ours.append(text)
 
 
-def api_row(client: Client, name: str) -> dict[str, Any]:
-    path = "/nbresume/api/notebook?path=" + urllib.parse.quote(f"project/{NOTEBOOK}")
+def api_row(client: Client, name: str, notebook: str = f"project/{NOTEBOOK}") -> dict[str, Any]:
+    path = "/nbresume/api/notebook?path=" + urllib.parse.quote(notebook)
     response = client.get(path, token=True)
     assert response.status == 200, response
     rows = {row["name"]: row for row in response.json()["phases"]}
     return rows.get(name) or {}
+
+
+def stop_kernels(server: JupyterServer) -> None:
+    """Shut down every kernel of the server (a module's server outlives each test's kernels)."""
+    client = server.client()
+    for kernel in client.get("/api/kernels", token=True).json():
+        client.request("DELETE", f"/api/kernels/{kernel['id']}", token=True)
 
 
 def kernel_ready(server: JupyterServer) -> bool:
@@ -160,11 +167,15 @@ def kernel_ready(server: JupyterServer) -> bool:
 
 
 def open_notebook(
-    page: Any, server: JupyterServer, route: str = "lab/tree", notebook: str = NOTEBOOK
+    page: Any,
+    server: JupyterServer,
+    route: str = "lab/tree",
+    notebook: str = NOTEBOOK,
+    folder: str = "project",
 ) -> None:
-    """Open ``project/NOTEBOOK`` (``route``: ``lab/tree`` in JupyterLab, ``notebooks`` in
+    """Open ``FOLDER/NOTEBOOK`` (``route``: ``lab/tree`` in JupyterLab, ``notebooks`` in
     Notebook 7) and wait for its kernel."""
-    page.goto(f"{server.url}/{route}/project/{notebook}?token={server.token}")
+    page.goto(f"{server.url}/{route}/{folder}/{notebook}?token={server.token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
     assert wait_until(lambda: kernel_ready(server), 120, 0.5), "no kernel connected"
 
@@ -232,12 +243,14 @@ def writer_pid(store: Path, name: str) -> int:
     return int(progress["pid"])
 
 
-def interrupted_line(client: Client) -> str:
+def interrupted_line(
+    client: Client, name: str = "train", notebook: str = f"project/{NOTEBOOK}"
+) -> str:
     """What the cell must say once the server sees the kernel dead (from the store's records)."""
     row: dict[str, Any] = {}
 
     def dead() -> bool:
-        row.update(api_row(client, "train"))
+        row.update(api_row(client, name, notebook))
         return row.get("status") == "interrupted"
 
     assert wait_until(dead, 20, 0.2), row
@@ -246,3 +259,17 @@ def interrupted_line(client: Client) -> str:
     assert saved is not None, row
     assert 1 <= saved <= done, row
     return f"interrupted at {done}/{TOTAL} · {saved} items saved · re-run the cell to resume"
+
+
+def fits(page: Any, selector: str) -> bool:
+    """Every element matching ``selector`` lies inside the viewport and its own parent (not cut)."""
+    return bool(
+        page.evaluate(
+            """sel => [...document.querySelectorAll(sel)].every(e => {
+                const r = e.getBoundingClientRect(), p = e.parentElement.getBoundingClientRect();
+                return r.width > 0 && r.right <= window.innerWidth + 0.5
+                    && r.right <= p.right + 0.5 && r.left >= p.left - 0.5;
+            })""",
+            selector,
+        )
+    )

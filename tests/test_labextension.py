@@ -11,11 +11,11 @@ go to build/screenshots/ (untracked; copy them into docs/ on purpose).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -33,13 +33,16 @@ from browser_helpers import (
     cell,
     dismiss_dialogs,
     extension_server,
+    fits,
     interrupted_line,
     kernel_ready,
+    notebook_json,
     open_notebook,
     prepared_root,
     run_cells,
     set_theme,
     shot,
+    stop_kernels,
     writer_pid,
 )
 from jupyter_helpers import JupyterServer
@@ -55,11 +58,12 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[JupyterServer]:
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     """JupyterLab with the extension over ``root/project/analysis.ipynb``, whose store already
-    holds ``prep`` (done, from another kernel)."""
-    root, home = tmp_path / "root", tmp_path / "home"
+    holds ``prep`` (done, from another kernel); one for the module."""
+    base = tmp_path_factory.mktemp("lab")
+    root, home = base / "root", base / "home"
     prepared_root(root, home)
     server = extension_server(root, home, app="lab")
     server.start()
@@ -211,3 +215,112 @@ def test_a_killed_kernel_shows_interrupted_in_the_cell_badge_and_sidebar(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # every console error, ours or not, to look at
     (SCREENSHOTS / "console.txt").write_text("\n".join(console.errors))
     assert not console.ours, "\n".join(console.ours)
+
+
+RESTART_FOLDER, RESTART_NOTEBOOK = "other", "restart.ipynb"
+RESTART_CELLS = [
+    "%load_ext nbresume",
+    f"""%%checkpoint longrun --every 1
+import time
+out = []
+for i in resumable(range({TOTAL}), desc="items"):
+    time.sleep(0.3)
+    out.append(i)
+len(out)""",
+]
+
+
+@pytest.mark.timeout(600)
+def test_a_restart_from_the_kernel_menu_shows_interrupted_without_console_errors(
+    lab: JupyterServer,
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    folder = lab.root / RESTART_FOLDER
+    folder.mkdir()
+    (folder / RESTART_NOTEBOOK).write_text(json.dumps(notebook_json(RESTART_CELLS)))
+    notebook = f"{RESTART_FOLDER}/{RESTART_NOTEBOOK}"
+    stop_kernels(lab)  # kernel_ready() must see this notebook's kernel
+    client = lab.client()
+    console = Console()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.set_default_timeout(60 * MS)
+            console.attach(page)
+            # a workspace of its own: the module's other notebook is not opened again
+            open_notebook(
+                page,
+                lab,
+                route="lab/workspaces/restart/tree",
+                notebook=RESTART_NOTEBOOK,
+                folder=RESTART_FOLDER,
+            )
+            run_cells(page, 2)
+            page.wait_for_function(
+                "() => { const b = document.querySelector("
+                "'.jp-nbresume-cell[data-phase=\"longrun\"] [role=progressbar]');"
+                " return b && Number(b.getAttribute('aria-valuenow')) >= 8; }",
+                timeout=60 * MS,
+            )
+
+            # Kernel > Restart Kernel…, as a user does it (not a SIGKILL)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
+            page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel…").first.click()
+            page.locator(".jp-Dialog button.jp-mod-accept").click()
+            expected = interrupted_line(client, "longrun", notebook)
+            page.wait_for_function(
+                "(text) => document.querySelector("
+                "'.jp-nbresume-cell[data-phase=\"longrun\"]')?.innerText.includes(text)",
+                arg=expected,
+                timeout=20 * MS,
+            )
+            assert badge(page, "longrun").get_attribute("data-status") == "interrupted"
+            assert wait_until(lambda: kernel_ready(lab), 120, 0.5), "no kernel after the restart"
+
+            # 700 px wide with the sidebar open: nothing cut off
+            page.set_viewport_size({"width": 700, "height": 900})
+            page.locator('.lm-TabBar-tab[title="Checkpoints"]').click()
+            row = page.locator('#jp-nbresume-checkpoints .jp-nbresume-row[data-name="longrun"]')
+            row.wait_for()
+            assert fits(page, "#jp-nbresume-checkpoints .jp-nbresume-row-actions button")
+            view = '.jp-nbresume-cell[data-phase="longrun"]'
+            assert fits(page, f"{view} .jp-nbresume-loop-stats"), "the loop's counts are cut off"
+            assert page.evaluate(  # the note wraps rather than hiding what to do
+                "s => { const e = document.querySelector(s); return e.scrollWidth <= e.clientWidth; }",
+                f"{view} .jp-nbresume-cell-note",
+            )
+            # the loop stopped with its phase: its bar says interrupted too, never failed-red
+            assert "jp-nbresume-status-interrupted" in page.locator(
+                f"{view} .jp-nbresume-loop .jp-nbresume-bar"
+            ).get_attribute("class")
+            shot(page, "lab-700.png")
+
+            # mark pending from the sidebar: the views say what the store says now
+            row.locator(".jp-nbresume-action-pending").click()
+            assert wait_until(
+                lambda: api_row(client, "longrun", notebook)["status"] != "interrupted", 10
+            )
+            status = api_row(client, "longrun", notebook)["status"]
+            page.wait_for_selector(
+                f'.jp-nbresume-badge[data-phase="longrun"][data-status="{status}"]',
+                timeout=10 * MS,
+            )
+            page.wait_for_selector(
+                f'#jp-nbresume-checkpoints .jp-nbresume-row[data-name="longrun"][data-status="{status}"]',
+                timeout=10 * MS,
+            )
+            assert status == "pending", status
+            shot(page, "lab-pending.png")
+        except BaseException:
+            shot(page, "restart-failure.png")
+            raise
+        finally:
+            browser.close()
+    assert not console.ours, "\n".join(console.ours)
+    comm = [e for e in console.errors if "Comm not found" in e]
+    if comm:
+        # NB. the kernel's own widgets send comm_close from their __del__ at interpreter
+        # teardown (comm.base_comm), after the page dropped their comms: kernel side, not ours
+        pytest.xfail(f"{len(comm)} 'Comm not found' console errors after a restart: {comm[0]}")

@@ -29,6 +29,7 @@ from browser_helpers import (
     cell,
     dismiss_dialogs,
     extension_server,
+    fits,
     interrupted_line,
     notebook_json,
     open_notebook,
@@ -220,7 +221,7 @@ def test_a_killed_kernel_shows_interrupted_in_notebook7(nb7: JupyterServer, brow
         page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
         dismiss_dialogs(page)
         open_sidebar(page)
-        assert _fits(page, "#jp-nbresume-checkpoints .jp-nbresume-row-actions button")
+        assert fits(page, "#jp-nbresume-checkpoints .jp-nbresume-row-actions button")
         shot(page, "nb7-dark-700.png")
         shot(cell(page, 3), "nb7-cell-interrupted-dark.png")
     except BaseException:
@@ -232,20 +233,6 @@ def test_a_killed_kernel_shows_interrupted_in_notebook7(nb7: JupyterServer, brow
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     (SCREENSHOTS / "nb7-console.txt").write_text("\n".join(console.errors))
     assert not console.ours, "\n".join(console.ours)
-
-
-def _fits(page: Any, selector: str) -> bool:
-    """Every element matching ``selector`` lies inside the viewport and its own parent (not cut)."""
-    return bool(
-        page.evaluate(
-            """sel => [...document.querySelectorAll(sel)].every(e => {
-                const r = e.getBoundingClientRect(), p = e.parentElement.getBoundingClientRect();
-                return r.width > 0 && r.right <= window.innerWidth + 0.5
-                    && r.right <= p.right + 0.5 && r.left >= p.left - 0.5;
-            })""",
-            selector,
-        )
-    )
 
 
 HOSTILE_VIEW = {
@@ -300,7 +287,14 @@ HOSTILE_VIEW = {
                     "duration": 3.5,
                     "size": 100,
                     "reason": '<img src=x onerror="window.__pwned=8">',
-                }
+                },
+                {
+                    "number": 2,
+                    "created": 9e8,
+                    "duration": 7200,
+                    "size": 2048,
+                    "reason": "first run",
+                },
             ],
         }
     ],
@@ -346,7 +340,12 @@ def test_a_crafted_phase_bundle_renders_as_text_and_acts_on_nothing(
         panel = open_sidebar(page)
         panel.locator(".jp-nbresume-row").first.wait_for()
         panel.locator(".jp-nbresume-action-history").first.click()
-        wait_text(page, "#jp-nbresume-checkpoints", "%checkpoint rollback")
+        wait_text(page, "#jp-nbresume-checkpoints", f"%checkpoint rollback {EVIL} 2")
+        versions = panel.locator(".jp-nbresume-version")
+        assert versions.count() == 2
+        assert "current" in versions.nth(0).inner_text()
+        assert "ran 2h00m" in versions.nth(1).inner_text()
+        assert "first run" in versions.nth(1).inner_text()
         page.mouse.move(10, 10)
         page.locator(".jp-nbresume-badge").first.hover()
         shot(page, "nb7-hostile.png")

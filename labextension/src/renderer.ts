@@ -120,9 +120,13 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
     const loops = row && row.progress && Array.isArray(row.progress.loops) ? row.progress.loops : [];
     if (row && loops.length > 0 && status !== 'restored' && status !== 'done') {
       for (const loop of loops.slice(0, 4)) {
-        // a loop the record left "running" stopped with its phase (a dead kernel says nothing)
-        const state =
-          !row.running && loop.status === 'running' ? status : statusWord(loop.status || status);
+        // a loop stopped with its phase: the phase's status (a dead kernel's record says
+        // "running", a restart's may say anything); a finished loop stays done
+        const state = row.running
+          ? statusWord(loop.status || status)
+          : loop.status === 'done'
+            ? 'done'
+            : status;
         const line = el('div', 'jp-nbresume-loop');
         const desc = el('span', 'jp-nbresume-loop-desc', str(loop.desc) || 'items');
         desc.title = desc.textContent || '';
