@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,6 +91,28 @@ def hostile_notebook() -> dict[str, Any]:
     return notebook
 
 
+FLOOD = "flood.ipynb"
+FLOOD_CELLS = 40
+MAX_STORES = 8  # labextension/src/watcher.ts
+
+
+def flood_notebook() -> dict[str, Any]:
+    """40 phase views, each naming a store directory of its own."""
+    notebook = notebook_json([f"%%checkpoint p{i}\nx = {i}" for i in range(FLOOD_CELLS)])
+    for i, cell_json in enumerate(notebook["cells"]):
+        cell_json["outputs"] = [
+            {
+                "output_type": "display_data",
+                "metadata": {},
+                "data": {
+                    PHASE_MIME: {"name": f"p{i}", "dir": f"project/store{i}"},
+                    "text/plain": f"kernel text {i}",
+                },
+            }
+        ]
+    return notebook
+
+
 @pytest.fixture(scope="module")
 def nb7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     """``jupyter notebook`` with the extension over ``root/project``: analysis.ipynb (whose store
@@ -98,6 +121,7 @@ def nb7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     root, home = base / "root", base / "home"
     prepared_root(root, home)
     (root / "project" / HOSTILE).write_text(json.dumps(hostile_notebook()))
+    (root / "project" / FLOOD).write_text(json.dumps(flood_notebook()))
     server = extension_server(root, home, app="notebook")
     server.start()
     try:
@@ -368,4 +392,37 @@ def test_a_crafted_phase_bundle_renders_as_text_and_acts_on_nothing(
         raise
     finally:
         page.close()
+    assert not console.ours, "\n".join(console.ours)
+
+
+@pytest.mark.timeout(300)
+def test_a_notebook_naming_many_stores_watches_a_few(nb7: JupyterServer, browser: Any) -> None:
+    console = Console()
+    page = new_page(browser, console)
+    dirs: set[str] = set()
+    requests: list[str] = []
+
+    def seen(request: Any) -> None:
+        if "/nbresume/api/notebook" in request.url:
+            requests.append(request.url)
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.url).query)
+            dirs.add(query.get("dir", [""])[0])
+
+    page.on("request", seen)
+    try:
+        open_notebook(page, nb7, route="notebooks", notebook=FLOOD)
+        page.wait_for_function(
+            "n => document.querySelectorAll('.jp-nbresume-cell').length >= n", arg=FLOOD_CELLS
+        )
+        page.wait_for_function(  # every watcher has asked at least twice
+            "n => window.performance.getEntriesByType('resource')"
+            ".filter(e => e.name.includes('/nbresume/api/notebook')).length >= n",
+            arg=3 * MAX_STORES,
+        )
+        fallbacks = page.locator(".jp-nbresume-cell .jp-nbresume-fallback")
+        assert fallbacks.count() >= FLOOD_CELLS - MAX_STORES
+        assert "kernel text" in (fallbacks.last.text_content() or "")  # (off screen)
+    finally:
+        page.close()
+    assert len(dirs) <= MAX_STORES + 1, sorted(dirs)  # (+1: the badges' own, maybe none)
     assert not console.ours, "\n".join(console.ours)

@@ -6,7 +6,7 @@ import { Widget } from '@lumino/widgets';
 
 import { INotebookView, IPhaseRef, IPhaseRow, PHASE_MIME } from './api';
 import { count, duration, fraction, note, num, statusWord, str } from './format';
-import { watcherFor } from './watcher';
+import { MAX_STORES, watcherFor } from './watcher';
 
 export const RANK = -20; // before the ipywidgets view (-10) of the same bundle
 
@@ -67,7 +67,12 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
     if (this._unsubscribe) {
       this._unsubscribe();
     }
-    const watcher = watcherFor(path, typeof ref.dir === 'string' ? ref.dir : '');
+    const watcher = watcherFor(path, typeof ref.dir === 'string' ? ref.dir : '', true);
+    if (!watcher) {
+      this._unsubscribe = null;
+      this._showFallback(`the notebook names more than ${MAX_STORES} checkpoint stores`);
+      return;
+    }
     this._unsubscribe = watcher.subscribe((view, error) => this._update(view, error));
     if (!watcher.view) {
       this._showFallback('');
