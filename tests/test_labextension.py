@@ -150,6 +150,30 @@ def test_a_killed_kernel_shows_interrupted_in_the_cell_badge_and_sidebar(
             assert expected in train_row.inner_text()
             shot(page, "lab-interrupted.png")
 
+            # History: each kept version (when, how long, why) and its exact rollback command
+            prep_row = page.locator('#jp-nbresume-checkpoints .jp-nbresume-row[data-name="prep"]')
+            prep_row.locator(".jp-nbresume-action-history").click()
+            history = prep_row.locator(".jp-nbresume-row-history")
+            history.wait_for()
+            versions = api_row(client, "prep").get("history")
+            if versions is None:  # the API lists no versions (yet): the count and the commands
+                assert "1 saved version; %checkpoint history prep" in history.inner_text()
+            else:
+                assert history.locator(".jp-nbresume-version").count() == len(versions)
+                assert "first run" in history.inner_text(), versions
+            assert "%checkpoint rollback prep N" in history.inner_text()
+            # the sidebar redraws its rows at each poll: the open history stays open
+            page.evaluate(
+                "() => { document.querySelector('#jp-nbresume-checkpoints .jp-nbresume-rows')"
+                ".dataset.old = '1'; }"
+            )
+            page.wait_for_selector("#jp-nbresume-checkpoints .jp-nbresume-rows:not([data-old])")
+            assert history.is_visible()
+            assert page.evaluate(  # and the button clicked keeps the keyboard focus
+                "() => document.activeElement.matches("
+                "'.jp-nbresume-row[data-name=\"prep\"] .jp-nbresume-action-history')"
+            )
+
             # reload, in the dark theme: the saved "running" output shows the store's truth
             set_theme(lab, "JupyterLab Dark")
             page.reload()
@@ -185,6 +209,8 @@ def test_a_killed_kernel_shows_interrupted_in_the_cell_badge_and_sidebar(
             assert row["status"] == "done"
             assert row["progress"]["skipped"] >= saved_before, row  # resumed, not restarted
             assert badge(page, "train").inner_text() == "done"
+            if row.get("resumed") == 1:  # the API's count, said as such (never summed here)
+                assert "(resumed once)" in badge(page, "train").get_attribute("title")
 
             # an edited checkpoint cell is stale until it runs again
             editor = cell(page, 1).locator(".jp-InputArea-editor")

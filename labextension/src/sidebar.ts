@@ -120,7 +120,22 @@ export class CheckpointsPanel extends Widget {
           : 'No checkpoints yet: run a %%checkpoint cell.'
       );
     }
+    // the rows are redrawn at each poll: a focused button (keyboard users) stays focused
+    const focused = document.activeElement;
+    const refocus =
+      focused instanceof HTMLButtonElement && this._body.contains(focused)
+        ? [focused.closest<HTMLElement>('.jp-nbresume-row')?.dataset.name, focused.className]
+        : null;
     this._body.replaceChildren(list);
+    if (refocus) {
+      for (const button of Array.from(list.querySelectorAll<HTMLButtonElement>('button'))) {
+        const row = button.closest<HTMLElement>('.jp-nbresume-row');
+        if (row?.dataset.name === refocus[0] && button.className === refocus[1]) {
+          button.focus();
+          break;
+        }
+      }
+    }
   }
 
   private _row(view: INotebookView, row: IPhaseRow, other: boolean): HTMLElement {
