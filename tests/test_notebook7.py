@@ -320,7 +320,22 @@ HOSTILE_VIEW = {
                     "reason": "first run",
                 },
             ],
-        }
+        },
+        {  # a plain status word the UI has no style for (a newer server's): shown as is
+            "kind": "phase",
+            "name": "other",
+            "notebook": None,
+            "status": "archived",
+            "running": False,
+            "resumable": False,
+            "updated": 1e9,
+            "duration": None,
+            "versions": 1,
+            "size": 10,
+            "last_snapshot": None,
+            "snapshot_size": None,
+            "progress": None,
+        },
     ],
 }
 
@@ -379,6 +394,9 @@ def test_a_crafted_phase_bundle_renders_as_text_and_acts_on_nothing(
         assert not page.locator(".jp-Notebook script, .jp-Notebook b").count()
         assert EVIL in views.nth(1).inner_text() or EVIL in views.nth(0).inner_text()
         assert EVIL in panel.inner_text()
+        rows = panel.locator(".jp-nbresume-row")
+        assert [r.get_attribute("data-status") for r in rows.all()] == ["unknown", "archived"]
+        assert rows.nth(1).locator(".jp-nbresume-pill").inner_text() == "archived"
         assert not posts, posts  # no clear, no mark, no dialog: a bundle does not act
         for url in api:  # what goes into an API URL is encoded, never a raw path
             assert not any(c in url for c in ("<", '"', "/../")), url

@@ -2,8 +2,8 @@
 // dashboard's dashboard.js, so a size or a duration reads the same everywhere).
 import { IPhaseRow } from './api';
 
-/** STATUSES: the words the cell view, the badge and the sidebar style; anything else a crafted
- * store may say shows as ``unknown`` (its own words only as text, in a title). */
+/** STATUSES: the words the cell view, the badge and the sidebar style. Another plain word the API
+ * may say one day shows as is (muted); anything else, a crafted store's, shows as ``unknown``. */
 export const STATUSES = new Set([
   'running',
   'done',
@@ -19,7 +19,10 @@ export const STATUSES = new Set([
 ]);
 
 export function statusWord(status: unknown): string {
-  return typeof status === 'string' && STATUSES.has(status) ? status : 'unknown';
+  if (typeof status !== 'string') {
+    return 'unknown';
+  }
+  return STATUSES.has(status) || /^[a-z]{1,16}$/.test(status) ? status : 'unknown';
 }
 
 /** A finite number from the API, else null: a store can come with a notebook from anyone. */
