@@ -389,6 +389,15 @@ def test_a_crafted_phase_bundle_renders_as_text_and_acts_on_nothing(
         page.locator(".jp-nbresume-badge").first.hover()
         shot(page, "nb7-hostile.png")
 
+        # Clear asks first, naming the phase as text; cancelled, nothing is sent
+        panel.locator(".jp-nbresume-row").first.locator(".jp-nbresume-action-clear").click()
+        dialog = page.locator(".jp-Dialog")
+        dialog.wait_for()
+        assert EVIL in dialog.inner_text()
+        assert not dialog.locator("img").count()
+        dialog.locator("button.jp-mod-reject").click()
+        dialog.wait_for(state="detached")
+
         assert page.evaluate("() => window.__pwned") is None
         assert not page.locator(".jp-Notebook img, #jp-nbresume-checkpoints img").count()
         assert not page.locator(".jp-Notebook script, .jp-Notebook b").count()
