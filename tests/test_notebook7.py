@@ -38,9 +38,11 @@ from browser_helpers import (
     run_cells,
     set_theme,
     shot,
+    stop_kernels,
     writer_pid,
 )
 from jupyter_helpers import JupyterServer
+from kernel_helpers import wait_until
 
 pytestmark = [
     pytest.mark.kernel,
@@ -190,6 +192,7 @@ def test_a_killed_kernel_shows_interrupted_in_notebook7(nb7: JupyterServer, brow
     console = Console()
     page = new_page(browser, console)
     try:
+        stop_kernels(nb7)  # kernel_ready() must see this notebook's kernel, not another test's
         open_notebook(page, nb7, route="notebooks")
         page.wait_for_selector('.jp-nbresume-badge[data-phase="prep"][data-status="done"]')
         assert badge(page, "train").inner_text() == "not saved"
@@ -209,7 +212,7 @@ def test_a_killed_kernel_shows_interrupted_in_notebook7(nb7: JupyterServer, brow
         saved = nb7.root / "project" / NOTEBOOK
         os.kill(writer_pid(nb7.root / "project" / ".nbresume", "train"), signal.SIGKILL)
         expected = interrupted_line(client)
-        assert "vnd.nbresume.phase" in saved.read_text(), "the notebook was not saved"
+        assert wait_until(lambda: "vnd.nbresume.phase" in saved.read_text(), 20), "not saved"
         wait_text(page, '.jp-nbresume-cell[data-phase="train"]', expected)
         assert badge(page, "train").inner_text().startswith("interrupted ")
         assert expected in badge(page, "train").get_attribute("title")
