@@ -207,6 +207,11 @@ def test_a_killed_kernel_shows_interrupted_in_notebook7(nb7: JupyterServer, brow
         )
         assert badge(page, "train").inner_text().startswith("running ")
         assert badge(page, "bad").inner_text() == "failed"
+        panel = open_sidebar(page)  # the sidebar while the loop runs
+        panel.locator('.jp-nbresume-row[data-name="train"][data-status="running"]').wait_for()
+        shot(page, "nb7-running.png")
+        cell(page, 3).locator(".jp-InputPrompt").click()  # back to the notebook (command mode)
+        page.keyboard.press("Escape")
         page.keyboard.press("Control+s")  # saved while the loop runs: a "running" bundle
 
         saved = nb7.root / "project" / NOTEBOOK
