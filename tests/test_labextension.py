@@ -338,6 +338,10 @@ def test_a_restart_from_the_kernel_menu_shows_interrupted_without_console_errors
                 timeout=10 * MS,
             )
             assert status == "pending", status
+            page.wait_for_selector('.jp-nbresume-cell[data-phase="longrun"][data-status="pending"]')
+            assert "marked to run again" in page.inner_text(
+                '.jp-nbresume-cell[data-phase="longrun"] .jp-nbresume-cell-note'
+            )
             shot(page, "lab-pending.png")
         except BaseException:
             shot(page, "restart-failure.png")
