@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import urllib.parse
 from collections.abc import Iterator
@@ -326,6 +327,9 @@ HOSTILE_VIEW = {
                     "duration": 7200,
                     "size": 2048,
                     "reason": "first run",
+                    "current": False,
+                    "resumes": 1,
+                    "rollback": f"%checkpoint rollback {shlex.quote(EVIL)} 2",
                 },
             ],
         },
@@ -387,11 +391,11 @@ def test_a_crafted_phase_bundle_renders_as_text_and_acts_on_nothing(
         panel = open_sidebar(page)
         panel.locator(".jp-nbresume-row").first.wait_for()
         panel.locator(".jp-nbresume-action-history").first.click()
-        wait_text(page, "#jp-nbresume-checkpoints", f"%checkpoint rollback {EVIL} 2")
+        wait_text(page, "#jp-nbresume-checkpoints", f"%checkpoint rollback {shlex.quote(EVIL)} 2")
         versions = panel.locator(".jp-nbresume-version")
         assert versions.count() == 2
         assert "current" in versions.nth(0).inner_text()
-        assert "ran 2h00m" in versions.nth(1).inner_text()
+        assert "ran 2h00m (resumed once)" in versions.nth(1).inner_text()
         assert "first run" in versions.nth(1).inner_text()
         page.mouse.move(10, 10)
         page.locator(".jp-nbresume-badge").first.hover()

@@ -142,9 +142,9 @@ export function percent(row: IPhaseRow): number | null {
   return Math.max(0, Math.min(100, Math.floor((100 * done) / total)));
 }
 
-/** `` (resumed once)``, `` (resumed 3 times)``, or '' (the API's count of resumed runs). */
-export function resumedText(row: { resumed?: number | null }): string {
-  const n = num(row.resumed);
+/** `` (resumed once)``, `` (resumed 3 times)``, or '' (the API's count: never summed here). */
+export function resumedText(row: { resumes?: number | null }): string {
+  const n = num(row.resumes);
   if (!n || n < 1) {
     return '';
   }

@@ -233,10 +233,13 @@ export class CheckpointsPanel extends Widget {
           why.title = reason;
           item.appendChild(why);
         }
+        const current = typeof version.current === 'boolean' ? version.current : number === 1;
+        // the server's command quotes a name a shell-like split would cut; else ours
+        const rollback = str(version.rollback) || `%checkpoint rollback ${row.name} ${number}`;
         item.appendChild(
-          number === 1
+          current
             ? el('div', 'jp-nbresume-version-current', 'current')
-            : el('code', 'jp-nbresume-rollback', `%checkpoint rollback ${row.name} ${number}`)
+            : el('code', 'jp-nbresume-rollback', rollback)
         );
         list.appendChild(item);
       });
