@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -162,6 +161,7 @@ def test_a_killed_kernel_shows_interrupted_in_the_cell_badge_and_sidebar(
                 assert history.locator(".jp-nbresume-version").count() == len(versions)
                 assert "first run" in history.inner_text(), versions
             assert "%checkpoint rollback prep N" in history.inner_text()
+            shot(page.locator("#jp-nbresume-checkpoints"), "lab-sidebar-history.png")
             # the sidebar redraws its rows at each poll: the open history stays open
             page.evaluate(
                 "() => { document.querySelector('#jp-nbresume-checkpoints .jp-nbresume-rows')"
@@ -227,7 +227,8 @@ def test_a_killed_kernel_shows_interrupted_in_the_cell_badge_and_sidebar(
             # saved, closed and reopened: the views come from the store, no widget errors
             page.keyboard.press("Escape")
             page.keyboard.press("Control+s")
-            time.sleep(1)
+            saved = lab.root / "project" / NOTEBOOK
+            assert wait_until(lambda: "y = x * 2" in saved.read_text(), 20), "not saved"
             page.goto(f"{lab.url}/lab/tree/project/{NOTEBOOK}?token={lab.token}")
             page.wait_for_selector('.jp-nbresume-cell[data-phase="train"][data-status="done"]')
             page.wait_for_selector('.jp-nbresume-badge[data-phase="bad"][data-status="failed"]')
