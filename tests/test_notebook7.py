@@ -25,6 +25,7 @@ from browser_helpers import (
     MS,
     NOTEBOOK,
     SCREENSHOTS,
+    TOTAL,
     Console,
     badge,
     built_extension,
@@ -465,3 +466,51 @@ def test_a_notebook_naming_many_stores_watches_a_few(nb7: JupyterServer, browser
         page.close()
     assert len(dirs) <= MAX_STORES + 1, sorted(dirs)  # (+1: the badges' own, maybe none)
     assert not console.ours, "\n".join(console.ours)
+
+
+RESTART_CELLS = [
+    "%load_ext nbresume",
+    f"""%%checkpoint longrun --every 1
+import time
+out = []
+for i in resumable(range({TOTAL}), desc="items"):
+    time.sleep(0.3)
+    out.append(i)
+len(out)""",
+]
+
+
+@pytest.mark.timeout(300)
+def test_a_restart_from_the_kernel_menu_shows_interrupted_in_notebook7(
+    nb7: JupyterServer, browser: Any
+) -> None:
+    folder = nb7.root / "other"
+    folder.mkdir()
+    (folder / "restart.ipynb").write_text(json.dumps(notebook_json(RESTART_CELLS)))
+    stop_kernels(nb7)
+    console = Console()
+    page = new_page(browser, console)
+    view = '.jp-nbresume-cell[data-phase="longrun"]'
+    try:
+        open_notebook(page, nb7, route="notebooks", notebook="restart.ipynb", folder="other")
+        run_cells(page, 2)
+        page.wait_for_function(
+            "v => Number(document.querySelector(v + ' [role=progressbar]')"
+            "?.getAttribute('aria-valuenow')) >= 8",
+            arg=view,
+        )
+        page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
+        page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel…").first.click()
+        page.locator(".jp-Dialog button.jp-mod-accept").click()
+        expected = interrupted_line(nb7.client(), "longrun", "other/restart.ipynb")
+        wait_text(page, view, expected)
+        assert badge(page, "longrun").get_attribute("data-status") == "interrupted"
+    except BaseException:
+        shot(page, "nb7-restart-failure.png")
+        raise
+    finally:
+        page.close()
+    assert not console.ours, "\n".join(console.ours)
+    comm = [e for e in console.errors if "Comm not found" in e]
+    if comm:  # the kernel's widgets' comm_close after the page dropped them (kernel side)
+        pytest.xfail(f"{len(comm)} 'Comm not found' console errors after a restart: {comm[0]}")
