@@ -14,228 +14,62 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
-import time
-import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from jupyter_helpers import Client, JupyterServer
-from kernel_helpers import Kernel, kernel_env, wait_until
-
-CHROMIUM = Path("/usr/bin/chromium")
-REPO = Path(__file__).resolve().parent.parent
-BUILT = REPO / "labextension" / "dist"
-INSTALLED = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "nbresume"
-SCREENSHOTS = REPO / "build" / "screenshots"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-KERNEL_VARS = ("IPYTHONDIR", "NBRESUME_KEY")
-MS = 1000  # playwright counts in milliseconds
-EXTENSION_URL = "/lab/extensions/nbresume/"  # where the page loads our scripts from
-
-
-def _extension() -> Path | None:
-    for path in (BUILT, INSTALLED):
-        if (path / "package.json").is_file():
-            return path
-    return None
-
+from browser_helpers import (
+    BROWSER_ARGS,
+    CHROMIUM,
+    MS,
+    NOTEBOOK,
+    SCREENSHOTS,
+    TOTAL,
+    Console,
+    api_row,
+    badge,
+    built_extension,
+    cell,
+    dismiss_dialogs,
+    extension_server,
+    fits,
+    interrupted_line,
+    kernel_ready,
+    notebook_json,
+    open_notebook,
+    prepared_root,
+    run_cells,
+    set_theme,
+    shot,
+    stop_kernels,
+    writer_pid,
+)
+from jupyter_helpers import JupyterServer
+from kernel_helpers import wait_until
 
 pytestmark = [
     pytest.mark.kernel,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no system Chromium at {CHROMIUM}"),
     pytest.mark.skipif(
-        _extension() is None,
+        built_extension() is None,
         reason="the JupyterLab extension is not built: run `make labextension` (needs node/npm)",
     ),
 ]
 
-NOTEBOOK = "analysis.ipynb"
-TOTAL = 40
-CELLS = [
-    "%load_ext nbresume",
-    "%%checkpoint prep\nx = 41 + 1\nprint(x)",
-    "%%checkpoint bad\nraise ValueError('metric is NaN')",
-    f"""%%checkpoint train --every 1
-import time
-results = []
-for i in resumable(range({TOTAL}), desc="epochs"):
-    time.sleep(0.3)
-    results.append(i)
-len(results)""",
-]
 
-
-def notebook_json(cells: list[str]) -> dict[str, Any]:
-    return {
-        "cells": [
-            {
-                "cell_type": "code",
-                "execution_count": None,
-                "id": f"cell-{i}",
-                "metadata": {},
-                "outputs": [],
-                "source": source,
-            }
-            for i, source in enumerate(cells)
-        ],
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[JupyterServer]:
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     """JupyterLab with the extension over ``root/project/analysis.ipynb``, whose store already
-    holds ``prep`` (done, from another kernel)."""
-    root, home = tmp_path / "root", tmp_path / "home"
-    project = root / "project"
-    project.mkdir(parents=True)
-    (project / NOTEBOOK).write_text(json.dumps(notebook_json(CELLS)))
-    kernel = Kernel(project, home=home)
-    try:
-        kernel.start()
-        kernel.run(CELLS[0])
-        kernel.run(CELLS[1])
-    finally:
-        kernel.shutdown()
-
-    server = JupyterServer(root, home, app="lab")
-    server.env.update({k: v for k, v in kernel_env(home).items() if k in KERNEL_VARS})
-    server.env["JUPYTERLAB_SETTINGS_DIR"] = str(home / "lab-settings")
-    server.env["JUPYTERLAB_WORKSPACES_DIR"] = str(home / "lab-workspaces")
-    extension = _extension()
-    assert extension is not None
-    if extension == BUILT:  # the data dir comes first: this build, not an installed one
-        target = Path(server.env["JUPYTER_DATA_DIR"]) / "labextensions" / "nbresume"
-        target.parent.mkdir(parents=True)
-        target.symlink_to(BUILT, target_is_directory=True)
-    settings = home / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
+    holds ``prep`` (done, from another kernel); one for the module."""
+    base = tmp_path_factory.mktemp("lab")
+    root, home = base / "root", base / "home"
+    prepared_root(root, home)
+    server = extension_server(root, home, app="lab")
     server.start()
     try:
         yield server
     finally:
         server.stop()
-
-
-class Console:
-    """The page's console errors and uncaught exceptions; ``ours``: those from the extension."""
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-        self.ours: list[str] = []
-
-    def attach(self, page: Any) -> None:
-        page.on("console", self._console)
-        page.on("pageerror", self._pageerror)
-
-    def _console(self, message: Any) -> None:
-        if message.type not in ("error", "warning"):
-            return
-        url = (message.location or {}).get("url", "")
-        text = f"{message.type}: {message.text} ({url})"
-        if message.type == "error":
-            self.errors.append(text)
-        if EXTENSION_URL in url or "nbresume" in message.text.lower():
-            self.ours.append(text)
-
-    def _pageerror(self, error: Any) -> None:
-        text = f"{error}\n{getattr(error, 'stack', '')}"
-        self.errors.append(text)
-        if "nbresume" in text.lower():
-            self.ours.append(text)
-
-
-def api_row(client: Client, name: str) -> dict[str, Any]:
-    path = "/nbresume/api/notebook?path=" + urllib.parse.quote(f"project/{NOTEBOOK}")
-    response = client.get(path, token=True)
-    assert response.status == 200, response
-    rows = {row["name"]: row for row in response.json()["phases"]}
-    return rows.get(name) or {}
-
-
-def kernel_ready(server: JupyterServer) -> bool:
-    response = server.client().get("/api/kernels", token=True)
-    return response.status == 200 and any(
-        k["execution_state"] == "idle" and k["connections"] > 0 for k in response.json()
-    )
-
-
-def open_notebook(page: Any, server: JupyterServer) -> None:
-    page.goto(f"{server.url}/lab/tree/project/{NOTEBOOK}?token={server.token}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
-    assert wait_until(lambda: kernel_ready(server), 120, 0.5), "no kernel connected"
-
-
-WATCH_PROMPT = """i => {
-    const prompt = document.querySelectorAll('.jp-Notebook .jp-Cell')[i]
-        .querySelector('.jp-InputPrompt');
-    window.__nbresumeRan = false;
-    const seen = () => { if (prompt.innerText.includes('*')) window.__nbresumeRan = true; };
-    new MutationObserver(seen).observe(prompt, {subtree: true, childList: true, characterData: true});
-}"""
-FINISHED = """i => window.__nbresumeRan && /\\[\\d+\\]/.test(
-    document.querySelectorAll('.jp-Notebook .jp-Cell')[i].querySelector('.jp-InputPrompt').innerText)"""
-
-
-def run_cells(page: Any, count: int) -> None:
-    """Shift+Enter on the first ``count`` cells, each after the one before has finished (the
-    kernel drops requests queued behind a failed cell), the last one left running."""
-    page.locator(".jp-Cell").first.locator(".jp-InputPrompt").click()
-    page.keyboard.press("Escape")
-    for index in range(count):
-        page.evaluate(WATCH_PROMPT, index)  # JupyterLab shows [*] as it sends the request
-        page.keyboard.press("Shift+Enter")
-        if index < count - 1:
-            page.wait_for_function(FINISHED, arg=index)
-
-
-def cell(page: Any, index: int) -> Any:
-    return page.locator(".jp-Notebook .jp-Cell").nth(index)
-
-
-def badge(page: Any, name: str) -> Any:
-    return page.locator(f'.jp-nbresume-badge[data-phase="{name}"]')
-
-
-def shot(target: Any, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
-    time.sleep(0.5)  # the bars' CSS transition
-    target.screenshot(path=str(path))
-    return path
-
-
-def dismiss_dialogs(page: Any) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        dialog = page.locator(".jp-Dialog")
-        if dialog.count():
-            dialog.first.locator("button.jp-mod-accept").first.click()
-            return
-        time.sleep(0.2)
-
-
-def set_theme(server: JupyterServer, theme: str) -> None:
-    settings = Path(server.env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab" / "apputils-extension"
-    (settings / "themes.jupyterlab-settings").write_text(json.dumps({"theme": theme}))
 
 
 @pytest.mark.timeout(600)
@@ -287,8 +121,8 @@ def test_a_killed_kernel_shows_interrupted_in_the_cell_badge_and_sidebar(
             ), "the saved notebook has no phase view"
 
             # SIGKILL the kernel (as the OOM killer would); nothing is executed after this
-            os.kill(_writer_pid(lab.root / "project" / ".nbresume", "train"), signal.SIGKILL)
-            expected = _interrupted_line(client)
+            os.kill(writer_pid(lab.root / "project" / ".nbresume", "train"), signal.SIGKILL)
+            expected = interrupted_line(client)
             saved_before = api_row(client, "train")["saved"]
             page.wait_for_function(
                 "(text) => document.querySelector("
@@ -314,6 +148,31 @@ def test_a_killed_kernel_shows_interrupted_in_the_cell_badge_and_sidebar(
             train_row = page.locator('#jp-nbresume-checkpoints .jp-nbresume-row[data-name="train"]')
             assert expected in train_row.inner_text()
             shot(page, "lab-interrupted.png")
+
+            # History: each kept version (when, how long, why) and its exact rollback command
+            prep_row = page.locator('#jp-nbresume-checkpoints .jp-nbresume-row[data-name="prep"]')
+            prep_row.locator(".jp-nbresume-action-history").click()
+            history = prep_row.locator(".jp-nbresume-row-history")
+            history.wait_for()
+            versions = api_row(client, "prep").get("history")
+            if versions is None:  # the API lists no versions (yet): the count and the commands
+                assert "1 saved version; %checkpoint history prep" in history.inner_text()
+            else:
+                assert history.locator(".jp-nbresume-version").count() == len(versions)
+                assert "first run" in history.inner_text(), versions
+            assert "%checkpoint rollback prep N" in history.inner_text()
+            shot(page.locator("#jp-nbresume-checkpoints"), "lab-sidebar-history.png")
+            # the sidebar redraws its rows at each poll: the open history stays open
+            page.evaluate(
+                "() => { document.querySelector('#jp-nbresume-checkpoints .jp-nbresume-rows')"
+                ".dataset.old = '1'; }"
+            )
+            page.wait_for_selector("#jp-nbresume-checkpoints .jp-nbresume-rows:not([data-old])")
+            assert history.is_visible()
+            assert page.evaluate(  # and the button clicked keeps the keyboard focus
+                "() => document.activeElement.matches("
+                "'.jp-nbresume-row[data-name=\"prep\"] .jp-nbresume-action-history')"
+            )
 
             # reload, in the dark theme: the saved "running" output shows the store's truth
             set_theme(lab, "JupyterLab Dark")
@@ -350,6 +209,9 @@ def test_a_killed_kernel_shows_interrupted_in_the_cell_badge_and_sidebar(
             assert row["status"] == "done"
             assert row["progress"]["skipped"] >= saved_before, row  # resumed, not restarted
             assert badge(page, "train").inner_text() == "done"
+            if "resumes" in row:  # the API's count, said as such (never summed here)
+                assert row["resumes"] == 1, row
+                assert "(resumed once)" in badge(page, "train").get_attribute("title")
 
             # an edited checkpoint cell is stale until it runs again
             editor = cell(page, 1).locator(".jp-InputArea-editor")
@@ -365,7 +227,8 @@ def test_a_killed_kernel_shows_interrupted_in_the_cell_badge_and_sidebar(
             # saved, closed and reopened: the views come from the store, no widget errors
             page.keyboard.press("Escape")
             page.keyboard.press("Control+s")
-            time.sleep(1)
+            saved = lab.root / "project" / NOTEBOOK
+            assert wait_until(lambda: "y = x * 2" in saved.read_text(), 20), "not saved"
             page.goto(f"{lab.url}/lab/tree/project/{NOTEBOOK}?token={lab.token}")
             page.wait_for_selector('.jp-nbresume-cell[data-phase="train"][data-status="done"]')
             page.wait_for_selector('.jp-nbresume-badge[data-phase="bad"][data-status="failed"]')
@@ -382,26 +245,114 @@ def test_a_killed_kernel_shows_interrupted_in_the_cell_badge_and_sidebar(
     assert not console.ours, "\n".join(console.ours)
 
 
-def _writer_pid(store: Path, name: str) -> int:
-    from nbresume._store import StoreReader
+RESTART_FOLDER, RESTART_NOTEBOOK = "other", "restart.ipynb"
+RESTART_CELLS = [
+    "%load_ext nbresume",
+    f"""%%checkpoint longrun --every 1
+import time
+out = []
+for i in resumable(range({TOTAL}), desc="items"):
+    time.sleep(0.3)
+    out.append(i)
+len(out)""",
+]
 
-    with StoreReader(store) as reader:
-        progress = reader.get_json(f"progress:{name}")
-    assert isinstance(progress, dict), progress
-    return int(progress["pid"])
 
+@pytest.mark.timeout(600)
+def test_a_restart_from_the_kernel_menu_shows_interrupted_without_console_errors(
+    lab: JupyterServer,
+) -> None:
+    from playwright.sync_api import sync_playwright
 
-def _interrupted_line(client: Client) -> str:
-    """What the cell must say once the server sees the kernel dead (from the store's records)."""
-    row: dict[str, Any] = {}
+    folder = lab.root / RESTART_FOLDER
+    folder.mkdir()
+    (folder / RESTART_NOTEBOOK).write_text(json.dumps(notebook_json(RESTART_CELLS)))
+    notebook = f"{RESTART_FOLDER}/{RESTART_NOTEBOOK}"
+    stop_kernels(lab)  # kernel_ready() must see this notebook's kernel
+    client = lab.client()
+    console = Console()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.set_default_timeout(60 * MS)
+            console.attach(page)
+            # a workspace of its own: the module's other notebook is not opened again
+            open_notebook(
+                page,
+                lab,
+                route="lab/workspaces/restart/tree",
+                notebook=RESTART_NOTEBOOK,
+                folder=RESTART_FOLDER,
+            )
+            run_cells(page, 2)
+            page.wait_for_function(
+                "() => { const b = document.querySelector("
+                "'.jp-nbresume-cell[data-phase=\"longrun\"] [role=progressbar]');"
+                " return b && Number(b.getAttribute('aria-valuenow')) >= 8; }",
+                timeout=60 * MS,
+            )
 
-    def dead() -> bool:
-        row.update(api_row(client, "train"))
-        return row.get("status") == "interrupted"
+            # Kernel > Restart Kernel…, as a user does it (not a SIGKILL)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
+            page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel…").first.click()
+            page.locator(".jp-Dialog button.jp-mod-accept").click()
+            expected = interrupted_line(client, "longrun", notebook)
+            page.wait_for_function(
+                "(text) => document.querySelector("
+                "'.jp-nbresume-cell[data-phase=\"longrun\"]')?.innerText.includes(text)",
+                arg=expected,
+                timeout=20 * MS,
+            )
+            assert badge(page, "longrun").get_attribute("data-status") == "interrupted"
+            assert wait_until(lambda: kernel_ready(lab), 120, 0.5), "no kernel after the restart"
 
-    assert wait_until(dead, 20, 0.2), row
-    done, saved = row["progress"]["done"], row["saved"]
-    assert 8 <= done < TOTAL, row
-    assert saved is not None, row
-    assert 1 <= saved <= done, row
-    return f"interrupted at {done}/{TOTAL} · {saved} items saved · re-run the cell to resume"
+            # 700 px wide with the sidebar open: nothing cut off
+            page.set_viewport_size({"width": 700, "height": 900})
+            page.locator('.lm-TabBar-tab[title="Checkpoints"]').click()
+            row = page.locator('#jp-nbresume-checkpoints .jp-nbresume-row[data-name="longrun"]')
+            row.wait_for()
+            assert fits(page, "#jp-nbresume-checkpoints .jp-nbresume-row-actions button")
+            view = '.jp-nbresume-cell[data-phase="longrun"]'
+            assert fits(page, f"{view} .jp-nbresume-loop-stats"), "the loop's counts are cut off"
+            assert page.evaluate(  # the note wraps rather than hiding what to do
+                "s => { const e = document.querySelector(s); return e.scrollWidth <= e.clientWidth; }",
+                f"{view} .jp-nbresume-cell-note",
+            )
+            # the loop stopped with its phase: its bar says interrupted too, never failed-red
+            assert "jp-nbresume-status-interrupted" in page.locator(
+                f"{view} .jp-nbresume-loop .jp-nbresume-bar"
+            ).get_attribute("class")
+            shot(page, "lab-700.png")
+
+            # mark pending from the sidebar: the views say what the store says now
+            row.locator(".jp-nbresume-action-pending").click()
+            assert wait_until(
+                lambda: api_row(client, "longrun", notebook)["status"] != "interrupted", 10
+            )
+            status = api_row(client, "longrun", notebook)["status"]
+            page.wait_for_selector(
+                f'.jp-nbresume-badge[data-phase="longrun"][data-status="{status}"]',
+                timeout=10 * MS,
+            )
+            page.wait_for_selector(
+                f'#jp-nbresume-checkpoints .jp-nbresume-row[data-name="longrun"][data-status="{status}"]',
+                timeout=10 * MS,
+            )
+            assert status == "pending", status
+            page.wait_for_selector('.jp-nbresume-cell[data-phase="longrun"][data-status="pending"]')
+            assert "marked to run again" in page.inner_text(
+                '.jp-nbresume-cell[data-phase="longrun"] .jp-nbresume-cell-note'
+            )
+            shot(page, "lab-pending.png")
+        except BaseException:
+            shot(page, "restart-failure.png")
+            raise
+        finally:
+            browser.close()
+    assert not console.ours, "\n".join(console.ours)
+    comm = [e for e in console.errors if "Comm not found" in e]
+    if comm:
+        # NB. the kernel's own widgets send comm_close from their __del__ at interpreter
+        # teardown (comm.base_comm), after the page dropped their comms: kernel side, not ours
+        pytest.xfail(f"{len(comm)} 'Comm not found' console errors after a restart: {comm[0]}")

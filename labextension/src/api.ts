@@ -35,6 +35,7 @@ export interface IProgress {
   last_snapshot: number | null;
   updated: number | null;
   started: number | null;
+  resumes?: number | null; // of the run under way or interrupted
   loops: ILoop[];
 }
 
@@ -53,6 +54,20 @@ export interface IPhaseRow {
   snapshot_size: number | null;
   progress: IProgress | null;
   saved?: number | null;
+  resumes?: number | null; // how often its current version's run resumed after its kernel died
+  history?: IVersion[]; // its kept versions, #1 current (what %checkpoint history lists)
+}
+
+/** One kept version of a phase, as ``%checkpoint history NAME`` lists it (handlers.py). */
+export interface IVersion {
+  number?: number; // 1 is current; rollback takes this number
+  current?: boolean;
+  created: number | null; // when its run started, epoch seconds
+  duration: number | null; // seconds, over every kernel of the run
+  size: number | null;
+  reason: string | null; // why it ran: "first run", "input 'lr' changed", ...
+  resumes?: number | null;
+  rollback?: string | null; // the exact command that makes it current again (null for #1)
 }
 
 export interface INotebookView {

@@ -6,7 +6,7 @@ import { NotebookPanel } from '@jupyterlab/notebook';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { INotebookView, IPhaseRef, IPhaseRow, PHASE_MIME } from './api';
-import { checkpointMagic, fraction, note, percent, sourceHash } from './format';
+import { checkpointMagic, fraction, note, percent, sourceHash, statusWord } from './format';
 import { StoreWatcher, watcherFor } from './watcher';
 
 const DEBOUNCE_MS = 300;
@@ -70,7 +70,8 @@ export function badgeState(
   if (row.status === 'done' && ref && ref.status === 'restored') {
     return ['restored', 'restored', `${phase.name}: ${note({ ...row, status: 'restored' }, now)}`];
   }
-  return [row.status, row.status, line];
+  const word = statusWord(row.status);
+  return [word, word, line];
 }
 
 export class NotebookPhases {
@@ -122,7 +123,7 @@ export class NotebookPhases {
     let dir = '';
     for (const cell of this.panel.content.widgets) {
       const phase = cellPhase(cell);
-      if (phase && phase.ref && phase.ref.dir) {
+      if (phase && phase.ref && phase.ref.dir && typeof phase.ref.dir === 'string') {
         dir = phase.ref.dir;
       }
     }
@@ -162,12 +163,16 @@ export class NotebookPhases {
       }
       badge.dataset.phase = phase.name;
       if (!view) {
-        badge.textContent = '…';
+        const error = this._watcher?.error;
+        badge.textContent = error ? '?' : '…';
         badge.dataset.status = 'unknown';
-        badge.title = 'nbresume: reading the checkpoint store';
+        badge.title = error
+          ? `nbresume: could not read the checkpoint store: ${error}`
+          : 'nbresume: reading the checkpoint store';
         continue;
       }
-      const row = view.phases.find(r => r.kind === 'phase' && r.name === phase.name);
+      const rows = Array.isArray(view.phases) ? view.phases : [];
+      const row = rows.find(r => r && r.kind === 'phase' && r.name === phase.name);
       const [word, status, title] = badgeState(row, phase, now);
       badge.textContent = word;
       badge.dataset.status = status;

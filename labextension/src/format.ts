@@ -2,9 +2,46 @@
 // dashboard's dashboard.js, so a size or a duration reads the same everywhere).
 import { IPhaseRow } from './api';
 
-export function duration(seconds: number | null | undefined): string {
-  if (seconds === null || seconds === undefined || !isFinite(seconds)) {
+/** STATUSES: the words the cell view, the badge and the sidebar style. Another plain word the API
+ * may say one day shows as is (muted); anything else, a crafted store's, shows as ``unknown``. */
+export const STATUSES = new Set([
+  'running',
+  'done',
+  'restored',
+  'interrupted',
+  'failed',
+  'pending',
+  'stale',
+  'incomplete',
+  'gone',
+  'unknown',
+  'none'
+]);
+
+export function statusWord(status: unknown): string {
+  if (typeof status !== 'string') {
+    return 'unknown';
+  }
+  return STATUSES.has(status) || /^[a-z]{1,16}$/.test(status) ? status : 'unknown';
+}
+
+/** A finite number from the API, else null: a store can come with a notebook from anyone. */
+export function num(value: unknown): number | null {
+  return typeof value === 'number' && isFinite(value) ? value : null;
+}
+
+/** Text from the API, else ''. */
+export function str(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+export function duration(value: number | null | undefined): string {
+  const seconds = num(value);
+  if (seconds === null || seconds < 0) {
     return '–';
+  }
+  if (seconds >= 100 * 86400) {
+    return (seconds / 86400).toPrecision(3) + 'd';
   }
   if (seconds < 10) {
     return seconds < 1 ? seconds.toFixed(2) + 's' : seconds.toFixed(1) + 's';
@@ -19,7 +56,8 @@ export function duration(seconds: number | null | undefined): string {
   return m ? m + 'm' + String(sec).padStart(2, '0') + 's' : sec + 's';
 }
 
-export function age(epoch: number | null | undefined, now: number): string {
+export function age(value: number | null | undefined, now: number): string {
+  const epoch = num(value);
   if (!epoch) {
     return '–';
   }
@@ -36,8 +74,9 @@ export function age(epoch: number | null | undefined, now: number): string {
   return new Date(epoch * 1000).toLocaleDateString();
 }
 
-export function size(bytes: number | null | undefined): string {
-  if (bytes === null || bytes === undefined) {
+export function size(value: number | null | undefined): string {
+  const bytes = num(value);
+  if (bytes === null || bytes < 0) {
     return '–';
   }
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];
@@ -47,33 +86,69 @@ export function size(bytes: number | null | undefined): string {
     n /= 1024;
     i += 1;
   }
+  if (n >= 10000) {
+    return n.toPrecision(3) + ' ' + units[i]; // a crafted size: not a 300-digit number
+  }
   return i === 0 ? n + ' B' : n.toFixed(1) + ' ' + units[i];
 }
 
-export function count(n: number): string {
-  return n.toLocaleString('en-US');
+/** ``1,234``; a number too large to be a count (a crafted record) as ``1.00e+300``. */
+export function count(value: unknown): string {
+  const n = num(value);
+  if (n === null) {
+    return '?';
+  }
+  return Number.isSafeInteger(n) ? n.toLocaleString('en-US') : n.toPrecision(3);
 }
 
-export function plural(n: number, word: string): string {
+export function plural(n: unknown, word: string): string {
   return count(n) + ' ' + word + (n === 1 ? '' : 's');
+}
+
+/** Local time to the minute, ``2026-11-22 10:31``, as ``%checkpoint history`` prints it. */
+export function when(value: unknown): string {
+  const epoch = num(value);
+  if (!epoch) {
+    return '–';
+  }
+  const d = new Date(epoch * 1000);
+  if (isNaN(d.getTime())) {
+    return '–';
+  }
+  const two = (n: number) => String(n).padStart(2, '0');
+  return (
+    `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ` +
+    `${two(d.getHours())}:${two(d.getMinutes())}`
+  );
 }
 
 /** ``18/40`` (or ``18/?`` for a loop of unknown length), null without progress. */
 export function fraction(row: IPhaseRow): string | null {
   const p = row.progress;
-  if (!p || p.done === null) {
+  if (!p || num(p.done) === null) {
     return null;
   }
-  return count(p.done) + '/' + (p.total === null ? '?' : count(p.total));
+  return count(p.done) + '/' + (num(p.total) === null ? '?' : count(p.total));
 }
 
 /** 0..100 while a loop of known length runs, else null. */
 export function percent(row: IPhaseRow): number | null {
   const p = row.progress;
-  if (!p || p.done === null || !p.total) {
+  const done = p ? num(p.done) : null;
+  const total = p ? num(p.total) : null;
+  if (done === null || !total || total < 0) {
     return null;
   }
-  return Math.min(100, Math.floor((100 * p.done) / p.total));
+  return Math.max(0, Math.min(100, Math.floor((100 * done) / total)));
+}
+
+/** `` (resumed once)``, `` (resumed 3 times)``, or '' (the API's count: never summed here). */
+export function resumedText(row: { resumes?: number | null }): string {
+  const n = num(row.resumes);
+  if (!n || n < 1) {
+    return '';
+  }
+  return n === 1 ? ' (resumed once)' : ` (resumed ${count(n)} times)`;
 }
 
 /** The one line that says what state a phase is in and what to do about it. */
@@ -84,12 +159,15 @@ export function note(row: IPhaseRow, now: number): string {
     case 'running': {
       const p = row.progress;
       const parts = ['running' + (at ? ' ' + at : '')];
-      if (p && p.rate) {
-        parts.push(p.rate.toPrecision(3) + ' it/s');
+      const rate = p ? num(p.rate) : null;
+      const eta = p ? num(p.eta) : null;
+      if (rate) {
+        parts.push(rate.toPrecision(3) + ' it/s');
       }
-      if (p && p.eta !== null && p.eta !== undefined) {
-        const since = p.updated ? Math.max(0, now - p.updated) : 0;
-        parts.push('ETA ' + duration(Math.max(0, p.eta - since)));
+      if (p && eta !== null) {
+        const updated = num(p.updated);
+        const since = updated ? Math.max(0, now - updated) : 0;
+        parts.push('ETA ' + duration(Math.max(0, eta - since)));
       }
       if (row.last_snapshot) {
         parts.push('saved ' + age(row.last_snapshot, now));
@@ -118,8 +196,9 @@ export function note(row: IPhaseRow, now: number): string {
     case 'restored':
     case 'done': {
       const parts = [row.status + ' ' + age(row.updated, now)];
-      if (row.duration !== null) {
-        parts.push('ran ' + duration(row.duration));
+      if (num(row.duration) !== null) {
+        // the server's total over every kernel that ran it: never summed here
+        parts.push('ran ' + duration(row.duration) + resumedText(row));
       }
       if (at) {
         parts.push(at + ' items');
@@ -129,7 +208,7 @@ export function note(row: IPhaseRow, now: number): string {
       return parts.join(' · ');
     }
     default:
-      return row.status + ' · ' + age(row.updated, now);
+      return statusWord(row.status) + ' · ' + age(row.updated, now);
   }
 }
 

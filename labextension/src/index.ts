@@ -5,6 +5,7 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
+import { PageConfig } from '@jupyterlab/coreutils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
@@ -38,6 +39,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
     tracker.forEach(track);
     tracker.widgetAdded.connect((_, panel) => track(panel));
+    // Notebook 7's tree, editor, console and terminal pages have no notebook to show
+    const page = PageConfig.getOption('notebookPage');
+    if (page && page !== 'notebooks') {
+      return;
+    }
+    // (Notebook 7 lists the left area's panels in View > Left Sidebar by their caption)
     app.shell.add(sidebar, 'left', { rank: 650 });
     restorer?.add(sidebar, sidebar.id); // open after a reload if it was open before
   }

@@ -5,8 +5,8 @@ import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
 import { INotebookView, IPhaseRef, IPhaseRow, PHASE_MIME } from './api';
-import { duration, fraction, note } from './format';
-import { watcherFor } from './watcher';
+import { count, duration, fraction, note, num, statusWord, str } from './format';
+import { MAX_STORES, watcherFor } from './watcher';
 
 export const RANK = -20; // before the ipywidgets view (-10) of the same bundle
 
@@ -32,15 +32,17 @@ export function bar(
   total: number | null,
   status: string
 ): HTMLElement {
-  const node = el('div', `jp-nbresume-bar jp-nbresume-status-${status}`);
+  const node = el('div', `jp-nbresume-bar jp-nbresume-status-${statusWord(status)}`);
+  const n = Math.max(0, num(done) ?? 0);
+  const of = num(total);
   node.setAttribute('role', 'progressbar');
   node.setAttribute('aria-valuemin', '0');
-  if (total !== null) {
-    node.setAttribute('aria-valuemax', String(total));
+  if (of !== null) {
+    node.setAttribute('aria-valuemax', String(of));
   }
-  node.setAttribute('aria-valuenow', String(done ?? 0));
+  node.setAttribute('aria-valuenow', String(n));
   const fill = el('div', 'jp-nbresume-bar-fill');
-  const part = total ? Math.min(1, (done ?? 0) / total) : 1;
+  const part = of && of > 0 ? Math.min(1, n / of) : 1;
   fill.style.width = (part * 100).toFixed(1) + '%';
   node.appendChild(fill);
   return node;
@@ -65,7 +67,12 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
     if (this._unsubscribe) {
       this._unsubscribe();
     }
-    const watcher = watcherFor(path, ref.dir || '');
+    const watcher = watcherFor(path, typeof ref.dir === 'string' ? ref.dir : '', true);
+    if (!watcher) {
+      this._unsubscribe = null;
+      this._showFallback(`the notebook names more than ${MAX_STORES} checkpoint stores`);
+      return;
+    }
     this._unsubscribe = watcher.subscribe((view, error) => this._update(view, error));
     if (!watcher.view) {
       this._showFallback('');
@@ -89,7 +96,9 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
       this._showFallback(error || '');
       return;
     }
-    const row = view.phases.find(r => r.kind === 'phase' && r.name === ref.name);
+    const row = (Array.isArray(view.phases) ? view.phases : []).find(
+      r => r && r.kind === 'phase' && r.name === ref.name
+    );
     if (!row) {
       this._render(ref.name, 'gone', `no longer in ${view.store} (cleared): re-run the cell`, null);
       return;
@@ -97,7 +106,7 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
     // a hit in this kernel restored the phase's saved version: the store says done (or restored)
     const restored = ref.status === 'restored' && (row.status === 'done' || row.status === 'restored');
     const shown: IPhaseRow = restored ? { ...row, status: 'restored' } : row;
-    this._render(ref.name, shown.status, note(shown, view.now), row);
+    this._render(ref.name, statusWord(shown.status), note(shown, view.now), row);
   }
 
   private _render(name: string, status: string, line: string, row: IPhaseRow | null): void {
@@ -113,26 +122,32 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
     header.appendChild(el('span', 'jp-nbresume-cell-note', line));
     header.title = line;
     const children: HTMLElement[] = [header];
-    const loops = row && row.progress ? row.progress.loops : [];
+    const loops = row && row.progress && Array.isArray(row.progress.loops) ? row.progress.loops : [];
     if (row && loops.length > 0 && status !== 'restored' && status !== 'done') {
       for (const loop of loops.slice(0, 4)) {
-        // a loop the record left "running" stopped with its phase (a dead kernel says nothing)
-        const state = !row.running && loop.status === 'running' ? status : loop.status || status;
+        // a loop stopped with its phase: the phase's status (a dead kernel's record says
+        // "running", a restart's may say anything); a finished loop stays done
+        const state = row.running
+          ? statusWord(loop.status || status)
+          : loop.status === 'done'
+            ? 'done'
+            : status;
         const line = el('div', 'jp-nbresume-loop');
-        line.appendChild(el('span', 'jp-nbresume-loop-desc', loop.desc || 'items'));
+        const desc = el('span', 'jp-nbresume-loop-desc', str(loop.desc) || 'items');
+        desc.title = desc.textContent || '';
+        line.appendChild(desc);
         line.appendChild(bar(loop.done, loop.total, state));
         const parts = [
-          (loop.done ?? 0).toLocaleString('en-US') +
-            '/' +
-            (loop.total === null ? '?' : loop.total.toLocaleString('en-US'))
+          count(num(loop.done) ?? 0) + '/' + (num(loop.total) === null ? '?' : count(loop.total))
         ];
-        if (loop.skipped) {
-          parts.push('resumed ' + loop.skipped.toLocaleString('en-US'));
+        if (num(loop.skipped)) {
+          parts.push('resumed ' + count(loop.skipped));
         }
-        if (state === 'running' && loop.rate) {
-          parts.push(loop.rate.toPrecision(3) + ' it/s');
+        const rate = num(loop.rate);
+        if (state === 'running' && rate) {
+          parts.push(rate.toPrecision(3) + ' it/s');
         }
-        if (loop.elapsed !== null) {
+        if (num(loop.elapsed) !== null) {
           parts.push(duration(loop.elapsed));
         }
         line.appendChild(el('span', 'jp-nbresume-loop-stats', parts.join(' · ')));

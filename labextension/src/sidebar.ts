@@ -5,9 +5,20 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-import { INotebookView, IPhaseRow, post } from './api';
+import { INotebookView, IPhaseRow, IVersion, post } from './api';
 import { NotebookPhases } from './badges';
-import { age, note, plural, size } from './format';
+import {
+  age,
+  duration,
+  note,
+  num,
+  plural,
+  resumedText,
+  size,
+  statusWord,
+  str,
+  when
+} from './format';
 import { bar, el } from './renderer';
 
 const ICON_SVG =
@@ -89,7 +100,9 @@ export class CheckpointsPanel extends Widget {
     where.title = `the checkpoint store of ${phases.panel.context.path}`;
     this._showMessage(error ? `Could not refresh: ${error}` : '');
     const mine = new Set(phases.names);
-    const rows = view.phases.filter(r => r.kind === 'phase');
+    const rows = (Array.isArray(view.phases) ? view.phases : []).filter(
+      r => r && r.kind === 'phase' && typeof r.name === 'string'
+    );
     const ours = rows.filter(r => mine.has(r.name));
     const others = rows.filter(r => !mine.has(r.name));
     ours.sort((a, b) => phases.names.indexOf(a.name) - phases.names.indexOf(b.name));
@@ -107,33 +120,49 @@ export class CheckpointsPanel extends Widget {
           : 'No checkpoints yet: run a %%checkpoint cell.'
       );
     }
+    // the rows are redrawn at each poll: a focused button (keyboard users) stays focused
+    const focused = document.activeElement;
+    const refocus =
+      focused instanceof HTMLButtonElement && this._body.contains(focused)
+        ? [focused.closest<HTMLElement>('.jp-nbresume-row')?.dataset.name, focused.className]
+        : null;
     this._body.replaceChildren(list);
+    if (refocus) {
+      for (const button of Array.from(list.querySelectorAll<HTMLButtonElement>('button'))) {
+        const row = button.closest<HTMLElement>('.jp-nbresume-row');
+        if (row?.dataset.name === refocus[0] && button.className === refocus[1]) {
+          button.focus();
+          break;
+        }
+      }
+    }
   }
 
   private _row(view: INotebookView, row: IPhaseRow, other: boolean): HTMLElement {
-    const item = el('li', `jp-nbresume-row jp-nbresume-status-${row.status}`);
+    const status = statusWord(row.status);
+    const item = el('li', `jp-nbresume-row jp-nbresume-status-${status}`);
     item.dataset.name = row.name;
-    item.dataset.status = row.status;
+    item.dataset.status = status;
     if (other) {
       item.classList.add('jp-nbresume-other');
     }
     const head = el('div', 'jp-nbresume-row-head');
     head.append(
       el('span', 'jp-nbresume-cell-name', row.name),
-      el('span', `jp-nbresume-pill jp-nbresume-status-${row.status}`, row.status)
+      el('span', `jp-nbresume-pill jp-nbresume-status-${status}`, status)
     );
     item.appendChild(head);
     const p = row.progress;
-    if (p && p.done !== null) {
-      item.appendChild(bar(p.done, p.total, row.status));
+    if (p && num(p.done) !== null) {
+      item.appendChild(bar(p.done, p.total, status));
     }
     const line = note(row, view.now);
     const text = el('div', 'jp-nbresume-row-note', line);
     text.title = line;
     item.appendChild(text);
-    const started = row.running && p ? p.started : null;
+    const started = row.running && p ? num(p.started) : null;
     const meta: string[] = [];
-    if (row.status !== 'done' && row.status !== 'restored') {
+    if (status !== 'done' && status !== 'restored') {
       // (a done phase's note says all of this already)
       meta.push(
         size(row.size),
@@ -160,21 +189,82 @@ export class CheckpointsPanel extends Widget {
     );
     done.title = 'mark done: accept the current saved version';
     const history = this._button('History', 'history', false, () => {
+      // (rows are redrawn every poll: which histories are open outlives them)
       details.hidden = !details.hidden;
+      history.setAttribute('aria-expanded', String(!details.hidden));
+      if (details.hidden) {
+        this._open.delete(row.name);
+      } else {
+        this._open.add(row.name);
+      }
     });
     actions.append(clear, pending, done, history);
     item.appendChild(actions);
-    const details = el(
-      'div',
-      'jp-nbresume-row-history',
-      `${plural(row.versions, 'saved version')}. In the notebook: ` +
-        `%checkpoint history ${row.name} lists them; ` +
-        `%checkpoint rollback ${row.name} N makes version N current; ` +
-        `%checkpoint log ${row.name} shows its events.`
-    );
-    details.hidden = true;
+    const details = this._history(row);
+    details.hidden = !this._open.has(row.name);
+    history.setAttribute('aria-expanded', String(!details.hidden));
     item.appendChild(details);
     return item;
+  }
+
+  /** The kept versions (#1 current): when, how long, why it ran, and the rollback command. */
+  private _history(row: IPhaseRow): HTMLElement {
+    const box = el('div', 'jp-nbresume-row-history');
+    const versions: IVersion[] = Array.isArray(row.history)
+      ? row.history.filter(v => v && typeof v === 'object')
+      : [];
+    if (versions.length) {
+      const list = el('ol', 'jp-nbresume-versions');
+      versions.forEach((version, index) => {
+        const number = num(version.number) ?? index + 1;
+        const item = el('li', 'jp-nbresume-version');
+        item.dataset.number = String(number);
+        const head = el('div', 'jp-nbresume-version-head');
+        head.append(
+          el('span', 'jp-nbresume-version-number', `#${number}`),
+          el('span', 'jp-nbresume-version-when', when(version.created)),
+          el('span', '', 'ran ' + duration(version.duration) + resumedText(version)),
+          el('span', '', size(version.size))
+        );
+        item.appendChild(head);
+        const reason = str(version.reason);
+        if (reason) {
+          const why = el('div', 'jp-nbresume-version-reason', reason);
+          why.title = reason;
+          item.appendChild(why);
+        }
+        const current = typeof version.current === 'boolean' ? version.current : number === 1;
+        // the server's command quotes a name a shell-like split would cut; else ours
+        const rollback = str(version.rollback) || `%checkpoint rollback ${row.name} ${number}`;
+        item.appendChild(
+          current
+            ? el('div', 'jp-nbresume-version-current', 'current')
+            : el('code', 'jp-nbresume-rollback', rollback)
+        );
+        list.appendChild(item);
+      });
+      box.appendChild(list);
+    } else {
+      box.appendChild(
+        el(
+          'div',
+          'jp-nbresume-history-none',
+          num(row.versions)
+            ? `${plural(row.versions, 'saved version')}; ` +
+                `%checkpoint history ${row.name} lists them`
+            : 'no completed version yet'
+        )
+      );
+    }
+    box.appendChild(
+      el(
+        'div',
+        'jp-nbresume-history-help',
+        `In the notebook: %checkpoint rollback ${row.name} N makes version N current; ` +
+          `%checkpoint log ${row.name} shows its events.`
+      )
+    );
+    return box;
   }
 
   private _button(
@@ -230,4 +320,5 @@ export class CheckpointsPanel extends Widget {
   private _message: HTMLElement;
   private _phases: NotebookPhases | null = null;
   private _pending: INotebookView | null = null;
+  private _open = new Set<string>(); // phases whose history is shown
 }

@@ -110,11 +110,21 @@ function key(path: string, dir: string): string {
   return JSON.stringify([path, dir]);
 }
 
-/** The shared watcher of a notebook's store; ``dir``: the kernel's store directory, if known. */
-export function watcherFor(path: string, dir: string): StoreWatcher {
+/** Distinct stores one notebook's cell views may watch: a crafted notebook naming a thousand
+ * store directories in its outputs must not poll the server a thousand times a second. */
+export const MAX_STORES = 8;
+
+/** The shared watcher of a notebook's store; ``dir``: the kernel's store directory, if known.
+ * ``capped``: null rather than a new watcher once the notebook has `MAX_STORES` of them. */
+export function watcherFor(path: string, dir: string, capped: true): StoreWatcher | null;
+export function watcherFor(path: string, dir: string, capped?: false): StoreWatcher;
+export function watcherFor(path: string, dir: string, capped = false): StoreWatcher | null {
   const k = key(path, dir);
   let watcher = watchers.get(k);
   if (!watcher) {
+    if (capped && Array.from(watchers.values()).filter(w => w.path === path).length >= MAX_STORES) {
+      return null;
+    }
     watcher = new StoreWatcher(path, dir);
     watchers.set(k, watcher);
   }
