@@ -232,7 +232,8 @@ def test_a_killed_kernel_leaves_its_phase_interrupted_and_resumable(
         kernel.submit(LOOP)
         running = wait_for(
             lambda: (
-                (workdir / ".nbresume").is_dir()
+                # NB. the kernel makes the folder, then diskcache its database: a store then
+                (workdir / ".nbresume" / "cache.db").is_file()
                 and (r := rows(client, store).get("train"))
                 and r["running"]
                 and r["last_snapshot"]

@@ -203,9 +203,27 @@ def _diff(wanted: list[tuple[Any, dict[str, Any]]]) -> list[tuple[Any, dict[str,
 
 
 def _close(widget: Any) -> None:
-    """Close a widget with its children, layout and style (each is a model in the kernel)."""
+    """Close a widget with its children, layout and style (each is a model in the kernel).
+
+    Not while the kernel shuts down (a restart from the Kernel menu): the page has dropped
+    their comms already, and each comm_close would be a "Comm not found" error in its console.
+    """
+    if _shutting_down():
+        return
+    _close_models(widget)
+
+
+def _shutting_down() -> bool:
+    from IPython import get_ipython
+
+    kernel = getattr(get_ipython(), "kernel", None)
+    # NB. ipykernel sets it when it has answered a shutdown request (6.x and 7.x)
+    return getattr(kernel, "_shutdown_message", None) is not None
+
+
+def _close_models(widget: Any) -> None:
     for child in getattr(widget, "children", ()):
-        _close(child)
+        _close_models(child)
     for part in (getattr(widget, "layout", None), getattr(widget, "style", None)):
         if part is not None:
             part.close()
