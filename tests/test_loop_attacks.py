@@ -582,3 +582,21 @@ def test_a_loop_written_with_next_runs_plain_with_a_note_in_a_cell(
 def test_next_on_a_resumable_itself_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="not an iterator"):
         next(resumable(range(3), name="next"))  # type: ignore[call-overload]
+
+
+def test_a_batch_loop_over_rows_inserted_at_the_top_starts_over_outside_cells(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def run(names: str) -> list[str]:
+        seen = []
+        for chunk in resumable(_rows(names), name="batched-rows", batch=2):
+            tick(chunk[0]["name"])
+            check()
+            seen.extend(row["name"] for row in chunk)
+        return seen
+
+    arm(2)
+    with pytest.raises(Boom):
+        run("abcdef")
+    assert run("Zabcdef") == list("Zabcdef")
+    assert "changed since the interrupted run" in capsys.readouterr().err
