@@ -558,3 +558,45 @@ def test_a_ctrl_c_swallowed_by_the_cell_never_saves_the_run_as_done(
     assert cell(source).error is None
     assert shell.user_ns["out"] == list(range(6))
     assert "restored" in cell(source).note_text
+
+
+NEXT_LOOP = (
+    "out = []\nit = iter(resumable(range(5), name='manual'))\nwhile True:\n"
+    "    x = next(it, None)\n    if x is None:\n        break\n    tick(x)\n    check()\n"
+    "    out.append(x)\n"
+)
+
+
+def test_a_loop_written_with_next_runs_plain_with_a_note_in_a_cell(
+    shell: InteractiveShell, cell: RunCell
+) -> None:
+    source = "%%checkpoint manual --exclude it\n" + NEXT_LOOP
+    arm(3)
+    first = cell(source)
+    assert first.error is not None
+    assert "will not resume mid-way" in first.note_text
+    assert cell(source).error is None
+    assert shell.user_ns["out"] == [0, 1, 2, 3, 4]
+
+
+def test_next_on_a_resumable_itself_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="not an iterator"):
+        next(resumable(range(3), name="next"))  # type: ignore[call-overload]
+
+
+def test_a_batch_loop_over_rows_inserted_at_the_top_starts_over_outside_cells(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def run(names: str) -> list[str]:
+        seen = []
+        for chunk in resumable(_rows(names), name="batched-rows", batch=2):
+            tick(chunk[0]["name"])
+            check()
+            seen.extend(row["name"] for row in chunk)
+        return seen
+
+    arm(2)
+    with pytest.raises(Boom):
+        run("abcdef")
+    assert run("Zabcdef") == list("Zabcdef")
+    assert "changed since the interrupted run" in capsys.readouterr().err

@@ -625,6 +625,9 @@ class resumable(Generic[T]):
             keys: list[Any] = []
             for index, item in enumerate(self._items):
                 key = self._key(item, index)
+                if index == 0 and self._expect and not self._same_items(host):
+                    remaining.clear()  # outside cells: nothing skipped yet, start over
+                    self._forget_prior()
                 if remaining[key] > 0:
                     remaining[key] -= 1
                     continue
