@@ -552,7 +552,7 @@ def test_a_resumed_loop_fills_the_live_input_it_mutates(
 ) -> None:
     ok(run_cell("import os\nregistry = {}\nview = registry"))
     cell = (
-        "%%checkpoint fill\nfor k in resumable(range(6)):\n    tick(k)\n"
+        "%%checkpoint fill --every 1\nfor k in resumable(range(6)):\n    tick(k)\n"
         "    if k == 3 and os.path.exists('stop'):\n        raise KeyboardInterrupt\n"
         "    registry[k] = k * k\n"
     )
