@@ -136,6 +136,9 @@ class _Scope(ast.NodeVisitor):
                 self._dynamic(f"{func.id}()")  # at the top level these list the globals
         elif isinstance(func, ast.Attribute) and _is_get_ipython(func.value):
             self._magic(func.attr, node.args)
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if name in _EXPRESSION_CALLS and node.args:
+            self._expression(node.args[0])
         if any(isinstance(a, ast.Constant) and a.value == "__main__" for a in node.args):
             # `__import__('__main__')`, `importlib.import_module(...)`, `sys.modules.get(...)`
             self._dynamic("__main__")
@@ -368,6 +371,19 @@ class _Scope(ast.NodeVisitor):
         else:
             self._free_loads(tree.body, _bound_in(tree.body))
 
+    def _expression(self, arg: ast.expr) -> None:
+        """``df.query('a > @t')``, ``pd.eval('x + y')``, ``numexpr.evaluate('a * b')`` read names
+        of the notebook from inside a string."""
+        if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+            return
+        try:
+            tree = ast.parse(arg.value.replace("@", " ").strip())  # NB. pandas' may assign
+        except SyntaxError:
+            return
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                self._load(node.id)
+
     def _expansions(self, text: str) -> None:
         names, exprs = expansions(text)
         for name in names:
@@ -378,6 +394,10 @@ class _Scope(ast.NodeVisitor):
             except SyntaxError:
                 continue
             self.visit(tree.body)
+
+
+# calls whose string argument is an expression evaluated with the caller's names (`@t` in pandas)
+_EXPRESSION_CALLS = frozenset({"query", "eval", "evaluate"})
 
 
 def _is_get_ipython(node: ast.expr) -> bool:
