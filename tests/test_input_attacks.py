@@ -350,3 +350,17 @@ def test_a_query_cell_runs_again_when_its_at_variable_changes(
     assert runs() == 2
     assert len(shell.user_ns["big"]) == 1
     assert "input 'threshold' changed" in again.note_text, again.note_text
+
+
+@pytest.mark.parametrize(
+    ("source", "names"),
+    [
+        ("y = df.query('`my col` > @limit')", {"df", "limit"}),
+        ("m = smf.ols('price ~ area + np.log(rooms) + scale', data=df)", {"scale", "df"}),
+        ("X = patsy.dmatrix('C(group) + I(w ** 2)', data)", {"w", "data"}),
+    ],
+)
+def test_names_inside_query_and_formula_strings_are_read(source: str, names: set[str]) -> None:
+    inputs = set(analyze_cell(source).inputs)
+    assert names <= inputs
+    assert "_" not in inputs
