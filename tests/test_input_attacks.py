@@ -364,3 +364,13 @@ def test_names_inside_query_and_formula_strings_are_read(source: str, names: set
     inputs = set(analyze_cell(source).inputs)
     assert names <= inputs
     assert "_" not in inputs
+
+
+def test_a_notebook_functions_annotations_count() -> None:
+    """typing.get_type_hints, dataclasses and pydantic read them, also as strings."""
+    ns: dict[str, Any] = {"__name__": "__main__"}
+    exec("K = int\ndef f(x: 'K') -> None:\n    pass\ndef g(x: K) -> None:\n    pass", ns)
+    f_before, g_before = fingerprint(ns["f"]), fingerprint(ns["g"])
+    exec("K = float\ndef g(x: K) -> None:\n    pass", ns)
+    assert fingerprint(ns["f"]) != f_before
+    assert fingerprint(ns["g"]) != g_before
