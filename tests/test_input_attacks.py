@@ -322,3 +322,55 @@ def test_a_throwaway_underscore_is_not_history(
     assert run_cell(cell).error is None
     assert run_cell(cell).error is None
     assert runs() == 1
+
+
+@pytest.mark.parametrize(
+    ("source", "names"),
+    [
+        ("y = df.query('a > @threshold')", {"df", "threshold"}),
+        ("y = df.eval('c = a + @offset')", {"df", "offset"}),
+        ("y = pd.eval('left + right')", {"pd", "left", "right"}),
+        ("y = numexpr.evaluate('x * scale')", {"numexpr", "x", "scale"}),
+    ],
+)
+def test_names_inside_expression_strings_are_read(source: str, names: set[str]) -> None:
+    assert names <= set(analyze_cell(source).inputs)
+
+
+def test_a_query_cell_runs_again_when_its_at_variable_changes(
+    shell: Any, run_cell: Callable[..., CellRun]
+) -> None:
+    run_cell("import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})\nthreshold = 1")
+    cell = "%%checkpoint query\ntick()\nbig = df.query('a > @threshold')\n"
+    assert run_cell(cell).error is None
+    assert run_cell(cell).error is None
+    assert runs() == 1
+    run_cell("threshold = 2")
+    again = run_cell(cell)
+    assert runs() == 2
+    assert len(shell.user_ns["big"]) == 1
+    assert "input 'threshold' changed" in again.note_text, again.note_text
+
+
+@pytest.mark.parametrize(
+    ("source", "names"),
+    [
+        ("y = df.query('`my col` > @limit')", {"df", "limit"}),
+        ("m = smf.ols('price ~ area + np.log(rooms) + scale', data=df)", {"scale", "df"}),
+        ("X = patsy.dmatrix('C(group) + I(w ** 2)', data)", {"w", "data"}),
+    ],
+)
+def test_names_inside_query_and_formula_strings_are_read(source: str, names: set[str]) -> None:
+    inputs = set(analyze_cell(source).inputs)
+    assert names <= inputs
+    assert "_" not in inputs
+
+
+def test_a_notebook_functions_annotations_count() -> None:
+    """typing.get_type_hints, dataclasses and pydantic read them, also as strings."""
+    ns: dict[str, Any] = {"__name__": "__main__"}
+    exec("K = int\ndef f(x: 'K') -> None:\n    pass\ndef g(x: K) -> None:\n    pass", ns)
+    f_before, g_before = fingerprint(ns["f"]), fingerprint(ns["g"])
+    exec("K = float\ndef g(x: K) -> None:\n    pass", ns)
+    assert fingerprint(ns["f"]) != f_before
+    assert fingerprint(ns["g"]) != g_before

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -136,6 +137,11 @@ class _Scope(ast.NodeVisitor):
                 self._dynamic(f"{func.id}()")  # at the top level these list the globals
         elif isinstance(func, ast.Attribute) and _is_get_ipython(func.value):
             self._magic(func.attr, node.args)
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if name in _EXPRESSION_CALLS and node.args:
+            self._expression(node.args[0])
+        elif name in _FORMULA_CALLS and node.args:
+            self._formula(node.args[0])
         if any(isinstance(a, ast.Constant) and a.value == "__main__" for a in node.args):
             # `__import__('__main__')`, `importlib.import_module(...)`, `sys.modules.get(...)`
             self._dynamic("__main__")
@@ -368,6 +374,29 @@ class _Scope(ast.NodeVisitor):
         else:
             self._free_loads(tree.body, _bound_in(tree.body))
 
+    def _expression(self, arg: ast.expr) -> None:
+        """``df.query('a > @t')``, ``pd.eval('x + y')``, ``numexpr.evaluate('a * b')`` read names
+        of the notebook from inside a string."""
+        if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+            return
+        for name in _AT_NAME.findall(arg.value):  # NB. also when the rest does not parse
+            self._load(name)
+        text = _BACKTICKED.sub("0", arg.value).replace("@", " ").strip()  # `my column`
+        try:
+            tree = ast.parse(text)  # NB. pandas' eval may assign
+        except SyntaxError:
+            return
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                self._load(node.id)
+
+    def _formula(self, arg: ast.expr) -> None:
+        """``smf.ols('y ~ x + scale', data=df)``: patsy looks names up in the data, then in the
+        caller's namespace; every identifier of the formula may be an input."""
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            for name in _IDENTIFIER.findall(_BACKTICKED.sub("", arg.value)):
+                self._load(name)
+
     def _expansions(self, text: str) -> None:
         names, exprs = expansions(text)
         for name in names:
@@ -378,6 +407,18 @@ class _Scope(ast.NodeVisitor):
             except SyntaxError:
                 continue
             self.visit(tree.body)
+
+
+# calls whose string argument is an expression evaluated with the caller's names (`@t` in pandas)
+_EXPRESSION_CALLS = frozenset({"query", "eval", "evaluate"})
+# statsmodels' and patsy's formula functions
+_FORMULA_CALLS = frozenset(
+    {"ols", "gls", "wls", "glm", "logit", "probit", "poisson", "mixedlm", "quantreg"}
+    | {"negativebinomial", "from_formula", "dmatrix", "dmatrices"}
+)
+_AT_NAME = re.compile(r"@([A-Za-z_]\w*)")
+_BACKTICKED = re.compile(r"`[^`]*`")
+_IDENTIFIER = re.compile(r"(?<![\w.'\"])[A-Za-z_]\w*")
 
 
 def _is_get_ipython(node: ast.expr) -> bool:

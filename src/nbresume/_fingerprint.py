@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import io
 import marshal
+import re
 import time
 import types
 import weakref
@@ -490,6 +491,10 @@ class Walk:
         h.update(code_digest(code))
         self.feed(h, fn.__defaults__)
         self.feed(h, fn.__kwdefaults__)
+        annotations = fn.__annotations__
+        if annotations:  # read by dataclasses, pydantic, typing.get_type_hints
+            self.feed(h, annotations)
+            names = (*names, *_annotation_names(annotations))
         for cell in fn.__closure__ or ():
             try:
                 contents = cell.cell_contents
@@ -518,6 +523,14 @@ class Walk:
                 continue
             h.update(name.encode())
             self.feed(h, member)
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+
+def _annotation_names(annotations: dict[str, Any]) -> list[str]:
+    """Globals named by string annotations (`from __future__ import annotations`, 'Model')."""
+    return [n for v in annotations.values() if isinstance(v, str) for n in _IDENTIFIER.findall(v)]
 
 
 def _users(module: str | None) -> bool:
