@@ -7,40 +7,31 @@ reads, progress, snapshots) happens every K items, K adapted to the loop's speed
 
 from __future__ import annotations
 
-import dis
 import enum
-import functools
 import itertools
-import re
 import sys
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from types import CodeType, FrameType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from types import FrameType
+from typing import Any, Generic, TypeVar
 
 from . import _host
 from ._host import LoopHost, LoopState
 from ._keys import fingerprint
 from ._loopsite import kept_reason, loop_identity, refuse_inexact, site_of
 from ._ownhost import Guard, OwnHost, note_plain
+from ._policy import SNAPSHOT_BUDGET, SnapshotPolicy, closed_by_exception, parse_every
 from ._progress import LoopProgress
 from .errors import CheckpointError
 
-if TYPE_CHECKING:
-    pass
-
-__all__ = ["Position", "resumable"]
+__all__ = ["SNAPSHOT_BUDGET", "Position", "resumable"]  # SNAPSHOT_BUDGET: the docs cite it
 
 T = TypeVar("T")
 
 CHECK_SECONDS = 0.02  # aim for a clock read about this often, whatever the loop's speed
-# by default a snapshot at a boundary as soon as the loop ran 50 times the last one's cost: a
-# cheap save (2 ms) after every item of 0.1 s or more, an expensive one (1 s) every 50 s
-SNAPSHOT_BUDGET = 0.02
-LAST_SNAPSHOT_SECONDS = 1.0  # the boundary after the last item is saved only when cheaper
 PROGRESS_SECONDS = 0.1  # listeners (widget, on_progress) hear at most 10 times a second
 MAX_STEP = 100_000  # never go longer than this many items without a clock read
 
@@ -105,38 +96,6 @@ def check_key(key: Any) -> None:
             "only itself: after a restart no saved key would match it and done items would run "
             "again; return a str, int or tuple from key= (e.g. key=lambda job: job.id)"
         )
-
-
-_EVERY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\s*$")
-
-
-def parse_every(every: int | float | str | None) -> tuple[int | None, float | None]:
-    """``5`` -> every 5 items; ``"30s"`` -> every 30 seconds; None -> adaptive."""
-    if every is None:
-        return None, None
-    if isinstance(every, bool):
-        raise CheckpointError(f"every={every!r} is not valid; give a number of items or '30s'")
-    if isinstance(every, int):
-        if every < 1:
-            raise CheckpointError(
-                f"every={every!r} is not valid; give a number of items >= 1 or seconds like '30s'"
-            )
-        return every, None
-    if isinstance(every, float):
-        seconds = every
-    else:
-        text = str(every)
-        if text.strip().isdigit():
-            return parse_every(int(text))
-        match = _EVERY_RE.match(text)
-        if match is None:
-            raise CheckpointError(
-                f"every={every!r} is not valid; give a number of items (5) or seconds ('30s')"
-            )
-        seconds = float(match.group(1))
-    if seconds <= 0:
-        raise CheckpointError(f"every={every!r} is not valid; the interval must be positive")
-    return None, seconds
 
 
 class resumable(Generic[T]):
@@ -510,7 +469,7 @@ class resumable(Generic[T]):
         try:
             remaining = self._attach(host)  # NB. in the try: a refusal still detaches the loop
             it = iter(self._items)
-            policy = _Policy(self, host, clock())
+            policy = SnapshotPolicy(self, host, clock())
             last_check = policy.last
             if guard is not None:
                 guard.install()
@@ -584,18 +543,11 @@ class resumable(Generic[T]):
             done = self.done_count(self._pos)
             self._tick(done)
             policy.boundary(clock(), done, last=True)
-        except GeneratorExit:
-            self.progress.status = "interrupted"
-            self.left_by = _closed_by_exception(sys._getframe(1))
-            if self._fast:
-                self._pos = n  # the item in flight is not done
-                self.progress.done = self.done_count(n)
-            raise
         except BaseException as exc:
-            self.progress.status = "failed"
-            self.left_by = type(exc).__name__
-            # NB. _pos == n + 1: raised at item n's boundary (a stop, after its snapshot): done
-            if self._fast and self._pos != n + 1:
+            self._left(exc, sys._getframe(1))
+            # the item in flight is not done; NB. _pos == n + 1 (never so when closed at a yield):
+            # raised at item n's boundary (a stop, after its snapshot), so item n is done
+            if self._fast and (isinstance(exc, GeneratorExit) or self._pos != n + 1):
                 self._pos = n
                 self.progress.done = self.done_count(n)
             raise
@@ -616,7 +568,7 @@ class resumable(Generic[T]):
         clock = self.progress.clock
         try:
             remaining = self._attach(host)
-            policy = _Policy(self, host, clock())
+            policy = SnapshotPolicy(self, host, clock())
             if guard is not None:
                 guard.install()
             if own is not None:
@@ -651,16 +603,22 @@ class resumable(Generic[T]):
             done = -(-(self._prior_count + len(self._done)) // size)
             self._tick(done)
             policy.boundary(clock(), done, last=True)
-        except GeneratorExit:
-            self.progress.status = "interrupted"
-            self.left_by = _closed_by_exception(sys._getframe(1))
-            raise
         except BaseException as exc:
-            self.progress.status = "failed"
-            self.left_by = type(exc).__name__
+            self._left(exc, sys._getframe(1))
             raise
         finally:
             self._finish(host, own, guard, complete)
+
+    def _left(self, exc: BaseException, closer: FrameType | None) -> None:
+        """The loop was left unfinished by ``exc``: closed by the frame ``closer`` that iterated
+        it (a ``break``, or an exception unwinding that frame), or an error raised in the loop
+        itself (a failing key=, a stop at a boundary, Ctrl-C)."""
+        if isinstance(exc, GeneratorExit):
+            self.progress.status = "interrupted"
+            self.left_by = closed_by_exception(closer)
+        else:
+            self.progress.status = "failed"
+            self.left_by = type(exc).__name__
 
     def _finish(
         self, host: LoopHost, own: OwnHost | None, guard: Guard | None, complete: bool
@@ -770,76 +728,6 @@ def _print_of(item: Any) -> str:
         return ""
 
 
-# the instructions that drop a for statement's iterator on purpose (break, return, continue to
-# an outer loop); anything else closing the loop is an exception unwinding the caller's frame
-_DROPS_ITERATOR = frozenset({"POP_TOP", "POP_ITER"})
-
-
-def _closed_by_exception(closer: FrameType | None) -> str | None:
-    """-> "an exception" when the frame that closed the loop's generator is unwinding one.
-
-    NB. Python hides the exception being propagated from the generator it closes; the caller's
-    instruction tells them apart: a break pops the iterator, an exception is raised elsewhere.
-    """
-    if closer is None:
-        return None
-    opname = _opname_at(closer.f_code, closer.f_lasti)
-    return None if opname in _DROPS_ITERATOR else "an exception"
-
-
-@functools.lru_cache(maxsize=256)
-def _opnames(code: CodeType) -> dict[int, str]:
-    return {i.offset: i.opname for i in dis.get_instructions(code)}
-
-
-def _opname_at(code: CodeType, offset: int) -> str:
-    names = _opnames(code)
-    while offset >= 0 and offset not in names:  # NB. inside an instruction's inline caches
-        offset -= 2
-    return names.get(offset, "")
-
-
 def _batched(it: Iterator[Any], size: int) -> Iterator[list[Any]]:
     while batch := list(itertools.islice(it, size)):
         yield batch
-
-
-class _Policy:
-    """When a loop snapshots, at its boundaries: every ``every`` items or seconds when given; else
-    as often as the 2% budget allows (a cheap save after every item), so a kill loses about one
-    item when saving is cheap, and an expensive save waits until the loop earned its cost."""
-
-    def __init__(self, loop: resumable[Any], host: LoopHost, now: float) -> None:
-        self.loop = loop
-        self.host = host
-        self.last = now
-        self.cost = 0.0
-        self.saved = 0
-        self.every_items = loop._every_items
-        self.every_seconds = loop._every_seconds
-        self.final = not isinstance(host, OwnHost)  # its completed loops keep no progress
-
-    def boundary(self, now: float, done: int, last: bool = False) -> float:
-        """Item ``done`` just finished and the next has not started; -> the clock after it."""
-        if not last and self.host.stopping():
-            self.host.snapshot("interrupt", self.loop)
-            raise KeyboardInterrupt
-        every_items = self.loop._every_items  # NB. the cell's --every is set in attach
-        self.every_items = every_items
-        if every_items is not None:
-            due = last or done % every_items == 0
-        elif self.loop._every_seconds is not None:
-            due = now - self.last >= self.loop._every_seconds
-        else:
-            due = now - self.last >= self.cost / SNAPSHOT_BUDGET
-            due = due and (not last or self.cost < LAST_SNAPSHOT_SECONDS)
-        if not due or (last and not self.final):
-            return now
-        cost = self.host.snapshot("periodic", self.loop)
-        # NB. the first save pays for opening the store: not what the next ones will cost
-        self.cost = cost if self.saved else 0.0
-        self.saved += 1
-        progress = self.loop.progress
-        self.last = progress.last_snapshot = progress.clock()
-        progress.snapshots += 1
-        return self.last
