@@ -11,7 +11,6 @@ import enum
 import itertools
 import sys
 import weakref
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -21,9 +20,10 @@ from typing import Any, Generic, TypeVar
 from . import _host
 from ._host import LoopHost, LoopState
 from ._keys import fingerprint
+from ._loopruns import FAST_KEY_TYPES, run_batches, run_items, run_plain
 from ._loopsite import kept_reason, loop_identity, refuse_inexact, site_of
 from ._ownhost import Guard, OwnHost, note_plain
-from ._policy import SNAPSHOT_BUDGET, SnapshotPolicy, closed_by_exception, parse_every
+from ._policy import SNAPSHOT_BUDGET, parse_every
 from ._progress import LoopProgress
 from .errors import CheckpointError
 
@@ -31,12 +31,9 @@ __all__ = ["SNAPSHOT_BUDGET", "Position", "resumable"]  # SNAPSHOT_BUDGET: the d
 
 T = TypeVar("T")
 
-CHECK_SECONDS = 0.02  # aim for a clock read about this often, whatever the loop's speed
 PROGRESS_SECONDS = 0.1  # listeners (widget, on_progress) hear at most 10 times a second
-MAX_STEP = 100_000  # never go longer than this many items without a clock read
 
 _SIMPLE_KEYS = (str, bytes, int, float, bool, type(None), PurePath)
-_FAST_KEY_TYPES = frozenset({str, bytes, int, float, bool, type(None)})  # exact types, no subclass
 
 
 @dataclass(frozen=True)
@@ -306,7 +303,7 @@ class resumable(Generic[T]):
         seq = self._seq
         assert seq is not None
         chunk = seq[start:stop]
-        if isinstance(chunk, range) or all(type(item) in _FAST_KEY_TYPES for item in chunk):
+        if isinstance(chunk, range) or all(type(item) in FAST_KEY_TYPES for item in chunk):
             return chunk
         return [default_key(seq[i], i) for i in range(start, stop)]
 
@@ -404,7 +401,7 @@ class resumable(Generic[T]):
         kept = kept_reason(self.site) if host is None else None
         if kept is not None:  # NB. decided before a host opens the store: nothing to save
             note_plain(kept)
-            gen: Iterator[Any] = self._run_plain()
+            gen: Iterator[Any] = run_plain(self)
             self._gen = weakref.ref(gen)
             return gen
         if host is None:
@@ -413,226 +410,14 @@ class resumable(Generic[T]):
         reason = host.plain_reason(self.site)
         if reason is not None:
             host.note_plain(reason)
-            gen = self._run_plain()
+            gen = run_plain(self)
         else:
             self._host = host
-            gen = self._run(host, own) if self._batch is None else self._run_batches(host, own)
+            gen = (
+                run_items(self, host, own) if self._batch is None else run_batches(self, host, own)
+            )
         self._gen = weakref.ref(gen)
         return gen
-
-    def _attach(self, host: LoopHost) -> Counter[Any]:
-        saved = host.attach(self)
-        if saved is None:
-            return Counter()
-        if self._keyfn is None and saved.probes and not self._restored:
-            self._expect = dict(saved.probes)
-            if self._seq is not None and not self._same_items(host):
-                return Counter()
-        remaining: Counter[Any] = Counter()
-        for chunk in saved.chunks:
-            self._freeze(chunk)
-            remaining.update(chunk)
-        self.progress.skipped = self.progress.done = self._prior_count
-        return remaining
-
-    def _forget_prior(self) -> None:
-        self._prior, self._prior_count = [], 0
-        self.progress.skipped = self.progress.done = 0
-
-    def _run_plain(self) -> Iterator[Any]:
-        """A loop that cannot resume mid-way where it is: it runs every item, with progress."""
-        done = 0
-        items: Iterable[Any] = self._items
-        if self._batch is not None:
-            items = _batched(iter(self._items), self._batch)
-        try:
-            for item in items:
-                yield item
-                done += 1
-                self._tick(done)
-            self.progress.status = "done"
-        except GeneratorExit:
-            self.progress.status = "interrupted"
-            raise
-        except BaseException:
-            self.progress.status = "failed"
-            raise
-        finally:
-            self._emit(force=True)
-
-    def _run(self, host: LoopHost, own: OwnHost | None) -> Iterator[T]:
-        guard = Guard(host) if own is not None else None
-        complete = False
-        index = n = 0
-        clock = self.progress.clock
-        step = 1
-        try:
-            remaining = self._attach(host)  # NB. in the try: a refusal still detaches the loop
-            it = iter(self._items)
-            policy = SnapshotPolicy(self, host, clock())
-            last_check = policy.last
-            if guard is not None:
-                guard.install()
-            if own is not None:
-                own.enter()
-            # catch-up: skip the items a saved state says are done, compute keys one by one;
-            # every item is a boundary here (a saved key may never come: a removed item)
-            while remaining:
-                item = next(it, _END)
-                if item is _END:
-                    break
-                key = self._key(item, index)
-                if index == 0 and self._expect and not self._same_items(host):
-                    remaining.clear()  # outside cells: nothing skipped yet, start over
-                    self._forget_prior()
-                index += 1
-                if remaining[key] > 0:
-                    remaining[key] -= 1
-                    if not remaining[key]:
-                        del remaining[key]
-                    continue
-                self._current_key = key
-                yield item
-                self._done.append(key)
-                done = self._prior_count + len(self._done)
-                now = clock()
-                self._tick(done, now)
-                policy.boundary(now, done)
-                if self._switch is not None:
-                    it = self._switched(index)
-            # fast path: one comparison per item; keys of sequences are computed at snapshot time
-            self._fast_from = self._pos = self._seq_have = index
-            self._fast_base = self._prior_count + len(self._done)
-            self._fast = True
-            next_check = n = index
-            keyed = self._seq is None or self._keyfn is not None  # a failing key= fails now
-            plain = self._keyfn is None
-            done_append = self._done.append
-            key_of = self._key
-            start = index
-            while True:
-                for n, item in enumerate(it, start):
-                    if keyed:
-                        key = item if plain and type(item) in _FAST_KEY_TYPES else key_of(item, n)
-                        yield item
-                        done_append(key)
-                    else:
-                        yield item
-                    if n < next_check:
-                        continue
-                    # -- every K items: clock, progress, snapshot policy (a boundary: item n done)
-                    self._pos = n + 1
-                    now = clock()
-                    done = self.done_count(n + 1)
-                    self._tick(done, now)
-                    now = policy.boundary(now, done)
-                    elapsed = now - last_check
-                    last_check = now
-                    grown = int(step * CHECK_SECONDS / elapsed) if elapsed > 0 else 2 * step
-                    step = max(1, min(grown, 2 * step, MAX_STEP))
-                    if policy.every_items is not None:
-                        step = min(step, policy.every_items - done % policy.every_items)
-                    next_check = n + step
-                    if self._switch is not None:  # a restore put the restored items in place
-                        it, start = self._switched(n + 1), n + 1
-                        break
-                else:
-                    break
-            self._pos = self._position_after(index)
-            complete = True
-            done = self.done_count(self._pos)
-            self._tick(done)
-            policy.boundary(clock(), done, last=True)
-        except BaseException as exc:
-            self._left(exc, sys._getframe(1))
-            # the item in flight is not done; NB. _pos == n + 1 (never so when closed at a yield):
-            # raised at item n's boundary (a stop, after its snapshot), so item n is done
-            if self._fast and (isinstance(exc, GeneratorExit) or self._pos != n + 1):
-                self._pos = n
-                self.progress.done = self.done_count(n)
-            raise
-        finally:
-            self._finish(host, own, guard, complete)
-
-    def _position_after(self, index: int) -> int:
-        seq = self._seq
-        if seq is not None:
-            return len(seq)
-        return index + self._prior_count + len(self._done) - self._fast_base
-
-    def _run_batches(self, host: LoopHost, own: OwnHost | None) -> Iterator[Any]:
-        """``batch=N``: lists of N items, each batch done as a whole (keys recorded together)."""
-        guard = Guard(host) if own is not None else None
-        complete = False
-        size = self._batch or 1
-        clock = self.progress.clock
-        try:
-            remaining = self._attach(host)
-            policy = SnapshotPolicy(self, host, clock())
-            if guard is not None:
-                guard.install()
-            if own is not None:
-                own.enter()
-            batch: list[Any] = []
-            keys: list[Any] = []
-            for index, item in enumerate(self._items):
-                key = self._key(item, index)
-                if index == 0 and self._expect and not self._same_items(host):
-                    remaining.clear()  # outside cells: nothing skipped yet, start over
-                    self._forget_prior()
-                if remaining[key] > 0:
-                    remaining[key] -= 1
-                    continue
-                batch.append(item)
-                keys.append(key)
-                if len(batch) < size:
-                    continue
-                self._current_key = keys[0]
-                yield batch
-                self._done.extend(keys)
-                batch, keys = [], []
-                now = clock()
-                done = -(-(self._prior_count + len(self._done)) // size)
-                self._tick(done, now)
-                policy.boundary(now, done)
-            if batch:
-                self._current_key = keys[0]
-                yield batch
-                self._done.extend(keys)
-            complete = True
-            done = -(-(self._prior_count + len(self._done)) // size)
-            self._tick(done)
-            policy.boundary(clock(), done, last=True)
-        except BaseException as exc:
-            self._left(exc, sys._getframe(1))
-            raise
-        finally:
-            self._finish(host, own, guard, complete)
-
-    def _left(self, exc: BaseException, closer: FrameType | None) -> None:
-        """The loop was left unfinished by ``exc``: closed by the frame ``closer`` that iterated
-        it (a ``break``, or an exception unwinding that frame), or an error raised in the loop
-        itself (a failing key=, a stop at a boundary, Ctrl-C)."""
-        if isinstance(exc, GeneratorExit):
-            self.progress.status = "interrupted"
-            self.left_by = closed_by_exception(closer)
-        else:
-            self.progress.status = "failed"
-            self.left_by = type(exc).__name__
-
-    def _finish(
-        self, host: LoopHost, own: OwnHost | None, guard: Guard | None, complete: bool
-    ) -> None:
-        if complete:
-            self.progress.status = "done"
-        try:
-            host.detach(self, complete)
-        finally:
-            if guard is not None:
-                guard.remove()
-            if own is not None:
-                own.close()
-            self._emit(force=True)
 
     # -- progress -----------------------------------------------------------------------------
 
@@ -717,17 +502,9 @@ class resumable(Generic[T]):
         return resumable_map(fn, items, key=key, name=name, executor=executor, desc=desc, site=site)
 
 
-_END: Any = object()
-
-
 def _print_of(item: Any) -> str:
     """A fingerprint of ``item`` for a probe; "" when it has none (no probe then)."""
     try:
         return fingerprint(item)
     except Exception:
         return ""
-
-
-def _batched(it: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    while batch := list(itertools.islice(it, size)):
-        yield batch
