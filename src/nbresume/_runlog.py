@@ -24,9 +24,10 @@ from .errors import CheckpointWarning, StoreError, StoreReadOnlyError
 if TYPE_CHECKING:
     from .checkpoint import CheckpointOptions
 
-__all__ = ["Note", "Notify", "RunLog", "Watch", "progress_record"]
+__all__ = ["Note", "Notify", "RunLog", "Watch", "phases", "progress_record"]
 
 PROGRESS_RECORD_SECONDS = 1.0  # how often a running phase rewrites its progress:NAME record
+phases: dict[str, PhaseProgress] = {}  # the phases run in this kernel, by name
 told_store: set[str] = set()  # the stores a note of this kernel has named
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import io
-import math
 import os
 import tempfile
 import time
@@ -26,11 +24,10 @@ from ._capture import (
     emit_execute_result,
     has_result,
     merge_streams,
-    replay,
     spill_directory,
     strip_for_replay,
 )
-from ._cellcode import compile_cell, flush_figures, inherit_future, transform
+from ._cellcode import compile_cell, flush_figures, transform
 from ._continue import (
     earlier_interrupted,
     items_done,
@@ -45,10 +42,7 @@ from ._history import (
     Version,
     history_limit,
     loop_summary,
-    promote,
     push_version,
-    restored_loops,
-    resumed_text,
     run_reason,
 )
 from ._host import LoopState
@@ -65,16 +59,15 @@ from ._keys import (
 )
 from ._loophost import CellLoops
 from ._namespace import (
-    DELETED,
+    RESULT,
     Ref,
     Unresolved,
     analysis_source,
-    apply_values,
     resolving,
-    setting_magics,
 )
-from ._progress import PhaseProgress, format_duration, format_when
-from ._runlog import Note, Notify, RunLog, Watch
+from ._progress import PhaseProgress, format_duration
+from ._restore import restore
+from ._runlog import Note, Notify, RunLog, Watch, phases
 from ._runlog import told_store as _told_store  # noqa: F401  (tests clear it: a new kernel)
 from ._serialize import dumps_namespace
 from ._store import MISSING, Store, open_store
@@ -84,6 +77,7 @@ from ._usermodules import import_inputs
 from .errors import CheckpointError, CheckpointWarning, StoreError
 
 __all__ = [
+    "RESULT",
     "CheckpointOptions",
     "Note",
     "Notify",
@@ -94,7 +88,6 @@ __all__ = [
     "run_checkpoint_async",
 ]
 
-RESULT = "__nbresume_result__"  # the last expression's value, saved among the variables
 UNREADABLE = "unreadable:"  # + random hex: the input of a refused cell, which never matches
 
 
@@ -125,7 +118,6 @@ class CheckpointOptions:
     continue_run: bool = False  # --continue: keep the items of an interrupted run of other code
 
 
-phases: dict[str, PhaseProgress] = {}  # the phases run in this kernel, by name
 wall_clock: Callable[[], float] = time.time  # a run's start and duration (tests move it)
 # runs that failed their --validate gate, kept (in memory only) for `%checkpoint mark NAME done`
 rejected: dict[str, CheckpointRun] = {}
@@ -256,82 +248,6 @@ class CheckpointRun(RunLog):
         """A signed entry, unpickled against the namespace (`MISSING` if absent)."""
         with resolving(self.shell.user_ns):
             return self.store.get(key)
-
-    # -- hit ----------------------------------------------------------------------------------
-
-    def restore(self, entry: dict[str, Any]) -> Any:
-        values = dict(entry["vars"])
-        has_value = RESULT in values
-        result = values.pop(RESULT, None)
-        ns = self.shell.user_ns
-        deleted = values.pop(DELETED, [])
-        apply_values(ns, values)
-        for name in deleted:
-            ns.pop(name, None)
-        inherit_future(self.shell, self.transformed)  # as running the cell would have
-        self._reapply_settings()
-        _globalstate.restore(entry.get("globals") or {})
-        self.key = self.entry_key
-        record = self.record
-        version: dict[str, Any] = next(
-            (v for v in record.get("versions", []) if v.get("key") == self.key), {}
-        )
-        when = format_when(version.get("created") or time.time())
-        ran = format_duration(version.get("duration"))
-        text = f"restored {self.name!r} from checkpoint of {when}, ran {ran}"
-        resumes = version.get("resumes")
-        if isinstance(resumes, int) and resumes > 0:
-            text += f", {resumed_text(resumes)}"
-        self._notify("restored", text, {"key": self.key, "variables": sorted(values)})
-        outputs = entry["outputs"]
-        recorded = has_result(outputs)
-        replay(
-            outputs,
-            self.shell.display_pub,
-            lambda o: emit_execute_result(self.shell, o["data"], o["metadata"], result),
-        )
-        phase = phases[self.name] = PhaseProgress(self.name, status="restored")
-        for loop in restored_loops(version):  # 40/40 in every view, as after the run
-            phase.loops.append(loop)
-        took = version.get("duration")
-        if isinstance(took, int | float) and math.isfinite(took) and took >= 0:
-            phase.prior = float(took)  # its progress says how long the run took, not the hit
-        phase.finish("restored")
-        with self._writing():  # NB. one transaction: a hit pays for one commit
-            # NB. read again inside it: another kernel may have saved a version since `lookup`
-            record = self._phase_record()
-            promote(record, self.key)  # the version in use is kept longest
-            if record.get("mark") == "done":
-                del record["mark"]  # a run supersedes a manual mark
-            self._set_record(record, "restored")
-            self._log("restored", f"restored the version of {when}", fold=self.key)
-            self._watch(phase, "restored")
-        if recorded:  # shown in its place among the outputs
-            return None
-        if has_value:  # entries saved before results were recorded
-            return result
-        bundle = entry.get("result_bundle")
-        if bundle is not None:
-            emit_execute_result(self.shell, *bundle)
-        return None
-
-    def _reapply_settings(self) -> None:
-        """Run the cell's ``%matplotlib``, ``%load_ext``, ``%config``... lines again: their effect
-        is on the kernel, not in a variable. What they print was recorded and is replayed."""
-        run_line_magic = getattr(self.shell, "run_line_magic", None)
-        if run_line_magic is None:
-            return
-        for magic, line in setting_magics(self.transformed):
-            try:
-                with contextlib.redirect_stdout(io.StringIO()):
-                    run_line_magic(magic, line)
-            except Exception as exc:
-                warnings.warn(
-                    f"could not apply %{magic} {line} again on restoring {self.name!r}: {exc!r}; "
-                    "run it in a plain cell",
-                    CheckpointWarning,
-                    stacklevel=3,
-                )
 
     # -- miss ---------------------------------------------------------------------------------
 
@@ -671,7 +587,7 @@ def run_checkpoint(
         return None
     run, entry = _prepare(shell, cell, options, notify, store=store, watch=watch)
     if entry is not None:
-        return run.restore(entry)
+        return restore(run, entry)
     body, expr = run.compile(allow_await=False)
     with run.running():
         exec(body, shell.user_ns)
@@ -695,7 +611,7 @@ async def run_checkpoint_async(
         return None
     run, entry = _prepare(shell, cell, options, notify, store=store, watch=watch)
     if entry is not None:
-        return run.restore(entry)
+        return restore(run, entry)
     body, expr = run.compile(allow_await=True)
     with run.running():
         pending = eval(body, shell.user_ns)
