@@ -22,10 +22,7 @@ from . import _globalstate, _host
 from ._capture import (
     Recorder,
     emit_execute_result,
-    has_result,
-    merge_streams,
     spill_directory,
-    strip_for_replay,
 )
 from ._cellcode import compile_cell, flush_figures, transform
 from ._continue import (
@@ -40,10 +37,6 @@ from ._gate import check_expression, check_gate
 from ._history import (
     FIRST_RUN,
     Version,
-    history_limit,
-    loop_summary,
-    push_version,
-    run_reason,
 )
 from ._host import LoopState
 from ._keys import (
@@ -65,13 +58,12 @@ from ._namespace import (
     analysis_source,
     resolving,
 )
-from ._progress import PhaseProgress, format_duration
+from ._progress import PhaseProgress
 from ._restore import restore
 from ._runlog import Note, Notify, RunLog, Watch, phases
 from ._runlog import told_store as _told_store  # noqa: F401  (tests clear it: a new kernel)
-from ._serialize import dumps_namespace
+from ._save import save
 from ._store import MISSING, Store, open_store
-from ._streamorder import shown_order
 from ._tracking import NamespaceTracker, cell_inputs
 from ._usermodules import import_inputs
 from .errors import CheckpointError, CheckpointWarning, StoreError
@@ -316,49 +308,9 @@ class CheckpointRun(RunLog):
         if unfinished is not None:  # a try around a loop caught its error: the result is half
             self._stopped(unfinished)
             return
-        self.save(value, has_value)
+        save(self, value, has_value)
         phases[self.name].finish("done")
         self._watch(phases[self.name], "end")
-
-    def save(self, value: Any, has_value: bool) -> None:
-        """Save the cell's variables (as they are in the namespace now) and outputs as done."""
-        recorder = self.recorder
-        assert recorder is not None
-        duration = self.elapsed()
-        values = self._variables()
-        if has_value:
-            values[RESULT] = value
-        # NB. in the order the kernel showed them (stdout before a warning written first)
-        outputs = merge_streams(strip_for_replay(shown_order(recorder.outputs, time.monotonic())))
-        figures = any(k.startswith("image/") for o in outputs for k in (o.get("data") or {}))
-        uses, states = _globalstate.used(
-            self._states_before, _globalstate.fingerprints(), self.analysis, figures
-        )
-        if not self.options.no_deps:
-            kept = {n: f for n, f in self.inputs.items() if n not in _globalstate.PSEUDO_INPUTS}
-            self.inputs = {**kept, **uses}
-        key = cell_key(self.name, self.source_hash, self.inputs)
-        extra: dict[str, Any] = {"outputs": outputs, "globals": _globalstate.capture(states)}
-        pickler = self.tracker.pickler()
-        pickled, failures = dumps_namespace(values, extra, pickler)
-        if RESULT in failures and not has_result(outputs):  # a run accepted after its gate failed
-            failures.pop(RESULT)
-            data, metadata = self.shell.display_formatter.format(value)
-            pickled, more = dumps_namespace(
-                {n: v for n, v in values.items() if n not in failures and n != RESULT},
-                {**extra, "result_bundle": (data, metadata)},
-                pickler,
-            )
-            failures.update(more)
-        failures.pop(RESULT, None)  # its recorded form is replayed; Out[n] stays unset
-        self._warn_unsaved(failures)
-        try:
-            size = self.store.put(key, pickled, {"name": self.name})
-            self._save_record(duration, size, key)
-            self._drop_progress()
-        except StoreError as exc:
-            self._warn_store(exc)
-        self.key = self.entry_key = key
 
     def _drop_progress(self) -> None:
         """Delete the loop snapshot and the resumable.map results of this run's key."""
@@ -450,7 +402,7 @@ class CheckpointRun(RunLog):
     def accept(self) -> int:
         """Save a run that failed its gate, with its variables as they are now; -> its size."""
         self.why = "accepted by hand after failing its gate"
-        self.save(self.value, self.has_value)
+        save(self, self.value, self.has_value)
         rejected.pop(self.name, None)
         phase = phases[self.name]
         phase.status = "done"
@@ -475,33 +427,6 @@ class CheckpointRun(RunLog):
                 CheckpointWarning,
                 stacklevel=2,
             )
-
-    def _save_record(self, duration: float, size: int, key: str) -> None:
-        phase = phases.get(self.name)
-        version = Version(
-            key,
-            self.source_hash,
-            self.inputs,
-            self.run_started,
-            duration,
-            size,
-            run_reason(self.why, self.resumes),
-            loop_summary(phase.loops) if phase is not None and phase.loops else None,
-            self.resumes,
-            time.time(),
-        )
-        with self._writing():
-            record = self._phase_record()
-            for old in push_version(record, version, history_limit()):
-                self.store.delete(old)
-            record.pop("mark", None)  # a saved run settles a manual mark
-            record.pop("rolled_back", None)
-            for info in (record.pop("interrupted", None), record.pop("run", None)):
-                if isinstance(info, dict) and info.get("snapshot") not in (None, self.snapshot_key):
-                    self.store.delete(str(info["snapshot"]))  # a completed run ends --continue
-            self._set_record(record, "done")
-            reason = run_reason(self.why, self.resumes)
-            self._log("done", f"done in {format_duration(duration)}: saved ({reason})")
 
     # -- LoopHost: the loops of this run live in `_loophost.CellLoops` ---------------------------
 
