@@ -1,4 +1,5 @@
-"""How a `resumable` loop runs its items: skipping the done ones, then the fast path.
+"""How a `resumable` loop runs its items: the done ones skipped (once the probed items of a
+loop keyed by position proved to be the interrupted run's), then the fast path.
 
 The per-item path is a bare generator step plus one integer comparison; everything else (clock
 reads, progress, snapshots) happens every K items, K adapted to the loop's speed as tqdm's
@@ -16,13 +17,15 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._host import LoopHost
+from ._keys import fingerprint
 from ._ownhost import Guard, OwnHost
 from ._policy import SnapshotPolicy, closed_by_exception
+from .errors import CheckpointError
 
 if TYPE_CHECKING:
     from .resumable import resumable
 
-__all__ = ["FAST_KEY_TYPES", "run_batches", "run_items", "run_plain"]
+__all__ = ["FAST_KEY_TYPES", "print_of", "run_batches", "run_items", "run_plain"]
 
 T = TypeVar("T")
 
@@ -39,7 +42,7 @@ def _attach(loop: resumable[Any], host: LoopHost) -> Counter[Any]:
         return Counter()
     if loop._keyfn is None and saved.probes and not loop._restored:
         loop._expect = dict(saved.probes)
-        if loop._seq is not None and not loop._same_items(host):
+        if loop._seq is not None and not _same_items(loop, host):
             return Counter()
     remaining: Counter[Any] = Counter()
     for chunk in saved.chunks:
@@ -47,6 +50,37 @@ def _attach(loop: resumable[Any], host: LoopHost) -> Counter[Any]:
         remaining.update(chunk)
     loop.progress.skipped = loop.progress.done = loop._prior_count
     return remaining
+
+
+def _same_items(loop: resumable[Any], host: LoopHost) -> bool:
+    """Whether the items at the probed positions are those of the interrupted run; a change
+    is refused in a checkpoint cell (its variables hold the results of the other items)."""
+    expect, loop._expect = loop._expect, {}
+    seq = loop._seq
+    for index, mark in expect.items():
+        if seq is None:
+            same = index != 0 or loop._first_same
+        else:
+            same = index < len(seq) and print_of(seq[index]) == mark
+        if same:
+            continue
+        if not isinstance(host, OwnHost):
+            where = f"line {loop.site.lineno}" + (
+                f" ({loop.site.text!r})" if loop.site.text else ""
+            )
+            raise CheckpointError(
+                f"{where}: item {index + 1} is not the one of the interrupted run (the items "
+                "are keyed by position and their source changed): the saved results belong "
+                "to other items; run the cell with --force to start over, or pass key= to "
+                "match items by an id"
+            )
+        print(
+            f"nbresume: the items of {loop.identity!r} changed since the interrupted run "
+            f"(item {index + 1} differs; they are keyed by position): starting over",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def _forget_prior(loop: resumable[Any]) -> None:
@@ -98,7 +132,7 @@ def run_items(loop: resumable[T], host: LoopHost, own: OwnHost | None) -> Iterat
             if item is _END:
                 break
             key = loop._key(item, index)
-            if index == 0 and loop._expect and not loop._same_items(host):
+            if index == 0 and loop._expect and not _same_items(loop, host):
                 remaining.clear()  # outside cells: nothing skipped yet, start over
                 _forget_prior(loop)
             index += 1
@@ -195,7 +229,7 @@ def run_batches(loop: resumable[Any], host: LoopHost, own: OwnHost | None) -> It
         keys: list[Any] = []
         for index, item in enumerate(loop._items):
             key = loop._key(item, index)
-            if index == 0 and loop._expect and not loop._same_items(host):
+            if index == 0 and loop._expect and not _same_items(loop, host):
                 remaining.clear()  # outside cells: nothing skipped yet, start over
                 _forget_prior(loop)
             if remaining[key] > 0:
@@ -258,3 +292,11 @@ def _finish(
 def _batched(it: Iterator[Any], size: int) -> Iterator[list[Any]]:
     while batch := list(itertools.islice(it, size)):
         yield batch
+
+
+def print_of(item: Any) -> str:
+    """A fingerprint of ``item`` for a probe; "" when it has none (no probe then)."""
+    try:
+        return fingerprint(item)
+    except Exception:
+        return ""

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 from . import _host
 from ._host import LoopHost, LoopState
 from ._keys import fingerprint
-from ._loopruns import FAST_KEY_TYPES, run_batches, run_items, run_plain
+from ._loopruns import FAST_KEY_TYPES, print_of, run_batches, run_items, run_plain
 from ._loopsite import kept_reason, loop_identity, refuse_inexact, site_of
 from ._ownhost import Guard, OwnHost, note_plain
 from ._policy import SNAPSHOT_BUDGET, parse_every
@@ -255,7 +255,7 @@ class resumable(Generic[T]):
             key = default_key(item, index)
             if index == 0 and type(key) is Position:
                 # NB. a probe of the items (`_probes`), before the loop body changes the item
-                self._first_print = _print_of(item)
+                self._first_print = print_of(item)
                 self._first_same = self._first_print == self._expect.get(0, self._first_print)
             return key
         try:
@@ -333,38 +333,8 @@ class resumable(Generic[T]):
         if after >= len(seq) or type(default_key(seq[0], 0)) is not Position:
             return ()
         if self._probe is None or self._probe[0] != after:
-            self._probe = (after, _print_of(seq[after]))
+            self._probe = (after, print_of(seq[after]))
         return (self._probe,) if self._probe[1] else ()
-
-    def _same_items(self, host: LoopHost) -> bool:
-        """Whether the items at the probed positions are those of the interrupted run; a change
-        is refused in a checkpoint cell (its variables hold the results of the other items)."""
-        expect, self._expect = self._expect, {}
-        seq = self._seq
-        for index, mark in expect.items():
-            if seq is None:
-                same = index != 0 or self._first_same
-            else:
-                same = index < len(seq) and _print_of(seq[index]) == mark
-            if same:
-                continue
-            if not isinstance(host, OwnHost):
-                where = f"line {self.site.lineno}" + (
-                    f" ({self.site.text!r})" if self.site.text else ""
-                )
-                raise CheckpointError(
-                    f"{where}: item {index + 1} is not the one of the interrupted run (the items "
-                    "are keyed by position and their source changed): the saved results belong "
-                    "to other items; run the cell with --force to start over, or pass key= to "
-                    "match items by an id"
-                )
-            print(
-                f"nbresume: the items of {self.identity!r} changed since the interrupted run "
-                f"(item {index + 1} differs; they are keyed by position): starting over",
-                file=sys.stderr,
-            )
-            return False
-        return True
 
     def done_so_far(self) -> int:
         """Items done so far; it changes exactly when the item in flight changes."""
@@ -500,11 +470,3 @@ class resumable(Generic[T]):
 
         site = loop_identity(None, site_of(sys._getframe(1)))
         return resumable_map(fn, items, key=key, name=name, executor=executor, desc=desc, site=site)
-
-
-def _print_of(item: Any) -> str:
-    """A fingerprint of ``item`` for a probe; "" when it has none (no probe then)."""
-    try:
-        return fingerprint(item)
-    except Exception:
-        return ""
