@@ -3,6 +3,11 @@
 No IPython decorators here: the engine needs only the few parts of a shell named by `Shell`, so it
 runs against a real kernel, a terminal IPython or a test's fake alike. It never displays anything
 itself except the cell's own outputs (recorded, or replayed); notes go to the ``notify`` callback.
+
+`CheckpointRun` holds one run's state and its order of steps; the steps live beside it: a hit in
+`_restore`, saving a finished miss in `_save`, going on from an interrupted run in `_continue`,
+compiling in `_cellcode`, records/notes/progress views in `_runlog` (its base class), and the
+loops the cell runs in `_loophost`.
 """
 
 from __future__ import annotations
