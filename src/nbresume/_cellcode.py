@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .checkpoint import Shell
 
-__all__ = ["compile_cell", "flush_figures", "inherit_future", "transform"]
+__all__ = ["RESULT", "compile_cell", "flush_figures", "inherit_future", "transform"]
 
+RESULT = "__nbresume_result__"  # the last expression's value, saved among the variables
 FUTURE_FLAGS = 0  # the compiler flags of every `from __future__ import` feature
 for _feature in __future__.all_feature_names:
     FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag

@@ -39,7 +39,6 @@ import cloudpickle
 
 __all__ = [
     "DELETED",
-    "RESULT",
     "InPlace",
     "NamespacePickler",
     "Ref",
@@ -59,7 +58,6 @@ __all__ = [
 ]
 
 DELETED = "__nbresume_deleted__"  # among the saved variables: the names the run deleted
-RESULT = "__nbresume_result__"  # the last expression's value, saved among the variables
 
 IPYTHON_NAMES = frozenset(
     {"get_ipython", "In", "Out", "exit", "quit", "_ih", "_oh", "_dh", "_sh", "_exit_code"}

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import _globalstate
 from ._capture import emit_execute_result, has_result, replay
-from ._cellcode import inherit_future
+from ._cellcode import RESULT, inherit_future
 from ._history import promote, restored_loops, resumed_text
-from ._namespace import DELETED, RESULT, apply_values, setting_magics
+from ._namespace import DELETED, apply_values, setting_magics
 from ._progress import PhaseProgress, format_duration, format_when
 from ._runlog import phases
 from .errors import CheckpointWarning

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import _globalstate
 from ._capture import has_result, merge_streams, strip_for_replay
+from ._cellcode import RESULT
 from ._history import Version, history_limit, loop_summary, push_version, run_reason
 from ._keys import cell_key
-from ._namespace import RESULT
 from ._progress import format_duration
 from ._runlog import phases
 from ._serialize import dumps_namespace

@@ -29,7 +29,7 @@ from ._capture import (
     emit_execute_result,
     spill_directory,
 )
-from ._cellcode import compile_cell, flush_figures, transform
+from ._cellcode import RESULT, compile_cell, flush_figures, transform
 from ._continue import (
     earlier_interrupted,
     items_done,
@@ -57,7 +57,6 @@ from ._keys import (
 )
 from ._loophost import CellLoops
 from ._namespace import (
-    RESULT,
     Ref,
     Unresolved,
     analysis_source,
