@@ -133,7 +133,7 @@ class CellLoops:
     def _configure(self, loop: Any) -> None:
         every = self.run.options.every
         if every is not None and loop._every_items is None and loop._every_seconds is None:
-            from .resumable import parse_every
+            from ._policy import parse_every
 
             loop._every_items, loop._every_seconds = parse_every(every)
         phase = self.run.phase

@@ -98,7 +98,7 @@ def parse_cell_args(line: str) -> checkpoint.CheckpointOptions:
             check_expression(args.validate)
         every: int | str | None = args.every
         if every is not None:
-            from .resumable import parse_every
+            from ._policy import parse_every
 
             parse_every(every)
     except (ValueError, NbresumeError) as exc:

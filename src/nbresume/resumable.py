@@ -7,45 +7,33 @@ reads, progress, snapshots) happens every K items, K adapted to the loop's speed
 
 from __future__ import annotations
 
-import dis
 import enum
-import functools
 import itertools
-import re
 import sys
 import weakref
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from types import CodeType, FrameType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from types import FrameType
+from typing import Any, Generic, TypeVar
 
 from . import _host
 from ._host import LoopHost, LoopState
 from ._keys import fingerprint
+from ._loopruns import FAST_KEY_TYPES, print_of, run_batches, run_items, run_plain
 from ._loopsite import kept_reason, loop_identity, refuse_inexact, site_of
 from ._ownhost import Guard, OwnHost, note_plain
+from ._policy import SNAPSHOT_BUDGET, parse_every
 from ._progress import LoopProgress
 from .errors import CheckpointError
 
-if TYPE_CHECKING:
-    pass
-
-__all__ = ["Position", "resumable"]
+__all__ = ["SNAPSHOT_BUDGET", "Position", "resumable"]  # SNAPSHOT_BUDGET: the docs cite it
 
 T = TypeVar("T")
 
-CHECK_SECONDS = 0.02  # aim for a clock read about this often, whatever the loop's speed
-# by default a snapshot at a boundary as soon as the loop ran 50 times the last one's cost: a
-# cheap save (2 ms) after every item of 0.1 s or more, an expensive one (1 s) every 50 s
-SNAPSHOT_BUDGET = 0.02
-LAST_SNAPSHOT_SECONDS = 1.0  # the boundary after the last item is saved only when cheaper
 PROGRESS_SECONDS = 0.1  # listeners (widget, on_progress) hear at most 10 times a second
-MAX_STEP = 100_000  # never go longer than this many items without a clock read
 
 _SIMPLE_KEYS = (str, bytes, int, float, bool, type(None), PurePath)
-_FAST_KEY_TYPES = frozenset({str, bytes, int, float, bool, type(None)})  # exact types, no subclass
 
 
 @dataclass(frozen=True)
@@ -105,38 +93,6 @@ def check_key(key: Any) -> None:
             "only itself: after a restart no saved key would match it and done items would run "
             "again; return a str, int or tuple from key= (e.g. key=lambda job: job.id)"
         )
-
-
-_EVERY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\s*$")
-
-
-def parse_every(every: int | float | str | None) -> tuple[int | None, float | None]:
-    """``5`` -> every 5 items; ``"30s"`` -> every 30 seconds; None -> adaptive."""
-    if every is None:
-        return None, None
-    if isinstance(every, bool):
-        raise CheckpointError(f"every={every!r} is not valid; give a number of items or '30s'")
-    if isinstance(every, int):
-        if every < 1:
-            raise CheckpointError(
-                f"every={every!r} is not valid; give a number of items >= 1 or seconds like '30s'"
-            )
-        return every, None
-    if isinstance(every, float):
-        seconds = every
-    else:
-        text = str(every)
-        if text.strip().isdigit():
-            return parse_every(int(text))
-        match = _EVERY_RE.match(text)
-        if match is None:
-            raise CheckpointError(
-                f"every={every!r} is not valid; give a number of items (5) or seconds ('30s')"
-            )
-        seconds = float(match.group(1))
-    if seconds <= 0:
-        raise CheckpointError(f"every={every!r} is not valid; the interval must be positive")
-    return None, seconds
 
 
 class resumable(Generic[T]):
@@ -299,7 +255,7 @@ class resumable(Generic[T]):
             key = default_key(item, index)
             if index == 0 and type(key) is Position:
                 # NB. a probe of the items (`_probes`), before the loop body changes the item
-                self._first_print = _print_of(item)
+                self._first_print = print_of(item)
                 self._first_same = self._first_print == self._expect.get(0, self._first_print)
             return key
         try:
@@ -347,7 +303,7 @@ class resumable(Generic[T]):
         seq = self._seq
         assert seq is not None
         chunk = seq[start:stop]
-        if isinstance(chunk, range) or all(type(item) in _FAST_KEY_TYPES for item in chunk):
+        if isinstance(chunk, range) or all(type(item) in FAST_KEY_TYPES for item in chunk):
             return chunk
         return [default_key(seq[i], i) for i in range(start, stop)]
 
@@ -377,38 +333,8 @@ class resumable(Generic[T]):
         if after >= len(seq) or type(default_key(seq[0], 0)) is not Position:
             return ()
         if self._probe is None or self._probe[0] != after:
-            self._probe = (after, _print_of(seq[after]))
+            self._probe = (after, print_of(seq[after]))
         return (self._probe,) if self._probe[1] else ()
-
-    def _same_items(self, host: LoopHost) -> bool:
-        """Whether the items at the probed positions are those of the interrupted run; a change
-        is refused in a checkpoint cell (its variables hold the results of the other items)."""
-        expect, self._expect = self._expect, {}
-        seq = self._seq
-        for index, mark in expect.items():
-            if seq is None:
-                same = index != 0 or self._first_same
-            else:
-                same = index < len(seq) and _print_of(seq[index]) == mark
-            if same:
-                continue
-            if not isinstance(host, OwnHost):
-                where = f"line {self.site.lineno}" + (
-                    f" ({self.site.text!r})" if self.site.text else ""
-                )
-                raise CheckpointError(
-                    f"{where}: item {index + 1} is not the one of the interrupted run (the items "
-                    "are keyed by position and their source changed): the saved results belong "
-                    "to other items; run the cell with --force to start over, or pass key= to "
-                    "match items by an id"
-                )
-            print(
-                f"nbresume: the items of {self.identity!r} changed since the interrupted run "
-                f"(item {index + 1} differs; they are keyed by position): starting over",
-                file=sys.stderr,
-            )
-            return False
-        return True
 
     def done_so_far(self) -> int:
         """Items done so far; it changes exactly when the item in flight changes."""
@@ -445,7 +371,7 @@ class resumable(Generic[T]):
         kept = kept_reason(self.site) if host is None else None
         if kept is not None:  # NB. decided before a host opens the store: nothing to save
             note_plain(kept)
-            gen: Iterator[Any] = self._run_plain()
+            gen: Iterator[Any] = run_plain(self)
             self._gen = weakref.ref(gen)
             return gen
         if host is None:
@@ -454,227 +380,14 @@ class resumable(Generic[T]):
         reason = host.plain_reason(self.site)
         if reason is not None:
             host.note_plain(reason)
-            gen = self._run_plain()
+            gen = run_plain(self)
         else:
             self._host = host
-            gen = self._run(host, own) if self._batch is None else self._run_batches(host, own)
+            gen = (
+                run_items(self, host, own) if self._batch is None else run_batches(self, host, own)
+            )
         self._gen = weakref.ref(gen)
         return gen
-
-    def _attach(self, host: LoopHost) -> Counter[Any]:
-        saved = host.attach(self)
-        if saved is None:
-            return Counter()
-        if self._keyfn is None and saved.probes and not self._restored:
-            self._expect = dict(saved.probes)
-            if self._seq is not None and not self._same_items(host):
-                return Counter()
-        remaining: Counter[Any] = Counter()
-        for chunk in saved.chunks:
-            self._freeze(chunk)
-            remaining.update(chunk)
-        self.progress.skipped = self.progress.done = self._prior_count
-        return remaining
-
-    def _forget_prior(self) -> None:
-        self._prior, self._prior_count = [], 0
-        self.progress.skipped = self.progress.done = 0
-
-    def _run_plain(self) -> Iterator[Any]:
-        """A loop that cannot resume mid-way where it is: it runs every item, with progress."""
-        done = 0
-        items: Iterable[Any] = self._items
-        if self._batch is not None:
-            items = _batched(iter(self._items), self._batch)
-        try:
-            for item in items:
-                yield item
-                done += 1
-                self._tick(done)
-            self.progress.status = "done"
-        except GeneratorExit:
-            self.progress.status = "interrupted"
-            raise
-        except BaseException:
-            self.progress.status = "failed"
-            raise
-        finally:
-            self._emit(force=True)
-
-    def _run(self, host: LoopHost, own: OwnHost | None) -> Iterator[T]:
-        guard = Guard(host) if own is not None else None
-        complete = False
-        index = n = 0
-        clock = self.progress.clock
-        step = 1
-        try:
-            remaining = self._attach(host)  # NB. in the try: a refusal still detaches the loop
-            it = iter(self._items)
-            policy = _Policy(self, host, clock())
-            last_check = policy.last
-            if guard is not None:
-                guard.install()
-            if own is not None:
-                own.enter()
-            # catch-up: skip the items a saved state says are done, compute keys one by one;
-            # every item is a boundary here (a saved key may never come: a removed item)
-            while remaining:
-                item = next(it, _END)
-                if item is _END:
-                    break
-                key = self._key(item, index)
-                if index == 0 and self._expect and not self._same_items(host):
-                    remaining.clear()  # outside cells: nothing skipped yet, start over
-                    self._forget_prior()
-                index += 1
-                if remaining[key] > 0:
-                    remaining[key] -= 1
-                    if not remaining[key]:
-                        del remaining[key]
-                    continue
-                self._current_key = key
-                yield item
-                self._done.append(key)
-                done = self._prior_count + len(self._done)
-                now = clock()
-                self._tick(done, now)
-                policy.boundary(now, done)
-                if self._switch is not None:
-                    it = self._switched(index)
-            # fast path: one comparison per item; keys of sequences are computed at snapshot time
-            self._fast_from = self._pos = self._seq_have = index
-            self._fast_base = self._prior_count + len(self._done)
-            self._fast = True
-            next_check = n = index
-            keyed = self._seq is None or self._keyfn is not None  # a failing key= fails now
-            plain = self._keyfn is None
-            done_append = self._done.append
-            key_of = self._key
-            start = index
-            while True:
-                for n, item in enumerate(it, start):
-                    if keyed:
-                        key = item if plain and type(item) in _FAST_KEY_TYPES else key_of(item, n)
-                        yield item
-                        done_append(key)
-                    else:
-                        yield item
-                    if n < next_check:
-                        continue
-                    # -- every K items: clock, progress, snapshot policy (a boundary: item n done)
-                    self._pos = n + 1
-                    now = clock()
-                    done = self.done_count(n + 1)
-                    self._tick(done, now)
-                    now = policy.boundary(now, done)
-                    elapsed = now - last_check
-                    last_check = now
-                    grown = int(step * CHECK_SECONDS / elapsed) if elapsed > 0 else 2 * step
-                    step = max(1, min(grown, 2 * step, MAX_STEP))
-                    if policy.every_items is not None:
-                        step = min(step, policy.every_items - done % policy.every_items)
-                    next_check = n + step
-                    if self._switch is not None:  # a restore put the restored items in place
-                        it, start = self._switched(n + 1), n + 1
-                        break
-                else:
-                    break
-            self._pos = self._position_after(index)
-            complete = True
-            done = self.done_count(self._pos)
-            self._tick(done)
-            policy.boundary(clock(), done, last=True)
-        except GeneratorExit:
-            self.progress.status = "interrupted"
-            self.left_by = _closed_by_exception(sys._getframe(1))
-            if self._fast:
-                self._pos = n  # the item in flight is not done
-                self.progress.done = self.done_count(n)
-            raise
-        except BaseException as exc:
-            self.progress.status = "failed"
-            self.left_by = type(exc).__name__
-            # NB. _pos == n + 1: raised at item n's boundary (a stop, after its snapshot): done
-            if self._fast and self._pos != n + 1:
-                self._pos = n
-                self.progress.done = self.done_count(n)
-            raise
-        finally:
-            self._finish(host, own, guard, complete)
-
-    def _position_after(self, index: int) -> int:
-        seq = self._seq
-        if seq is not None:
-            return len(seq)
-        return index + self._prior_count + len(self._done) - self._fast_base
-
-    def _run_batches(self, host: LoopHost, own: OwnHost | None) -> Iterator[Any]:
-        """``batch=N``: lists of N items, each batch done as a whole (keys recorded together)."""
-        guard = Guard(host) if own is not None else None
-        complete = False
-        size = self._batch or 1
-        clock = self.progress.clock
-        try:
-            remaining = self._attach(host)
-            policy = _Policy(self, host, clock())
-            if guard is not None:
-                guard.install()
-            if own is not None:
-                own.enter()
-            batch: list[Any] = []
-            keys: list[Any] = []
-            for index, item in enumerate(self._items):
-                key = self._key(item, index)
-                if index == 0 and self._expect and not self._same_items(host):
-                    remaining.clear()  # outside cells: nothing skipped yet, start over
-                    self._forget_prior()
-                if remaining[key] > 0:
-                    remaining[key] -= 1
-                    continue
-                batch.append(item)
-                keys.append(key)
-                if len(batch) < size:
-                    continue
-                self._current_key = keys[0]
-                yield batch
-                self._done.extend(keys)
-                batch, keys = [], []
-                now = clock()
-                done = -(-(self._prior_count + len(self._done)) // size)
-                self._tick(done, now)
-                policy.boundary(now, done)
-            if batch:
-                self._current_key = keys[0]
-                yield batch
-                self._done.extend(keys)
-            complete = True
-            done = -(-(self._prior_count + len(self._done)) // size)
-            self._tick(done)
-            policy.boundary(clock(), done, last=True)
-        except GeneratorExit:
-            self.progress.status = "interrupted"
-            self.left_by = _closed_by_exception(sys._getframe(1))
-            raise
-        except BaseException as exc:
-            self.progress.status = "failed"
-            self.left_by = type(exc).__name__
-            raise
-        finally:
-            self._finish(host, own, guard, complete)
-
-    def _finish(
-        self, host: LoopHost, own: OwnHost | None, guard: Guard | None, complete: bool
-    ) -> None:
-        if complete:
-            self.progress.status = "done"
-        try:
-            host.detach(self, complete)
-        finally:
-            if guard is not None:
-                guard.remove()
-            if own is not None:
-                own.close()
-            self._emit(force=True)
 
     # -- progress -----------------------------------------------------------------------------
 
@@ -757,89 +470,3 @@ class resumable(Generic[T]):
 
         site = loop_identity(None, site_of(sys._getframe(1)))
         return resumable_map(fn, items, key=key, name=name, executor=executor, desc=desc, site=site)
-
-
-_END: Any = object()
-
-
-def _print_of(item: Any) -> str:
-    """A fingerprint of ``item`` for a probe; "" when it has none (no probe then)."""
-    try:
-        return fingerprint(item)
-    except Exception:
-        return ""
-
-
-# the instructions that drop a for statement's iterator on purpose (break, return, continue to
-# an outer loop); anything else closing the loop is an exception unwinding the caller's frame
-_DROPS_ITERATOR = frozenset({"POP_TOP", "POP_ITER"})
-
-
-def _closed_by_exception(closer: FrameType | None) -> str | None:
-    """-> "an exception" when the frame that closed the loop's generator is unwinding one.
-
-    NB. Python hides the exception being propagated from the generator it closes; the caller's
-    instruction tells them apart: a break pops the iterator, an exception is raised elsewhere.
-    """
-    if closer is None:
-        return None
-    opname = _opname_at(closer.f_code, closer.f_lasti)
-    return None if opname in _DROPS_ITERATOR else "an exception"
-
-
-@functools.lru_cache(maxsize=256)
-def _opnames(code: CodeType) -> dict[int, str]:
-    return {i.offset: i.opname for i in dis.get_instructions(code)}
-
-
-def _opname_at(code: CodeType, offset: int) -> str:
-    names = _opnames(code)
-    while offset >= 0 and offset not in names:  # NB. inside an instruction's inline caches
-        offset -= 2
-    return names.get(offset, "")
-
-
-def _batched(it: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    while batch := list(itertools.islice(it, size)):
-        yield batch
-
-
-class _Policy:
-    """When a loop snapshots, at its boundaries: every ``every`` items or seconds when given; else
-    as often as the 2% budget allows (a cheap save after every item), so a kill loses about one
-    item when saving is cheap, and an expensive save waits until the loop earned its cost."""
-
-    def __init__(self, loop: resumable[Any], host: LoopHost, now: float) -> None:
-        self.loop = loop
-        self.host = host
-        self.last = now
-        self.cost = 0.0
-        self.saved = 0
-        self.every_items = loop._every_items
-        self.every_seconds = loop._every_seconds
-        self.final = not isinstance(host, OwnHost)  # its completed loops keep no progress
-
-    def boundary(self, now: float, done: int, last: bool = False) -> float:
-        """Item ``done`` just finished and the next has not started; -> the clock after it."""
-        if not last and self.host.stopping():
-            self.host.snapshot("interrupt", self.loop)
-            raise KeyboardInterrupt
-        every_items = self.loop._every_items  # NB. the cell's --every is set in attach
-        self.every_items = every_items
-        if every_items is not None:
-            due = last or done % every_items == 0
-        elif self.loop._every_seconds is not None:
-            due = now - self.last >= self.loop._every_seconds
-        else:
-            due = now - self.last >= self.cost / SNAPSHOT_BUDGET
-            due = due and (not last or self.cost < LAST_SNAPSHOT_SECONDS)
-        if not due or (last and not self.final):
-            return now
-        cost = self.host.snapshot("periodic", self.loop)
-        # NB. the first save pays for opening the store: not what the next ones will cost
-        self.cost = cost if self.saved else 0.0
-        self.saved += 1
-        progress = self.loop.progress
-        self.last = progress.last_snapshot = progress.clock()
-        progress.snapshots += 1
-        return self.last
