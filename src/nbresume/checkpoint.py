@@ -45,13 +45,10 @@ from ._history import (
 )
 from ._host import LoopState
 from ._keys import (
-    BUDGET_SECONDS,
-    FingerprintError,
     analyze_cell,
     cell_key,
     describe_change,
     file_inputs,
-    fingerprint,
     hash_text,
     normalize_source,
 )
@@ -464,11 +461,6 @@ class CheckpointRun(RunLog):
         return body, expr
 
 
-SESSION_MAGICS = frozenset(
-    {"matplotlib", "config", "load_ext", "reload_ext", "precision", "autoreload", "aimport"}
-)  # line magics that configure the session, not the namespace: a hit runs them again
-
-
 def _prepare(
     shell: Shell,
     cell: str,
@@ -567,16 +559,6 @@ def _is_empty(shell: Shell, cell: str, options: CheckpointOptions, notify: Notif
         text = f"%%checkpoint {name}: the cell is empty; nothing to run or save"
         notify(Note("empty", options.name or "", text))
     return empty
-
-
-def _moved(value: Any, before: str) -> bool:
-    """Did an input change in place? One that cannot be fingerprinted is left alone."""
-    if before.startswith(UNREADABLE):
-        return False
-    try:
-        return fingerprint(value, budget=BUDGET_SECONDS) != before
-    except FingerprintError:
-        return False
 
 
 def _unresolved(exc: Unresolved) -> str:
