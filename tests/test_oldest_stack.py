@@ -69,3 +69,17 @@ def test_a_pyproject_with_a_floorless_dependency_fails_with_a_message(
     pyproject.write_text('[project]\nname = "x"\ndependencies = ["ipython>=8.10", "diskcache"]\n')
     assert _load().main([str(pyproject)]) == 1
     assert "'diskcache' has no single lower bound" in capsys.readouterr().err
+
+
+def test_the_oldest_python_is_the_lower_bound_of_requires_python(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.10"
+    assert _load().main(["--python", str(REPO / "pyproject.toml")]) == 0
+    assert capsys.readouterr().out == "3.10\n"
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\nrequires-python = "!=3.9.*"\ndependencies = []\n')
+    assert _load().main(["--python", str(pyproject)]) == 1
+    assert "requires-python '!=3.9.*' has no single lower bound" in capsys.readouterr().err
