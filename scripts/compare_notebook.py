@@ -150,10 +150,14 @@ def compare(path: Path, workdir: Path, timeout: int = 600, options: str = "") ->
     plain_nb, wrapped_nb = variants(nb, options)
     home = workdir / "home"
     home.mkdir(parents=True, exist_ok=True)
-    for extra in path.parent.iterdir():  # data files next to the notebook
-        if extra.is_file() and extra.suffix != ".ipynb":
-            for folder in ("plain", "nbresume"):
-                (workdir / folder).mkdir(parents=True, exist_ok=True)
+    for extra in path.parent.iterdir():  # data files and folders (data/) next to the notebook
+        if extra.name.startswith(".") or extra.suffix == ".ipynb":
+            continue
+        for folder in ("plain", "nbresume"):
+            (workdir / folder).mkdir(parents=True, exist_ok=True)
+            if extra.is_dir():
+                shutil.copytree(extra, workdir / folder / extra.name, dirs_exist_ok=True)
+            elif extra.is_file():
                 shutil.copy(extra, workdir / folder / extra.name)
     import copy
 

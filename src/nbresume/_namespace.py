@@ -11,8 +11,9 @@ The rules, in the order the engine applies them:
   (`analysis_source`).
 - Saved: the names a top-level statement binds (`unconditional`), plus any name whose binding
   changed during the run (assigned in a branch taken, by ``%run`` or by a function declaring
-  ``global``); deleted names are deleted by a hit; closed files and finished generators are
-  dropped quietly (`is_dead`).
+  ``global``); deleted names are deleted by a hit; a finished generator comes back used up
+  (`Finished`), other dead handles (closed files, sockets) are not saved and a hit deletes their
+  names, so an older value never shows through (`is_dead`).
 - Inputs changed in place (``registry.update(...)``, ``model.fit(X)``, also through a notebook
   function that mutates a global it reads) are saved as `InPlace` content and restored into the
   live object.
@@ -39,6 +40,7 @@ import cloudpickle
 
 __all__ = [
     "DELETED",
+    "Finished",
     "InPlace",
     "NamespacePickler",
     "Ref",
@@ -333,6 +335,27 @@ def is_dead(value: Any) -> bool:
         return getattr(value, "closed", None) is True or getattr(value, "_closed", None) is True
     except Exception:  # a property that raises on a dead object
         return False
+
+
+def _nothing() -> Iterator[Any]:
+    yield from ()
+
+
+def finished_generator() -> Iterator[Any]:
+    """A generator that is used up: what a hit binds where the run left a finished one."""
+    generator = _nothing()
+    for _ in generator:
+        pass
+    return generator
+
+
+class Finished:
+    """Saved in place of a finished generator (generators cannot be pickled): a hit binds the
+    name to a used-up generator as the run did, so ``list(G)`` after it gives ``[]`` and never
+    an older value of ``G``."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (finished_generator, ())
 
 
 # -- saving and restoring -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ to save, as `_namespace` markers, and the pickler that keeps notebook objects li
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 import types
 from collections.abc import Iterable, Mapping
@@ -17,6 +18,7 @@ from typing import Any
 from ._keys import BUDGET_SECONDS, CellNames, FingerprintError, fingerprint, fingerprint_input
 from ._namespace import (
     DELETED,
+    Finished,
     InPlace,
     NamespacePickler,
     Ref,
@@ -187,14 +189,19 @@ class NamespaceTracker:
             ):
                 refs[id(value)] = name
         values: dict[str, Any] = {}
+        dead: list[str] = []
         for name in assigned:
             value = ns[name]
             shell = ShellRef.of(value, self.shell)
             if shell is not None:
                 values[name] = shell  # IPython's own objects are never saved: the live ones
                 continue
-            if is_dead(value):
-                continue  # a closed file, a finished generator: nothing to bring back
+            if is_dead(value):  # nothing to bring back; an older value must not show instead
+                if inspect.isgenerator(value):
+                    values[name] = Finished()
+                else:
+                    dead.append(name)
+                continue
             live = refs.get(id(value))
             values[name] = Ref(live) if live is not None and live != name else value
         values.update(changed)
@@ -202,7 +209,7 @@ class NamespaceTracker:
             n
             for n in self.ids.keys() | self.deletes
             if n not in ns and n not in skipped and not is_ipython(n)
-        ]
+        ] + dead
         if deleted:
             values[DELETED] = deleted
         self.refs = refs

@@ -1,0 +1,57 @@
+"""Differences found by running public notebooks under ``%%checkpoint`` (scripts/compare_notebook.py
+on Whirlwind Tour of Python, Python Data Science Handbook, statsmodels examples), each reduced to
+the idiom that caused it. In-process: a "new kernel" is a reset namespace over the same store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from IPython.core.interactiveshell import InteractiveShell
+
+from conftest import CellRun, runs
+from test_inputs import new_kernel, ok, restored
+
+RunCell = Callable[..., CellRun]
+
+# -- dead values: a hit gives the name what a run gives it, never an older value ---------------
+
+# Whirlwind Tour 12-Generators: `G = (n ** 2 for n in range(12)); list(G)` then `list(G)`
+USED_UP = "%%checkpoint squares\ntick()\nG = (n ** 2 for n in range(12))\nfirst = list(G)\n"
+
+
+def test_a_finished_generator_comes_back_finished_in_a_new_kernel(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    ok(run_cell(USED_UP))
+    new_kernel(shell)
+    assert restored(ok(run_cell(USED_UP)))
+    assert runs() == 1
+    again = ok(run_cell("second = list(G)"))
+    assert again.result.result is None
+    assert shell.user_ns["second"] == []
+    assert shell.user_ns["first"] == [n**2 for n in range(12)]
+
+
+def test_a_hit_never_leaves_an_older_value_under_a_finished_generators_name(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    ok(run_cell(USED_UP))
+    new_kernel(shell)
+    ok(run_cell("G = [1, 2]"))  # an earlier cell of the notebook bound G to a list
+    assert restored(ok(run_cell(USED_UP)))
+    ok(run_cell("second = list(G)"))
+    assert shell.user_ns["second"] == []
+
+
+def test_a_hit_never_leaves_an_older_value_under_a_closed_files_name(
+    shell: InteractiveShell, run_cell: RunCell, tmp_path: Path
+) -> None:
+    (tmp_path / "data.txt").write_text("abc")
+    cell = "%%checkpoint read\ntick()\nwith open('data.txt') as f:\n    text = f.read()\n"
+    ok(run_cell(cell))
+    new_kernel(shell)
+    ok(run_cell("f = 'an older value'"))
+    assert restored(ok(run_cell(cell)))
+    assert runs() == 1
+    assert shell.user_ns.get("f") != "an older value"
