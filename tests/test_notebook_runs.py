@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from conftest import CellRun, runs
+from nbresume._keys import fingerprint
 from test_inputs import new_kernel, ok, restored
 
 RunCell = Callable[..., CellRun]
@@ -55,3 +57,50 @@ def test_a_hit_never_leaves_an_older_value_under_a_closed_files_name(
     assert restored(ok(run_cell(cell)))
     assert runs() == 1
     assert shell.user_ns.get("f") != "an older value"
+
+
+# -- caches Python keeps on a notebook class are not its code -----------------------------------
+
+# statsmodels generic_mle: `class MyProbit(GenericLikelihoodModel)`, then a cell saving
+# `MyProbit(endog, exog).fit()` and cells reading the result: never restored, because pickling an
+# instance makes copyreg cache `__slotnames__` on the class, and the class's fingerprint changed.
+MODEL = "class Model:\n    def __init__(self, k):\n        self.k = k\n"
+
+
+def test_a_cell_saving_an_instance_of_a_notebook_class_restores(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    ok(run_cell(MODEL))
+    cell = "%%checkpoint fit\ntick()\nm = Model(3)\n"
+    ok(run_cell(cell))
+    assert restored(ok(run_cell(cell)))
+    assert runs() == 1
+
+
+@pytest.mark.parametrize(
+    "touch",
+    ["pickle.dumps(Model(1))", "copy.copy(Model(1))", "copy.deepcopy([Model(1)])"],
+)
+def test_pickling_or_copying_an_instance_leaves_the_class_fingerprint(
+    shell: InteractiveShell, run_cell: RunCell, touch: str
+) -> None:
+    ok(run_cell(MODEL))
+    before = fingerprint(shell.user_ns["Model"])
+    ok(run_cell(f"import copy, pickle\n{touch}"))
+    assert fingerprint(shell.user_ns["Model"]) == before
+
+
+def test_isinstance_checks_on_a_notebook_abc_leave_its_fingerprint(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    ok(run_cell("import abc\nclass Base(abc.ABC):\n    pass\nclass Impl(Base):\n    pass\n"))
+    before = fingerprint(shell.user_ns["Base"])
+    ok(run_cell("isinstance(Impl(), Base), issubclass(int, Base), isinstance(1, Base)"))
+    assert fingerprint(shell.user_ns["Base"]) == before
+
+
+def test_a_changed_slots_class_still_counts(run_cell: RunCell) -> None:
+    ok(run_cell("class P:\n    __slots__ = ('a',)\n"))
+    before = fingerprint(run_cell("P").result.result)
+    ok(run_cell("class P:\n    __slots__ = ('a', 'b')\n"))
+    assert fingerprint(run_cell("P").result.result) != before

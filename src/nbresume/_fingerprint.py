@@ -519,13 +519,16 @@ class Walk:
         if type(cls) is not type:
             self.feed(h, type(cls))
         for name, member in sorted(vars(cls).items()):
-            if name in ("__dict__", "__weakref__", "__module__", "__doc__"):
+            if name in _NOT_CLASS_BODY:
                 continue
             h.update(name.encode())
             self.feed(h, member)
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+# members of a class that are not its body: ``__slotnames__`` is the cache copyreg sets on the
+# class the first time an instance is pickled or copied (saving one must not make it "changed")
+_NOT_CLASS_BODY = frozenset(("__dict__", "__weakref__", "__module__", "__doc__", "__slotnames__"))
 
 
 def _annotation_names(annotations: dict[str, Any]) -> list[str]:
