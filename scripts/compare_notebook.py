@@ -32,11 +32,15 @@ from typing import Any
 NOTE_KEY = "nbresume"
 CHECKPOINT_LINE = re.compile(r"^%%checkpoint\b[^\n]*\n?")
 LOAD_EXT = re.compile(r"^\s*%load_ext\s+nbresume\s*$", re.MULTILINE)
-# text that differs between two honest runs of one cell: timings, addresses, temporary paths
+# text that differs between two honest runs of one cell: timings, addresses, temporary paths,
+# the clock (statsmodels' summary() prints the date and time), %timeit's loop count
 VOLATILE = [
     (re.compile(r"0x[0-9a-f]{6,}"), "0x…"),
     (re.compile(r"\d+(\.\d+)?\s*(ns|µs|us|ms|s)\b"), "T"),
     (re.compile(r"/tmp/[^\s'\"]+"), "/tmp/…"),
+    (re.compile(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4}\b"), "DATE"),
+    (re.compile(r"\b\d{2}:\d{2}:\d{2}\b"), "HH:MM:SS"),
+    (re.compile(r"\b[\d,]+ loops? each\b"), "N loops each"),
 ]
 
 
@@ -89,7 +93,7 @@ def own(outputs: list[Any]) -> list[dict[str, Any]]:
             merged[-1] = {**last, "text": last["text"] + output["text"]}
         else:
             merged.append(output)
-    text = json.dumps(merged, sort_keys=True)
+    text = json.dumps(merged, sort_keys=True, ensure_ascii=False)  # "µs" stays one word
     for pattern, replacement in VOLATILE:
         text = pattern.sub(replacement, text)
     return list(json.loads(text))
