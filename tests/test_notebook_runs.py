@@ -12,6 +12,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from conftest import CellRun, runs
 from nbresume._keys import fingerprint
+from nbresume.errors import CheckpointWarning
 from test_inputs import new_kernel, ok, restored
 
 RunCell = Callable[..., CellRun]
@@ -104,3 +105,42 @@ def test_a_changed_slots_class_still_counts(run_cell: RunCell) -> None:
     before = fingerprint(run_cell("P").result.result)
     ok(run_cell("class P:\n    __slots__ = ('a', 'b')\n"))
     assert fingerprint(run_cell("P").result.result) != before
+
+
+# -- a variable the run could not save: never an older value on a hit --------------------------
+
+# Whirlwind Tour 14-Strings: `regex = re.compile('fox'); match = regex.search(line)` (a re.Match
+# cannot be pickled); 12-Generators: `G = (...)` left suspended. A hit in a new kernel left the
+# name to whatever an earlier cell bound to it.
+UNPICKLABLE = [
+    pytest.param("import re\nmatch = re.compile('fox').search('a fox')\n", "match", id="re-match"),
+    pytest.param("G = (i for i in range(9))\nfirst = next(G)\n", "G", id="live-generator"),
+]
+
+
+@pytest.mark.parametrize(("body", "name"), UNPICKLABLE)
+def test_an_unsaved_variable_is_not_left_to_an_older_value_in_a_new_kernel(
+    shell: InteractiveShell, run_cell: RunCell, body: str, name: str
+) -> None:
+    cell = f"%%checkpoint unsaved\ntick()\n{body}"
+    with pytest.warns(CheckpointWarning, match=f"could not save variable '{name}'"):
+        ok(run_cell(cell))
+    new_kernel(shell)
+    ok(run_cell(f"{name} = 'an older value'"))
+    with pytest.warns(CheckpointWarning, match=f"'{name}'.*could not be saved.*--force"):
+        assert restored(ok(run_cell(cell)))
+    assert runs() == 1
+    assert name not in shell.user_ns
+
+
+@pytest.mark.parametrize(("body", "name"), UNPICKLABLE)
+def test_an_unsaved_variable_stays_on_a_hit_in_the_kernel_that_made_it(
+    shell: InteractiveShell, run_cell: RunCell, body: str, name: str
+) -> None:
+    cell = f"%%checkpoint unsaved\ntick()\n{body}"
+    with pytest.warns(CheckpointWarning, match=f"could not save variable '{name}'"):
+        ok(run_cell(cell))
+    live = shell.user_ns[name]
+    assert restored(ok(run_cell(cell)))
+    assert runs() == 1
+    assert shell.user_ns[name] is live

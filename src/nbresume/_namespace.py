@@ -30,13 +30,17 @@ import contextvars
 import functools
 import inspect
 import re
+import secrets
 import sys
 import types
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
+
+from .errors import CheckpointWarning
 
 __all__ = [
     "DELETED",
@@ -46,6 +50,7 @@ __all__ = [
     "Ref",
     "ShellRef",
     "Unresolved",
+    "Unsaved",
     "analysis_source",
     "apply_values",
     "deleted_names",
@@ -358,6 +363,32 @@ class Finished:
         return (finished_generator, ())
 
 
+# The values runs of this kernel could not save, by name (the latest one only): a hit keeps one
+# only while the name still holds it. Kept alive here so that its id cannot be reused.
+_UNSAVED: dict[str, tuple[str, Any]] = {}
+_KERNEL = secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class Unsaved:
+    """Saved in place of a variable that could not be pickled. A hit keeps the value the run left
+    while this kernel's name still holds it; anywhere else it deletes the name with a warning, so
+    a later cell fails loudly instead of reading what an earlier cell bound to that name."""
+
+    token: str
+    why: str
+
+    @classmethod
+    def of(cls, name: str, value: Any, why: str) -> Unsaved:
+        token = f"{_KERNEL}:{id(value)}"
+        _UNSAVED[name] = (token, value)
+        return cls(token, why)
+
+    def kept(self, ns: Mapping[str, Any], name: str) -> bool:
+        token, value = _UNSAVED.get(name, ("", None))
+        return token == self.token and name in ns and ns[name] is value
+
+
 # -- saving and restoring -----------------------------------------------------------------------
 
 
@@ -502,6 +533,15 @@ def apply_values(ns: dict[str, Any], values: Mapping[str, Any]) -> None:
             shell = ns["get_ipython"]() if "get_ipython" in ns else None
             if shell is not None:
                 ns[name] = shell if value.attr is None else getattr(shell, value.attr)
+        elif isinstance(value, Unsaved):
+            if not value.kept(ns, name):
+                ns.pop(name, None)
+                warnings.warn(
+                    f"variable {name!r} of the restored run could not be saved ({value.why}), "
+                    f"so it is not defined now; --force runs the cell again to make it",
+                    CheckpointWarning,
+                    stacklevel=2,
+                )
         elif isinstance(value, InPlace):
             live = ns.get(name)
             if not _write_in_place(live, value):
