@@ -11,7 +11,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from conftest import CellRun, runs
-from nbresume._keys import fingerprint
+from nbresume._keys import FingerprintError, fingerprint
 from nbresume.errors import CheckpointWarning
 from test_inputs import new_kernel, ok, restored
 
@@ -144,3 +144,52 @@ def test_an_unsaved_variable_stays_on_a_hit_in_the_kernel_that_made_it(
     assert restored(ok(run_cell(cell)))
     assert runs() == 1
     assert shell.user_ns[name] is live
+
+
+# -- a finished generator as an input: nothing is left to read, so it has a fingerprint ---------
+
+# Whirlwind Tour 12-Generators: `list(G)` after the cell that used G up: refused every time with
+# "cannot fingerprint G (type generator: its items are used up when read)".
+
+
+def test_a_finished_generator_is_an_input_with_a_fingerprint(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    ok(run_cell(USED_UP))
+    cell = "%%checkpoint again\ntick('again')\nsecond = list(G)\n"
+    ok(run_cell(cell))
+    assert restored(ok(run_cell(cell)))
+    new_kernel(shell)
+    assert restored(ok(run_cell(USED_UP)))  # G comes back used up, with the same fingerprint
+    assert restored(ok(run_cell(cell)))
+    assert runs("again") == 1
+    assert shell.user_ns["second"] == []
+
+
+def test_finished_generators_of_other_functions_differ_and_a_live_one_is_refused(
+    run_cell: RunCell,
+) -> None:
+    made = run_cell("def a():\n    yield 1\ndef b():\n    yield 1\nga, gb = a(), b()\n")
+    ok(made)
+    ns = run_cell("ga").result.result, run_cell("gb").result.result
+    with pytest.raises(FingerprintError, match="used up when read"):
+        fingerprint(ns[0])
+    for generator in ns:
+        list(generator)
+    assert fingerprint(ns[0]) != fingerprint(ns[1])
+    assert fingerprint(ns[0]) == fingerprint(run_cell("x = a()\nlist(x)\nx").result.result)
+
+
+def test_a_generator_the_cell_uses_up_is_refused_then_gives_what_a_plain_run_gives(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    ok(run_cell("batches = (b for b in range(3))"))
+    cell = "%%checkpoint drain\ntick()\ny = list(batches)\n"
+    with pytest.warns(CheckpointWarning, match="cannot fingerprint batches"):
+        ok(run_cell(cell))
+    assert shell.user_ns["y"] == [0, 1, 2]
+    ok(run_cell(cell))  # batches is used up now: a plain run gives []
+    assert shell.user_ns["y"] == []
+    assert restored(ok(run_cell(cell)))
+    assert shell.user_ns["y"] == []
+    assert runs() == 2

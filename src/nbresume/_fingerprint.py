@@ -405,6 +405,9 @@ class Walk:
                 self.feed(h, value.cell_contents)
             except ValueError:  # an empty cell
                 h.update(b"<empty>")
+        elif isinstance(value, types.GeneratorType) and value.gi_frame is None:
+            # finished: nothing left to read, all alike but for the name (what a hit restores)
+            h.update(f"<finished generator {value.__qualname__}>".encode())
         elif isinstance(value, _CONSUMED):
             raise FingerprintError("", _type_name(value), "its items are used up when read")
         else:

@@ -34,7 +34,7 @@ import secrets
 import sys
 import types
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -342,25 +342,31 @@ def is_dead(value: Any) -> bool:
         return False
 
 
-def _nothing() -> Iterator[Any]:
+def _nothing() -> Generator[Any]:
     yield from ()
 
 
-def finished_generator() -> Iterator[Any]:
+def finished_generator(name: str = "_nothing", qualname: str = "_nothing") -> Generator[Any]:
     """A generator that is used up: what a hit binds where the run left a finished one."""
     generator = _nothing()
     for _ in generator:
         pass
+    typed: types.GeneratorType[Any, None, None] = generator  # type: ignore[assignment]
+    typed.__name__, typed.__qualname__ = name, qualname
     return generator
 
 
+@dataclass(frozen=True)
 class Finished:
     """Saved in place of a finished generator (generators cannot be pickled): a hit binds the
-    name to a used-up generator as the run did, so ``list(G)`` after it gives ``[]`` and never
-    an older value of ``G``."""
+    name to a used-up generator of the same name as the run did, so ``list(G)`` after it gives
+    ``[]`` and never an older value of ``G``."""
+
+    name: str
+    qualname: str
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (finished_generator, ())
+        return (finished_generator, (self.name, self.qualname))
 
 
 # The values runs of this kernel could not save, by name (the latest one only): a hit keeps one

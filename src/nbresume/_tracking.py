@@ -198,13 +198,17 @@ class NamespaceTracker:
                 continue
             if is_dead(value):  # nothing to bring back; an older value must not show instead
                 if inspect.isgenerator(value):
-                    values[name] = Finished()
+                    values[name] = Finished(value.__name__, value.__qualname__)
                 else:
                     dead.append(name)
                 continue
             live = refs.get(id(value))
             values[name] = Ref(live) if live is not None and live != name else value
-        values.update(changed)
+        for name, change in changed.items():  # an input the run used up is restored used up
+            dead_generator = inspect.isgenerator(change) and is_dead(change)
+            values[name] = (
+                Finished(change.__name__, change.__qualname__) if dead_generator else change
+            )
         deleted = [
             n
             for n in self.ids.keys() | self.deletes
