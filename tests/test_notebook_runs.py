@@ -193,3 +193,33 @@ def test_a_generator_the_cell_uses_up_is_refused_then_gives_what_a_plain_run_giv
     assert restored(ok(run_cell(cell)))
     assert shell.user_ns["y"] == []
     assert runs() == 2
+
+
+# -- a dict whose attributes are its items (statsmodels' Dataset: ``self.__dict__ = self``) --------
+
+# statsmodels tsa_dates: `data = sm.datasets.sunspots.load()` restored, then every cell reading
+# `data` ran again ("input 'data' changed"): the restored copy had a __dict__ of its own.
+SELF_DICT = (
+    "class Dataset(dict):\n    def __init__(self, **kw):\n        dict.__init__(self, kw)\n"
+    "        self.__dict__ = self\n"
+)
+
+
+def test_a_restored_self_dict_is_still_its_own_dict_and_keeps_its_fingerprint(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    ok(run_cell(SELF_DICT))
+    load = "%%checkpoint load\ntick('load')\ndata = Dataset(endog=[1, 2], names=['a'])\n"
+    use = "%%checkpoint use\ntick('use')\nn = len(data.endog)\n"
+    ok(run_cell(load))
+    ok(run_cell(use))
+    new_kernel(shell)
+    ok(run_cell(SELF_DICT))
+    assert restored(ok(run_cell(load)))
+    data = shell.user_ns["data"]
+    assert data.__dict__ is data
+    data.extra = 1
+    assert data["extra"] == 1
+    del data["extra"]
+    assert restored(ok(run_cell(use)))
+    assert runs("use") == 1

@@ -582,6 +582,20 @@ def _lru_cached(fn: Any, maxsize: int | None, typed: bool) -> Any:
     return functools.lru_cache(maxsize=maxsize, typed=typed)(fn)
 
 
+def _own_dict(obj: Any) -> Any:
+    try:
+        return object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return None
+
+
+def _self_dict(cls: type[dict[Any, Any]]) -> dict[Any, Any]:
+    """An empty ``cls`` whose ``__dict__`` is itself; pickle then sets its items."""
+    obj = dict.__new__(cls)
+    obj.__dict__ = obj
+    return obj
+
+
 class NamespacePickler(cloudpickle.Pickler):  # type: ignore[misc]
     """cloudpickle, except that notebook objects stay themselves.
 
@@ -621,4 +635,8 @@ class NamespacePickler(cloudpickle.Pickler):  # type: ignore[misc]
             }
             args = (obj.__code__, obj.__name__, len(cells))
             return _function, args, state, None, None, _set_function_state
+        if isinstance(obj, dict) and type(obj) is not dict and _own_dict(obj) is obj:
+            # attributes that are the items (statsmodels' Dataset): pickle's default would load
+            # a __dict__ of its own, another value (and another fingerprint) than the one saved
+            return _self_dict, (type(obj),), None, None, iter(dict.items(obj))
         return super().reducer_override(obj)
