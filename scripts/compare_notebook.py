@@ -41,6 +41,7 @@ VOLATILE = [
     (re.compile(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4}\b"), "DATE"),
     (re.compile(r"\b\d{2}:\d{2}:\d{2}\b"), "HH:MM:SS"),
     (re.compile(r"\b[\d,]+ loops? each\b"), "N loops each"),
+    (re.compile(r"The slowest run took [^\\]*?(\\n)+"), ""),  # %timeit, on a noisy machine
 ]
 
 
