@@ -223,3 +223,15 @@ def test_a_restored_self_dict_is_still_its_own_dict_and_keeps_its_fingerprint(
     del data["extra"]
     assert restored(ok(run_cell(use)))
     assert runs("use") == 1
+
+
+def test_combining_flags_of_a_notebook_flag_enum_leaves_its_fingerprint(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    # enum caches the combination (a pseudo-member) in the class's _value2member_map_
+    ok(run_cell("import enum\nclass Perm(enum.Flag):\n    R = 1\n    W = 2\n"))
+    before = fingerprint(shell.user_ns["Perm"])
+    ok(run_cell("both = Perm.R | Perm.W\nPerm(3)"))
+    assert fingerprint(shell.user_ns["Perm"]) == before
+    ok(run_cell("class Perm(enum.Flag):\n    R = 1\n    W = 4\n"))
+    assert fingerprint(shell.user_ns["Perm"]) != before
