@@ -235,3 +235,58 @@ def test_combining_flags_of_a_notebook_flag_enum_leaves_its_fingerprint(
     assert fingerprint(shell.user_ns["Perm"]) == before
     ok(run_cell("class Perm(enum.Flag):\n    R = 1\n    W = 4\n"))
     assert fingerprint(shell.user_ns["Perm"]) != before
+
+
+# -- names a cell imports from an installed package are saved by where they come from -----------
+
+# scientific-python-lectures Lecture-5-Sympy: `from sympy import *` warned "could not save
+# variable 'cacheit'", and its checkpoint could not be read back (a sympy lazy function pickled by
+# value), so the cell never restored. A fake installed package stands in for sympy here.
+PACKAGE = '''
+import functools
+
+
+class _Meta(type):
+    @property
+    def args(cls):
+        return ()
+
+
+class Lazy(metaclass=_Meta):
+    """Pickled by value, it cannot be loaded back (a property of the metaclass has no setter)."""
+
+    args = 1
+
+
+def _cache(fn):
+    return functools.lru_cache()(fn)
+
+
+@_cache
+def cached(x):
+    return x
+
+
+cached.__qualname__ = "Lazy.args"  # as sympy's cacheit: its name does not lead back to it
+__all__ = ["Lazy", "cached", "value"]
+value = [1, 2]
+'''
+
+
+def test_a_star_import_from_an_installed_package_restores_the_packages_objects(
+    shell: InteractiveShell, run_cell: RunCell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path.parent / f"{tmp_path.name}-site"
+    site.mkdir()
+    (site / "fakesym.py").write_text(PACKAGE)
+    monkeypatch.syspath_prepend(str(site))
+    cell = "%%checkpoint star\ntick()\nfrom fakesym import *\n"
+    ok(run_cell(cell))  # NB. a CheckpointWarning fails here (filterwarnings = error)
+    new_kernel(shell)
+    assert restored(ok(run_cell(cell)))
+    assert runs() == 1
+    import fakesym  # type: ignore[import-not-found]
+
+    for name in ("Lazy", "cached"):
+        assert shell.user_ns[name] is getattr(fakesym, name)
+    assert shell.user_ns["value"] == [1, 2]  # data may be changed by the cell: saved by value

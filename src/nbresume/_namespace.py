@@ -28,6 +28,7 @@ import ast
 import contextlib
 import contextvars
 import functools
+import importlib
 import inspect
 import re
 import secrets
@@ -45,6 +46,7 @@ from .errors import CheckpointWarning
 __all__ = [
     "DELETED",
     "Finished",
+    "Imported",
     "InPlace",
     "NamespacePickler",
     "Ref",
@@ -367,6 +369,40 @@ class Finished:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (finished_generator, (self.name, self.qualname))
+
+
+@dataclass(frozen=True)
+class Imported:
+    """Saved in place of a function or class the cell imported from an installed package: a hit
+    imports it again, as running the cell would (installed code counts by name, not content;
+    some, like sympy's, cannot be pickled by value or not loaded back)."""
+
+    module: str
+    attr: str
+
+    @classmethod
+    def of(cls, value: Any, modules: Iterable[str], names: Iterable[str]) -> Imported | None:
+        if not (callable(value) or isinstance(value, types.ModuleType)):
+            return None  # data an installed package holds may be changed by the cell: by value
+        for module in modules:
+            loaded = sys.modules.get(module)
+            for attr in names:
+                if loaded is None or not isinstance(attr, str):
+                    continue
+                try:
+                    found = getattr(loaded, attr, None)
+                except Exception:  # a module's __getattr__ (lazy loaders)
+                    continue
+                if found is value:
+                    return cls(module, attr)
+        return None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_imported, (self.module, self.attr))
+
+
+def _imported(module: str, attr: str) -> Any:
+    return getattr(importlib.import_module(module), attr)
 
 
 # The values runs of this kernel could not save, by name (the latest one only): a hit keeps one

@@ -19,6 +19,7 @@ from ._keys import BUDGET_SECONDS, CellNames, FingerprintError, fingerprint, fin
 from ._namespace import (
     DELETED,
     Finished,
+    Imported,
     InPlace,
     NamespacePickler,
     Ref,
@@ -190,6 +191,7 @@ class NamespaceTracker:
                 refs[id(value)] = name
         values: dict[str, Any] = {}
         dead: list[str] = []
+        installed = [m for m in self.names.imports if not is_user_module(m)]
         for name in assigned:
             value = ns[name]
             shell = ShellRef.of(value, self.shell)
@@ -203,7 +205,11 @@ class NamespaceTracker:
                     dead.append(name)
                 continue
             live = refs.get(id(value))
-            values[name] = Ref(live) if live is not None and live != name else value
+            if live is not None and live != name:
+                values[name] = Ref(live)
+                continue
+            imported = Imported.of(value, installed, (name, getattr(value, "__name__", name)))
+            values[name] = value if imported is None else imported
         for name, change in changed.items():  # an input the run used up is restored used up
             dead_generator = inspect.isgenerator(change) and is_dead(change)
             values[name] = (
