@@ -36,7 +36,7 @@ LOAD_EXT = re.compile(r"^\s*%load_ext\s+nbresume\s*$", re.MULTILINE)
 # the clock (statsmodels' summary() prints the date and time), %timeit's loop count
 VOLATILE = [
     (re.compile(r"0x[0-9a-f]{6,}"), "0x…"),
-    (re.compile(r"\d+(\.\d+)?\s*(ns|µs|us|ms|s)\b"), "T"),
+    (re.compile(r"\d+(\.\d+)?\s*(ns|µs|μs|us|ms|s)\b"), "T"),
     (re.compile(r"/tmp/[^\s'\"]+"), "/tmp/…"),
     (re.compile(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4}\b"), "DATE"),
     (re.compile(r"\b\d{2}:\d{2}:\d{2}\b"), "HH:MM:SS"),

@@ -73,4 +73,6 @@ def test_the_clock_and_timeits_loop_count_are_masked() -> None:
     noisy = "The slowest run took 5.1 times longer than the fastest. This could mean that an "
     noisy += "intermediate result is being cached.\n" + slower
     assert compare.own(stream(noisy)) == compare.own(stream(slower))
+    greek = "645 \u03bcs ± 51.4 \u03bcs per loop (mean ± std. dev. of 7 runs, 1,000 loops each)"
+    assert compare.own(stream(greek)) == compare.own(stream(faster))  # IPython's mu is U+03BC
     assert compare.own(stream("prob 1.0")) != compare.own(stream("prob 2.0"))
