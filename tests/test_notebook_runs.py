@@ -290,3 +290,34 @@ def test_a_star_import_from_an_installed_package_restores_the_packages_objects(
     for name in ("Lazy", "cached"):
         assert shell.user_ns[name] is getattr(fakesym, name)
     assert shell.user_ns["value"] == [1, 2]  # data may be changed by the cell: saved by value
+
+
+# -- writing through a view changes the array it views -----------------------------------------
+
+# scientific-python-lectures Lecture-2-Numpy: `B = A.reshape((1, n*m))`, `B[0, 0:5] = 5`, then
+# `A` ("the original variable is also changed"): after a restart the restored cells left A
+# without the 5s, and the cell showing A ran again and showed another A than a plain run.
+VIEW_CELLS = [
+    "%%checkpoint make\nimport numpy as np\nA = np.arange(10).reshape(2, 5)\n",
+    "%%checkpoint view\nB = A.reshape((1, 10))\n",
+    "%%checkpoint write\nB[0, 0:5] = 5\n",
+    "%%checkpoint show\ntick()\ntotal = int(A.sum())\n",
+]
+
+
+@pytest.mark.parametrize("view", ["A.reshape((1, 10))", "A[:, :]", "A.T", "A.ravel()"])
+def test_a_write_through_a_view_is_restored_into_the_array_it_views(
+    shell: InteractiveShell, run_cell: RunCell, view: str
+) -> None:
+    cells = [c.replace("A.reshape((1, 10))", view) for c in VIEW_CELLS]
+    cells[2] = "%%checkpoint write\nB[0] = 5\n" if view != "A.reshape((1, 10))" else cells[2]
+    for cell in cells:
+        ok(run_cell(cell))
+    plain = shell.user_ns["total"]
+    first = shell.user_ns["A"].copy()
+    new_kernel(shell)
+    for cell in cells:
+        assert restored(ok(run_cell(cell))), cell
+    assert runs() == 1
+    assert shell.user_ns["total"] == plain
+    assert (shell.user_ns["A"] == first).all()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import sys
 import types
 from collections.abc import Iterable, Mapping
 from pathlib import PurePath
@@ -131,6 +132,7 @@ class NamespaceTracker:
         watched = {n: fp for n, fp in self.inputs.items() if n in ns}
         read = [n for n in self.names.inputs if n in ns]
         more = set(read) | reachable_globals([ns[n] for n in read], ns)
+        more |= _array_aliases(ns, more)
         for name in more - watched.keys():
             value = ns[name]
             if (
@@ -228,6 +230,25 @@ class NamespaceTracker:
     def pickler(self) -> Any:
         """The pickler factory for `values` (call `values` first)."""
         return functools.partial(NamespacePickler, ns=self.ns, refs=dict(self.refs))
+
+
+def _array_aliases(ns: Mapping[str, Any], names: Iterable[str]) -> set[str]:
+    """Other arrays of the namespace sharing memory with arrays among ``names``: writing through
+    a view (``B = A.reshape(...)``, then ``B[0] = 5``) changes the array it views too."""
+    np = sys.modules.get("numpy")
+    if np is None:
+        return set()
+    roots = {id(_owner(ns[n], np)) for n in names if isinstance(ns.get(n), np.ndarray)}
+    if not roots:
+        return set()
+    return {n for n, v in ns.items() if isinstance(v, np.ndarray) and id(_owner(v, np)) in roots}
+
+
+def _owner(array: Any, np: Any) -> Any:
+    """The object that owns an array's memory (numpy collapses ``base`` chains of views)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array if array.base is None else array.base
 
 
 def _users_module(module: types.ModuleType) -> bool:
