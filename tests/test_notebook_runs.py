@@ -321,3 +321,20 @@ def test_a_write_through_a_view_is_restored_into_the_array_it_views(
     assert runs() == 1
     assert shell.user_ns["total"] == plain
     assert (shell.user_ns["A"] == first).all()
+
+
+def test_an_unsaved_variable_of_a_loop_cell_is_not_left_to_an_older_value_either(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    cell = (
+        "%%checkpoint loop --every 1\ntick()\nimport re\nfor i in resumable(range(3)):\n"
+        "    match = re.match('a', 'a')\n"
+    )
+    with pytest.warns(CheckpointWarning, match="could not save variable 'match'"):
+        ok(run_cell(cell))
+    new_kernel(shell)
+    ok(run_cell("match = 'an older value'"))
+    with pytest.warns(CheckpointWarning, match="'match'.*could not be saved"):
+        assert restored(ok(run_cell(cell)))
+    assert runs() == 1
+    assert "match" not in shell.user_ns

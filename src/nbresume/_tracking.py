@@ -25,6 +25,7 @@ from ._namespace import (
     NamespacePickler,
     Ref,
     ShellRef,
+    Unsaved,
     deleted_names,
     in_place,
     is_dead,
@@ -165,7 +166,8 @@ class NamespaceTracker:
         """The variables to save (`Ref`, `InPlace` or the value); sets `refs` for `pickler`."""
         ns = self.ns
         skipped = set(skip) | self.exclude
-        assigned = [n for n in self.assigned() if n not in skipped]
+        every = self.assigned()
+        assigned = [n for n in every if n not in skipped]
         bound = set(assigned)
         refs: dict[int, str] = {}
         changed: dict[str, Any] = {}
@@ -212,6 +214,9 @@ class NamespaceTracker:
                 continue
             imported = Imported.of(value, installed, (name, getattr(value, "__name__", name)))
             values[name] = value if imported is None else imported
+        for name in set(skip) - self.exclude:  # could not be saved earlier in the run (a loop's
+            if name in ns and name in every:  # progress): a hit must still drop it
+                values[name] = Unsaved.of(name, ns[name], "it could not be pickled")
         for name, change in changed.items():  # an input the run used up is restored used up
             dead_generator = inspect.isgenerator(change) and is_dead(change)
             values[name] = (
