@@ -30,6 +30,7 @@ import contextvars
 import functools
 import importlib
 import inspect
+import pickle
 import re
 import secrets
 import sys
@@ -625,6 +626,22 @@ def _own_dict(obj: Any) -> Any:
         return None
 
 
+def _rematch(
+    pattern: re.Pattern[Any], string: Any, pos: int, endpos: int, regs: tuple[Any, ...]
+) -> re.Match[Any]:
+    """The match of ``pattern`` in ``string`` with these group spans: a ``re.Match`` cannot be
+    pickled, but the search that made it (match, fullmatch, search or finditer) can be redone."""
+    tries: list[re.Match[Any] | None] = [
+        pattern.match(string, pos, endpos),
+        pattern.fullmatch(string, pos, endpos),
+        *pattern.finditer(string, pos, endpos),
+    ]
+    for match in tries:
+        if match is not None and match.regs == regs:
+            return match
+    raise pickle.PicklingError(f"the match {regs[0]} of {pattern!r} cannot be found again")
+
+
 def _self_dict(cls: type[dict[Any, Any]]) -> dict[Any, Any]:
     """An empty ``cls`` whose ``__dict__`` is itself; pickle then sets its items."""
     obj = dict.__new__(cls)
@@ -671,6 +688,10 @@ class NamespacePickler(cloudpickle.Pickler):  # type: ignore[misc]
             }
             args = (obj.__code__, obj.__name__, len(cells))
             return _function, args, state, None, None, _set_function_state
+        if isinstance(obj, re.Match):
+            search = (obj.re, obj.string, obj.pos, obj.endpos, obj.regs)
+            _rematch(*search)  # NB. raises now, not on load, when it cannot be found again
+            return _rematch, search
         if isinstance(obj, dict) and type(obj) is not dict and _own_dict(obj) is obj:
             # attributes that are the items (statsmodels' Dataset): pickle's default would load
             # a __dict__ of its own, another value (and another fingerprint) than the one saved
