@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._namespace import Unsaved
+from ._standins import Unsaved
 
 __all__ = ["Pickled", "Verified", "allocate", "dumps", "dumps_namespace", "loads"]
 

@@ -19,13 +19,10 @@ from typing import Any
 from ._keys import BUDGET_SECONDS, CellNames, FingerprintError, fingerprint, fingerprint_input
 from ._namespace import (
     DELETED,
-    Finished,
-    Imported,
     InPlace,
     NamespacePickler,
     Ref,
     ShellRef,
-    Unsaved,
     deleted_names,
     in_place,
     is_dead,
@@ -34,6 +31,7 @@ from ._namespace import (
     reachable_globals,
     unconditional,
 )
+from ._standins import Finished, Imported, Unsaved
 from ._usermodules import is_user_module
 
 __all__ = ["NamespaceTracker", "cell_inputs", "same_content"]
