@@ -32,11 +32,16 @@ from typing import Any
 NOTE_KEY = "nbresume"
 CHECKPOINT_LINE = re.compile(r"^%%checkpoint\b[^\n]*\n?")
 LOAD_EXT = re.compile(r"^\s*%load_ext\s+nbresume\s*$", re.MULTILINE)
-# text that differs between two honest runs of one cell: timings, addresses, temporary paths
+# text that differs between two honest runs of one cell: timings, addresses, temporary paths,
+# the clock (statsmodels' summary() prints the date and time), %timeit's loop count
 VOLATILE = [
     (re.compile(r"0x[0-9a-f]{6,}"), "0x…"),
-    (re.compile(r"\d+(\.\d+)?\s*(ns|µs|us|ms|s)\b"), "T"),
+    (re.compile(r"\d+(\.\d+)?\s*(ns|µs|μs|us|ms|s)\b"), "T"),
     (re.compile(r"/tmp/[^\s'\"]+"), "/tmp/…"),
+    (re.compile(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4}\b"), "DATE"),
+    (re.compile(r"\b\d{2}:\d{2}:\d{2}\b"), "HH:MM:SS"),
+    (re.compile(r"\b[\d,]+ loops? each\b"), "N loops each"),
+    (re.compile(r"The slowest run took [^\\]*?(\\n)+"), ""),  # %timeit, on a noisy machine
 ]
 
 
@@ -89,7 +94,7 @@ def own(outputs: list[Any]) -> list[dict[str, Any]]:
             merged[-1] = {**last, "text": last["text"] + output["text"]}
         else:
             merged.append(output)
-    text = json.dumps(merged, sort_keys=True)
+    text = json.dumps(merged, sort_keys=True, ensure_ascii=False)  # "µs" stays one word
     for pattern, replacement in VOLATILE:
         text = pattern.sub(replacement, text)
     return list(json.loads(text))
@@ -150,10 +155,14 @@ def compare(path: Path, workdir: Path, timeout: int = 600, options: str = "") ->
     plain_nb, wrapped_nb = variants(nb, options)
     home = workdir / "home"
     home.mkdir(parents=True, exist_ok=True)
-    for extra in path.parent.iterdir():  # data files next to the notebook
-        if extra.is_file() and extra.suffix != ".ipynb":
-            for folder in ("plain", "nbresume"):
-                (workdir / folder).mkdir(parents=True, exist_ok=True)
+    for extra in path.parent.iterdir():  # data files and folders (data/) next to the notebook
+        if extra.name.startswith(".") or extra.suffix == ".ipynb":
+            continue
+        for folder in ("plain", "nbresume"):
+            (workdir / folder).mkdir(parents=True, exist_ok=True)
+            if extra.is_dir():
+                shutil.copytree(extra, workdir / folder / extra.name, dirs_exist_ok=True)
+            elif extra.is_file():
                 shutil.copy(extra, workdir / folder / extra.name)
     import copy
 

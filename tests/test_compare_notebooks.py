@@ -56,3 +56,23 @@ def test_every_cell_gives_the_plain_outputs_and_restores(notebook: Path, tmp_pat
     report = _compare_module().compare(notebook, tmp_path, timeout=300)
     assert report["code_cells"] >= 10
     assert report["findings"] == []
+
+
+def test_the_clock_and_timeits_loop_count_are_masked() -> None:
+    compare = _compare_module()
+
+    def stream(text: str) -> list[dict[str, Any]]:
+        return [{"output_type": "stream", "name": "stdout", "text": text}]
+
+    summary = "Date:                Thu, 03 Dec 2026   Prob (F-statistic):  1.0\nTime:  14:58:01\n"
+    later = "Date:                Fri, 04 Dec 2026   Prob (F-statistic):  1.0\nTime:  09:01:59\n"
+    assert compare.own(stream(summary)) == compare.own(stream(later))
+    faster = "1.2 ms ± 3 µs per loop (mean ± std. dev. of 7 runs, 1,000 loops each)"
+    slower = "9.1 ms ± 8 µs per loop (mean ± std. dev. of 7 runs, 100 loops each)"
+    assert compare.own(stream(faster)) == compare.own(stream(slower))
+    noisy = "The slowest run took 5.1 times longer than the fastest. This could mean that an "
+    noisy += "intermediate result is being cached.\n" + slower
+    assert compare.own(stream(noisy)) == compare.own(stream(slower))
+    greek = "645 \u03bcs ± 51.4 \u03bcs per loop (mean ± std. dev. of 7 runs, 1,000 loops each)"
+    assert compare.own(stream(greek)) == compare.own(stream(faster))  # IPython's mu is U+03BC
+    assert compare.own(stream("prob 1.0")) != compare.own(stream("prob 2.0"))

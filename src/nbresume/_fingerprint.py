@@ -10,6 +10,7 @@ raises `FingerprintError`, whose message is the note the engine shows.
 from __future__ import annotations
 
 import copy
+import enum
 import io
 import marshal
 import re
@@ -405,6 +406,9 @@ class Walk:
                 self.feed(h, value.cell_contents)
             except ValueError:  # an empty cell
                 h.update(b"<empty>")
+        elif isinstance(value, types.GeneratorType) and value.gi_frame is None:
+            # finished: nothing left to read, all alike but for the name (what a hit restores)
+            h.update(f"<finished generator {value.__qualname__}>".encode())
         elif isinstance(value, _CONSUMED):
             raise FingerprintError("", _type_name(value), "its items are used up when read")
         else:
@@ -519,13 +523,19 @@ class Walk:
         if type(cls) is not type:
             self.feed(h, type(cls))
         for name, member in sorted(vars(cls).items()):
-            if name in ("__dict__", "__weakref__", "__module__", "__doc__"):
+            if name in _NOT_CLASS_BODY or (name in _ENUM_CACHES and isinstance(cls, enum.EnumMeta)):
                 continue
             h.update(name.encode())
             self.feed(h, member)
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+# members of a class that are not its body: ``__slotnames__`` is the cache copyreg sets on the
+# class the first time an instance is pickled or copied (saving one must not make it "changed")
+_NOT_CLASS_BODY = frozenset(("__dict__", "__weakref__", "__module__", "__doc__", "__slotnames__"))
+# an enum's lookup caches: a Flag adds every combination it makes (`R | W`) to them; the members
+# themselves are in `_member_map_` and the class attributes
+_ENUM_CACHES = frozenset(("_value2member_map_", "_unhashable_values_"))
 
 
 def _annotation_names(annotations: dict[str, Any]) -> list[str]:

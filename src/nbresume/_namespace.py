@@ -11,8 +11,9 @@ The rules, in the order the engine applies them:
   (`analysis_source`).
 - Saved: the names a top-level statement binds (`unconditional`), plus any name whose binding
   changed during the run (assigned in a branch taken, by ``%run`` or by a function declaring
-  ``global``); deleted names are deleted by a hit; closed files and finished generators are
-  dropped quietly (`is_dead`).
+  ``global``); deleted names are deleted by a hit; a finished generator comes back used up
+  (`Finished`), other dead handles (closed files, sockets) are not saved and a hit deletes their
+  names, so an older value never shows through (`is_dead`).
 - Inputs changed in place (``registry.update(...)``, ``model.fit(X)``, also through a notebook
   function that mutates a global it reads) are saved as `InPlace` content and restored into the
   live object.
@@ -31,11 +32,15 @@ import inspect
 import re
 import sys
 import types
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
+
+from ._standins import Unsaved, own_dict, rematch, self_dict
+from .errors import CheckpointWarning
 
 __all__ = [
     "DELETED",
@@ -479,6 +484,15 @@ def apply_values(ns: dict[str, Any], values: Mapping[str, Any]) -> None:
             shell = ns["get_ipython"]() if "get_ipython" in ns else None
             if shell is not None:
                 ns[name] = shell if value.attr is None else getattr(shell, value.attr)
+        elif isinstance(value, Unsaved):
+            if not value.kept(ns, name):
+                ns.pop(name, None)
+                warnings.warn(
+                    f"variable {name!r} of the restored run could not be saved ({value.why}), "
+                    f"so it is not defined now; --force runs the cell again to make it",
+                    CheckpointWarning,
+                    stacklevel=2,
+                )
         elif isinstance(value, InPlace):
             live = ns.get(name)
             if not _write_in_place(live, value):
@@ -552,4 +566,12 @@ class NamespacePickler(cloudpickle.Pickler):  # type: ignore[misc]
             }
             args = (obj.__code__, obj.__name__, len(cells))
             return _function, args, state, None, None, _set_function_state
+        if isinstance(obj, re.Match):
+            search = (obj.re, obj.string, obj.pos, obj.endpos, obj.regs)
+            rematch(*search)  # NB. raises now, not on load, when it cannot be found again
+            return rematch, search
+        if isinstance(obj, dict) and type(obj) is not dict and own_dict(obj) is obj:
+            # attributes that are the items (statsmodels' Dataset): pickle's default would load
+            # a __dict__ of its own, another value (and another fingerprint) than the one saved
+            return self_dict, (type(obj),), None, None, iter(dict.items(obj))
         return super().reducer_override(obj)

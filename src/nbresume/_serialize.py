@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._standins import Unsaved
+
 __all__ = ["Pickled", "Verified", "allocate", "dumps", "dumps_namespace", "loads"]
 
 PROTOCOL = 5  # out-of-band buffers need protocol 5
@@ -60,7 +62,8 @@ def dumps(obj: Any, pickler: PicklerFactory | None = None) -> Pickled:
 def dumps_namespace(
     values: Mapping[str, Any], extra: Mapping[str, Any], pickler: PicklerFactory | None = None
 ) -> tuple[Pickled, dict[str, str]]:
-    """Pickle ``{"vars": values, **extra}``, leaving out the variables that cannot be pickled.
+    """Pickle ``{"vars": values, **extra}``, with an `Unsaved` in place of each variable that
+    cannot be pickled (a hit elsewhere deletes the name rather than leave an older value).
 
     The variables are pickled as one object, so references shared between them survive. Returns
     the pickle and, for each left-out name, why it failed.
@@ -76,6 +79,9 @@ def dumps_namespace(
         except Exception as exc:
             failures[name] = _reason(value, exc)
     kept = {n: v for n, v in values.items() if n not in failures}
+    for name, why in failures.items():  # a hit must not leave the name to an older value
+        if not name.startswith("__nbresume_"):  # the cell's result: replayed from its outputs
+            kept[name] = Unsaved.of(name, values[name], why)
     return dumps({"vars": kept, **extra}, pickler), failures
 
 

@@ -8,7 +8,9 @@ to save, as `_namespace` markers, and the pickler that keeps notebook objects li
 from __future__ import annotations
 
 import functools
+import inspect
 import re
+import sys
 import types
 from collections.abc import Iterable, Mapping
 from pathlib import PurePath
@@ -29,6 +31,7 @@ from ._namespace import (
     reachable_globals,
     unconditional,
 )
+from ._standins import Finished, Imported, Unsaved
 from ._usermodules import is_user_module
 
 __all__ = ["NamespaceTracker", "cell_inputs", "same_content"]
@@ -128,6 +131,7 @@ class NamespaceTracker:
         watched = {n: fp for n, fp in self.inputs.items() if n in ns}
         read = [n for n in self.names.inputs if n in ns]
         more = set(read) | reachable_globals([ns[n] for n in read], ns)
+        more |= _array_aliases(ns, more)
         for name in more - watched.keys():
             value = ns[name]
             if (
@@ -160,7 +164,8 @@ class NamespaceTracker:
         """The variables to save (`Ref`, `InPlace` or the value); sets `refs` for `pickler`."""
         ns = self.ns
         skipped = set(skip) | self.exclude
-        assigned = [n for n in self.assigned() if n not in skipped]
+        every = self.assigned()
+        assigned = [n for n in every if n not in skipped]
         bound = set(assigned)
         refs: dict[int, str] = {}
         changed: dict[str, Any] = {}
@@ -187,22 +192,39 @@ class NamespaceTracker:
             ):
                 refs[id(value)] = name
         values: dict[str, Any] = {}
+        dead: list[str] = []
+        installed = [m for m in self.names.imports if not is_user_module(m)]
         for name in assigned:
             value = ns[name]
             shell = ShellRef.of(value, self.shell)
             if shell is not None:
                 values[name] = shell  # IPython's own objects are never saved: the live ones
                 continue
-            if is_dead(value):
-                continue  # a closed file, a finished generator: nothing to bring back
+            if is_dead(value):  # nothing to bring back; an older value must not show instead
+                if inspect.isgenerator(value):
+                    values[name] = Finished(value.__name__, value.__qualname__)
+                else:
+                    dead.append(name)
+                continue
             live = refs.get(id(value))
-            values[name] = Ref(live) if live is not None and live != name else value
-        values.update(changed)
+            if live is not None and live != name:
+                values[name] = Ref(live)
+                continue
+            imported = Imported.of(value, installed, (name, getattr(value, "__name__", name)))
+            values[name] = value if imported is None else imported
+        for name in set(skip) - self.exclude:  # could not be saved earlier in the run (a loop's
+            if name in ns and name in every:  # progress): a hit must still drop it
+                values[name] = Unsaved.of(name, ns[name], "it could not be pickled")
+        for name, change in changed.items():  # an input the run used up is restored used up
+            dead_generator = inspect.isgenerator(change) and is_dead(change)
+            values[name] = (
+                Finished(change.__name__, change.__qualname__) if dead_generator else change
+            )
         deleted = [
             n
             for n in self.ids.keys() | self.deletes
             if n not in ns and n not in skipped and not is_ipython(n)
-        ]
+        ] + dead
         if deleted:
             values[DELETED] = deleted
         self.refs = refs
@@ -211,6 +233,25 @@ class NamespaceTracker:
     def pickler(self) -> Any:
         """The pickler factory for `values` (call `values` first)."""
         return functools.partial(NamespacePickler, ns=self.ns, refs=dict(self.refs))
+
+
+def _array_aliases(ns: Mapping[str, Any], names: Iterable[str]) -> set[str]:
+    """Other arrays of the namespace sharing memory with arrays among ``names``: writing through
+    a view (``B = A.reshape(...)``, then ``B[0] = 5``) changes the array it views too."""
+    np = sys.modules.get("numpy")
+    if np is None:
+        return set()
+    roots = {id(_owner(ns[n], np)) for n in names if isinstance(ns.get(n), np.ndarray)}
+    if not roots:
+        return set()
+    return {n for n, v in ns.items() if isinstance(v, np.ndarray) and id(_owner(v, np)) in roots}
+
+
+def _owner(array: Any, np: Any) -> Any:
+    """The object that owns an array's memory (numpy collapses ``base`` chains of views)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array if array.base is None else array.base
 
 
 def _users_module(module: types.ModuleType) -> bool:
