@@ -369,3 +369,23 @@ def test_a_regex_match_is_saved_and_restored_equal(
     )
     assert again.regs == first.regs
     assert again.group(0) == first.group(0)
+
+
+def test_an_unsaved_variable_of_a_run_accepted_after_its_gate_is_not_left_to_an_older_value(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    """`mark done` saves again with the result's rendering when the result itself cannot be
+    pickled: the names that could not be saved must keep their markers on that path too."""
+    cell = (
+        "%%checkpoint gated --validate 'ok'\ntick()\nimport threading\n"
+        "lock = threading.Lock()\nok = False\nthreading.Lock()\n"
+    )
+    assert run_cell(cell).error is not None  # the gate failed: nothing saved yet
+    with pytest.warns(CheckpointWarning, match="could not save variable 'lock'"):
+        assert run_cell("%checkpoint mark gated done").error is None
+    new_kernel(shell)
+    ok(run_cell("lock = 'an older value'\nok = False"))
+    with pytest.warns(CheckpointWarning, match="'lock'.*could not be saved.*--force"):
+        assert restored(ok(run_cell(cell)))
+    assert runs() == 1
+    assert "lock" not in shell.user_ns

@@ -47,7 +47,7 @@ def save(run: CheckpointRun, value: Any, has_value: bool) -> None:
         failures.pop(RESULT)
         data, metadata = run.shell.display_formatter.format(value)
         pickled, more = dumps_namespace(
-            {n: v for n, v in values.items() if n not in failures and n != RESULT},
+            {n: v for n, v in values.items() if n != RESULT},  # the unsaved get markers again
             {**extra, "result_bundle": (data, metadata)},
             pickler,
         )
