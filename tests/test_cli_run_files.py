@@ -1,0 +1,260 @@
+"""``nbresume run`` with odd notebooks and odd ``-o`` places: refused in one line before any
+kernel starts (the kernel run is replaced by a stub that counts calls), never overwriting the
+notebook, never failing only after a long run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from conftest import cli
+from nbresume._run import NotebookRun, RunResult
+
+
+def one_error_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("nbresume: error: "), err
+    return lines[0]
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The notebooks `NotebookRun.run` was called with; each "runs" and gets an output."""
+    calls: list[Any] = []
+
+    def run(self: NotebookRun) -> RunResult:
+        calls.append(self.original)
+        nb = self.original
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="ran\n")]
+        return RunResult(nb, ran=True, summary="ran")
+
+    monkeypatch.setattr(NotebookRun, "run", run)
+    return calls
+
+
+def plain(folder: Path, name: str = "nb.ipynb") -> Path:
+    path = folder / name
+    nbformat.write(new_notebook(cells=[new_code_cell("print(1)")]), path)
+    return path
+
+
+BASE: dict[str, Any] = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}}
+CELL: dict[str, Any] = {
+    "id": "a",
+    "cell_type": "code",
+    "source": "print(1)",
+    "metadata": {},
+    "outputs": [],
+    "execution_count": None,
+}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"cells": "x"},  # nbformat's upgrade fails inside
+        {**BASE, "cells": [{k: v for k, v in CELL.items() if k != "source"}]},
+        {**BASE, "cells": [{**CELL, "cell_type": "bogus"}]},  # ran 0 cells, exit 0 before
+        {"nbformat": 4, "nbformat_minor": 5, "cells": []},  # no metadata
+        {**BASE, "metadata": {"kernelspec": "python3"}, "cells": []},
+        {**BASE, "cells": [{**CELL, "outputs": "none"}]},
+        [1, 2],
+        {"nbformat": 5, "nbformat_minor": 0, "metadata": {}, "cells": []},
+    ],
+    ids=[
+        "cells-str",
+        "no-source",
+        "bogus-type",
+        "no-metadata",
+        "kernelspec-str",
+        "outputs-str",
+        "list",
+        "v5",
+    ],
+)
+def test_an_invalid_notebook_is_refused_in_one_line_before_a_kernel_starts(
+    content: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path, runs: list[Any]
+) -> None:
+    path = tmp_path / "bad.ipynb"
+    path.write_text(json.dumps(content))
+    code, out, err = cli(capsys, "run", str(path))
+    assert (code, out, runs) == (1, "", [])
+    line = one_error_line(err)
+    assert "bad.ipynb" in line
+    assert "unexpected" not in line, line
+    assert "NBRESUME_DEBUG" not in line, line
+    assert not (tmp_path / "bad.out.ipynb").exists()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"\xff\xfe\x00bad", b"print(1)\n", b"", b"\x00" * 10],
+    ids=["bytes", "py", "empty", "nul"],
+)
+def test_a_file_that_is_not_a_notebook_is_refused_in_one_line(
+    raw: bytes, capsys: pytest.CaptureFixture[str], tmp_path: Path, runs: list[Any]
+) -> None:
+    path = tmp_path / "x.ipynb"
+    path.write_bytes(raw)
+    code, out, err = cli(capsys, "run", str(path))
+    assert (code, out, runs) == (1, "", [])
+    assert "cannot read" in one_error_line(err)
+
+
+def test_a_folder_is_not_a_notebook(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, runs: list[Any]
+) -> None:
+    (tmp_path / "d.ipynb").mkdir()
+    code, _, err = cli(capsys, "run", str(tmp_path / "d.ipynb"))
+    assert (code, runs) == (1, [])
+    assert "is not a notebook file" in one_error_line(err)
+
+
+def test_a_notebook_without_cell_ids_runs_without_warnings_and_gets_ids(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, runs: list[Any]
+) -> None:
+    """nbformat 4.5 without ids (hand-written, old tools): nbformat warns on read and on write;
+    with filterwarnings=error here, a warning would fail the run."""
+    path = tmp_path / "noid.ipynb"
+    cell = {k: v for k, v in CELL.items() if k != "id"}
+    path.write_text(json.dumps({**BASE, "cells": [cell, cell]}))
+    code, out, err = cli(capsys, "run", str(path))
+    assert (code, err) == (0, ""), out + err
+    written = json.loads((tmp_path / "noid.out.ipynb").read_text())
+    ids = [c["id"] for c in written["cells"]]
+    assert len(set(ids)) == 2
+    assert all(ids)
+    nbformat.validate(nbformat.reads(json.dumps(written), as_version=4))
+
+
+def test_an_old_notebook_v4_0_and_v3_run_and_are_written_valid(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, runs: list[Any]
+) -> None:
+    old = tmp_path / "old.ipynb"
+    old.write_text(
+        json.dumps(
+            {**BASE, "nbformat_minor": 0, "cells": [{k: v for k, v in CELL.items() if k != "id"}]}
+        )
+    )
+    v3 = tmp_path / "v3.ipynb"
+    v3.write_text(
+        json.dumps(
+            {
+                "nbformat": 3,
+                "nbformat_minor": 0,
+                "metadata": {},
+                "worksheets": [
+                    {
+                        "cells": [
+                            {
+                                "cell_type": "code",
+                                "input": "print(3)",
+                                "language": "python",
+                                "outputs": [],
+                                "collapsed": False,
+                                "metadata": {},
+                            }
+                        ]
+                    }
+                ],
+            }
+        )
+    )
+    for path in (old, v3):
+        code, out, err = cli(capsys, "run", str(path))
+        assert (code, err) == (0, ""), out + err
+        written = nbformat.read(path.with_name(f"{path.stem}.out.ipynb"), as_version=4)
+        nbformat.validate(written)
+        assert written.cells[0].outputs[0]["text"] == "ran\n"
+    assert len(runs) == 2
+
+
+def test_an_output_that_is_the_notebook_by_another_path_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, runs: list[Any]
+) -> None:
+    nb = plain(tmp_path)
+    before = nb.read_bytes()
+    (tmp_path / "d").mkdir()
+    (tmp_path / "link.ipynb").symlink_to(nb)
+    os.link(nb, tmp_path / "hard.ipynb")
+    for argv in (
+        [str(nb), "-o", str(tmp_path / "d" / ".." / "nb.ipynb")],
+        [str(tmp_path / "link.ipynb"), "-o", str(nb)],
+        [str(nb), "-o", str(tmp_path / "link.ipynb")],
+        [str(nb), "-o", str(tmp_path / "hard.ipynb")],
+        [str(nb), "-o", str(nb)],
+    ):
+        code, out, err = cli(capsys, "run", *argv)
+        assert (code, out) == (1, ""), argv
+        assert "is the notebook itself" in one_error_line(err), argv
+    assert runs == []
+    assert nb.read_bytes() == before
+
+
+def test_an_output_in_a_missing_folder_or_on_a_folder_fails_before_the_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, runs: list[Any]
+) -> None:
+    nb = plain(tmp_path)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "dangling.ipynb").symlink_to(tmp_path / "nowhere" / "x.ipynb")
+    cases = {
+        str(tmp_path / "missing" / "out.ipynb"): "does not exist",
+        str(tmp_path / "d"): "is a folder",
+        str(tmp_path / "dangling.ipynb"): "dangling link",
+        "/dev/null": "not a regular file",
+    }
+    for output, message in cases.items():
+        code, out, err = cli(capsys, "run", str(nb), "-o", output)
+        assert (code, out) == (1, ""), output
+        assert message in one_error_line(err), output
+    assert runs == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_an_output_in_a_read_only_folder_fails_before_the_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, runs: list[Any]
+) -> None:
+    nb = plain(tmp_path)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        code, _, err = cli(capsys, "run", str(nb), "-o", str(ro / "out.ipynb"))
+    finally:
+        ro.chmod(0o700)
+    assert (code, runs) == (1, [])
+    assert "cannot write" in one_error_line(err)
+
+
+def test_dash_o_dash_writes_the_notebook_to_stdout_and_the_lines_to_stderr(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    runs: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    nb = plain(tmp_path)
+    code, out, err = cli(capsys, "run", str(nb), "-o", "-")
+    assert code == 0, err
+    written = nbformat.reads(out, as_version=4)
+    assert written.cells[0].outputs[0]["text"] == "ran\n"
+    assert not (tmp_path / "-").exists()
+    assert err.splitlines()[-1] == "ran; wrote the notebook to stdout"
+
+
+def test_a_path_with_spaces_and_unicode_runs_and_is_written_beside_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, runs: list[Any]
+) -> None:
+    nb = plain(tmp_path, "mon carnet é 🚀.ipynb")
+    code, out, err = cli(capsys, "run", str(nb))
+    assert (code, err) == (0, ""), out + err
+    assert (tmp_path / "mon carnet é 🚀.out.ipynb").is_file()
