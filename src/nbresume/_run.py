@@ -199,6 +199,7 @@ class NotebookRun:
         self.retries = retries
         self.report = report
         self.signal = 0  # SIGINT or SIGTERM received: stop, no retry
+        self.timed_out = False  # nbclient gave up on a cell: it shuts the busy kernel down
         self._task: Any = None  # the asyncio task running the attempts
         code = [
             i
@@ -286,7 +287,10 @@ class NotebookRun:
         if isinstance(exc, CellExecutionError):
             return f"raised {_exception(exc.ename, exc.evalue)}"
         if isinstance(exc, CellTimeoutError):
-            return f"timed out after {self.timeout:g}s (--timeout)"
+            return (
+                f"timed out after {self.timeout:g}s (--timeout); checkpoints are kept: run again "
+                "to resume"
+            )
         if not isinstance(exc, DeadKernelError):
             return f"could not start a kernel: {_first_line(str(exc))}"
         if not attempt.started:
@@ -342,7 +346,7 @@ class NotebookRun:
             extra_arguments=self._kernel_arguments(),
         )
         ticker = asyncio.ensure_future(self._tick())
-        relay = _StderrRelay(lambda: bool(self.signal))
+        relay = _StderrRelay(lambda: bool(self.signal) or self.timed_out)
         try:
             await client.async_execute(stderr=relay.fileno)
         except asyncio.CancelledError:
@@ -458,7 +462,7 @@ def _exception(ename: object, evalue: object) -> str:
 class _StderrRelay:
     """The kernel's stderr, copied line by line to ours until the run is stopped.
 
-    NB. a kernel shut down while it runs a cell (Ctrl-C on ``nbresume run``) logs a 20-line
+    NB. a kernel shut down while it runs a cell (Ctrl-C on ``nbresume run``, --timeout) logs a 20-line
     ZMQError traceback as its sockets close: noise after the user's own stop. Anything the kernel
     writes before that (a C library's message, a crash report) still shows.
     """
@@ -527,6 +531,10 @@ def _client_class() -> Any:
             ):
                 self.runner.report.noted(str(content.get("data", {}).get("text/plain", "")))
             return super().process_message(msg, cell, cell_index)
+
+        async def _async_handle_timeout(self, timeout: int, cell: Any = None) -> Any:
+            self.runner.timed_out = True
+            return await super()._async_handle_timeout(timeout, cell)
 
     _CLIENT = Client
     return Client

@@ -1,0 +1,107 @@
+"""``nbresume run`` through its console script with real kernels: a cell that times out, a
+SIGTERM to the command, a kernel that dies before nbresume is loaded. Counts what ran through
+the file the cells append to."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kernel_helpers import kernel_env, read_runs, wait_until
+from test_cli import BIN, MARK, alive, write_notebook
+
+pytestmark = pytest.mark.kernel
+
+
+def nbresume(folder: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "nbresume"), *argv],
+        cwd=folder,
+        env=kernel_env(folder),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def test_a_timed_out_loop_keeps_its_progress_says_so_in_one_line_and_the_next_run_resumes(
+    tmp_path: Path,
+) -> None:
+    """The kernel is shut down while the cell runs: its socket errors stay out of stderr."""
+    nb = write_notebook(
+        tmp_path / "hang.ipynb",
+        "%load_ext nbresume\n" + MARK,
+        """
+        %%checkpoint sweep --every 1
+        for i in resumable(range(6)):
+            mark(i)
+            if i == 3 and not os.path.exists("go"):
+                time.sleep(600)
+        print("finished")
+        """,
+    )
+    first = nbresume(tmp_path, "run", nb.name, "--timeout", "20")
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert first.stderr.count("\n") == 1, first.stderr
+    assert first.stderr.startswith("nbresume: error: code cell 2 (%%checkpoint sweep --every 1) ")
+    assert "timed out after 20s (--timeout)" in first.stderr
+    assert "checkpoints are kept: run again to resume" in first.stderr
+    assert read_runs(tmp_path / "ran.txt") == [0, 1, 2, 3]
+    (tmp_path / "go").touch()
+    second = nbresume(tmp_path, "run", nb.name, "--timeout", "20")
+    assert (second.returncode, second.stderr) == (0, ""), second.stdout + second.stderr
+    assert "(resumed after 3 items)" in second.stdout
+    assert Counter(read_runs(tmp_path / "ran.txt")) == {0: 1, 1: 1, 2: 1, 3: 2, 4: 1, 5: 1}
+    executed = nbformat.read(tmp_path / "hang.out.ipynb", as_version=4)
+    assert "finished" in str(executed.cells[1].outputs)
+
+
+def test_sigterm_stops_the_run_and_its_kernel_with_exit_143(tmp_path: Path) -> None:
+    nb = write_notebook(
+        tmp_path / "long.ipynb",
+        MARK + "\nfrom pathlib import Path\nPath('kernel.pid').write_text(str(os.getpid()))",
+        "%%checkpoint long --every 1\nfor i in resumable(range(500)):\n    mark(i)\n    time.sleep(0.1)",
+    )
+    process = subprocess.Popen(
+        [str(BIN / "nbresume"), "run", nb.name],
+        cwd=tmp_path,
+        env=kernel_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: len(read_runs(tmp_path / "ran.txt")) >= 2, 60)
+        kernel = int((tmp_path / "kernel.pid").read_text())
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, out + err
+    assert "[2/2] %%checkpoint long --every 1 ... stopped by SIGTERM" in out
+    assert "retry" not in out
+    assert err == "nbresume: error: stopped by SIGTERM; checkpoints are kept: run again to resume\n"
+    assert wait_until(lambda: not alive(kernel), 10)
+    assert (tmp_path / "long.out.ipynb").is_file()
+
+
+def test_a_kernel_death_before_nbresume_is_loaded_is_retried(tmp_path: Path) -> None:
+    nb = write_notebook(
+        tmp_path / "early.ipynb",
+        MARK + "\nmark(100)\nif not os.path.exists('died'):\n    open('died', 'w').close()\n"
+        "    os._exit(9)",
+        "%load_ext nbresume",
+        "%%checkpoint a\nmark(200)\nx = 1",
+    )
+    done = nbresume(tmp_path, "run", nb.name, "-o", "-")
+    assert (done.returncode, done.stdout.count('"cells"')) == (0, 1), done.stderr
+    assert "kernel died (exit code 9), retry 1/3" in done.stderr
+    assert read_runs(tmp_path / "ran.txt") == [100, 100, 200]
+    executed = nbformat.reads(done.stdout, as_version=4)
+    assert executed.metadata["nbresume"] == {"attempts": 2, "kernel_deaths": ["exit code 9"]}
