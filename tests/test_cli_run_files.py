@@ -258,3 +258,33 @@ def test_a_path_with_spaces_and_unicode_runs_and_is_written_beside_it(
     code, out, err = cli(capsys, "run", str(nb))
     assert (code, err) == (0, ""), out + err
     assert (tmp_path / "mon carnet é 🚀.out.ipynb").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--retries", "²"], "expected a whole number >= 0, got '²'"),
+        (["--retries", "٣"], "expected a whole number >= 0, got '٣'"),
+        (["--retries", "-1"], "expected a whole number >= 0, got '-1'"),
+        (["--retries=-1"], "expected a whole number >= 0, got '-1'"),
+    ],
+)
+def test_run_options_take_plain_ascii_numbers(
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    runs: list[Any],
+) -> None:
+    code, out, err = cli(capsys, "run", str(plain(tmp_path)), *argv)
+    assert (code, out, runs) == (2, "", [])
+    assert message in one_error_line(err)
+
+
+@pytest.mark.parametrize("to", ["-1", "0", "²"])
+def test_rollback_to_says_the_numbers_start_at_1(
+    to: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = cli(capsys, "rollback", "a", f"--to={to}", "--dir", str(tmp_path))
+    assert code == 2
+    assert f"expected a whole number >= 1, got {to!r}" in one_error_line(err)

@@ -308,17 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _non_negative_int(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+def _whole(text: str, least: int) -> int:
+    # NB. str.isdigit() is true of "²" (int() fails) and of "٣" (int() reads 3): ASCII only
+    if not (text.isascii() and text.isdigit()) or int(text) < least:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {least}, got {text!r}")
     return int(text)
 
 
+def _non_negative_int(text: str) -> int:
+    return _whole(text, 0)
+
+
 def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
+    return _whole(text, 1)
 
 
 def _seconds(text: str) -> float:
