@@ -18,6 +18,15 @@ from test_cli import BIN, MARK, alive, write_notebook
 pytestmark = pytest.mark.kernel
 
 
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux: /proc)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(n) for n in text.split()]
+
+
 def nbresume(folder: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "nbresume"), *argv],
@@ -105,3 +114,33 @@ def test_a_kernel_death_before_nbresume_is_loaded_is_retried(tmp_path: Path) -> 
     assert read_runs(tmp_path / "ran.txt") == [100, 100, 200]
     executed = nbformat.reads(done.stdout, as_version=4)
     assert executed.metadata["nbresume"] == {"attempts": 2, "kernel_deaths": ["exit code 9"]}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_kernel_starts_stops_in_one_line_and_leaves_no_kernel(
+    tmp_path: Path, signum: int
+) -> None:
+    """Before any cell runs, nbclient's own handlers (kill the kernel, go on) and asyncio's
+    (a CancelledError traceback) were in charge."""
+    nb = write_notebook(tmp_path / "quick.ipynb", MARK + "\nmark(1)", "mark(2)")
+    process = subprocess.Popen(
+        [str(BIN / "nbresume"), "run", nb.name],
+        cwd=tmp_path,
+        env=kernel_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: bool(children(process.pid)), 60)
+        kernels = children(process.pid)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    name = signal.Signals(signum).name
+    assert process.returncode == 128 + signum, out + err
+    assert err == f"nbresume: error: stopped by {name}; checkpoints are kept: run again to resume\n"
+    assert "ran " not in out
+    assert wait_until(lambda: not any(alive(k) for k in kernels), 10)
+    assert read_runs(tmp_path / "ran.txt") == []

@@ -345,6 +345,7 @@ class NotebookRun:
             resources={"metadata": {"path": str(self.cwd)}},
             extra_arguments=self._kernel_arguments(),
         )
+        self.handle_signals()
         ticker = asyncio.ensure_future(self._tick())
         relay = _StderrRelay(lambda: bool(self.signal) or self.timed_out)
         try:
@@ -398,18 +399,24 @@ class NotebookRun:
 
     # -- nbclient hooks -------------------------------------------------------------------------
 
-    def on_start(self, attempt: _Attempt, client: Any) -> None:
+    def handle_signals(self) -> None:
+        """SIGINT and SIGTERM stop the run: no retry, one line, exit 128+n.
+
+        NB. replaces nbclient's handlers, which stop the kernel and go on (a death to retry, or
+        during the kernel's start a run that carries on), and asyncio.run's (a CancelledError
+        traceback). nbclient removes ours when an attempt ends: each attempt installs them
+        again, before its kernel starts."""
         import asyncio
         import signal
 
-        attempt.started = True
-        attempt.process = getattr(getattr(client.km, "provisioner", None), "process", None)
-        # NB. replaces nbclient's handlers, which stop the kernel: that would look like a death
-        # to retry. nbclient removes ours when the attempt ends.
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(RuntimeError, NotImplementedError, ValueError):
                 loop.add_signal_handler(signum, self._stop, signum)
+
+    def on_start(self, attempt: _Attempt, client: Any) -> None:
+        attempt.started = True
+        attempt.process = getattr(getattr(client.km, "provisioner", None), "process", None)
 
     def on_cell_start(self, attempt: _Attempt, index: int) -> None:
         if index in self.labels:
@@ -531,6 +538,25 @@ def _client_class() -> Any:
             ):
                 self.runner.report.noted(str(content.get("data", {}).get("text/plain", "")))
             return super().process_message(msg, cell, cell_index)
+
+        async def async_start_new_kernel(self, **kw: Any) -> None:
+            self.runner.handle_signals()  # nbclient has just installed its own
+            await self._stopping_kernel(super().async_start_new_kernel(**kw))
+
+        async def async_start_new_kernel_client(self) -> Any:
+            return await self._stopping_kernel(super().async_start_new_kernel_client())
+
+        async def _stopping_kernel(self, starting: Any) -> Any:
+            """Await ``starting``; when the run is stopped meanwhile, shut the new kernel down
+            (nbclient does so only once the kernel is ready)."""
+            import asyncio
+
+            try:
+                return await starting
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._async_cleanup_kernel())
+                raise
 
         async def _async_handle_timeout(self, timeout: int, cell: Any = None) -> Any:
             self.runner.timed_out = True
