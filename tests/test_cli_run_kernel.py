@@ -144,3 +144,35 @@ def test_a_signal_while_the_kernel_starts_stops_in_one_line_and_leaves_no_kernel
     assert "ran " not in out
     assert wait_until(lambda: not any(alive(k) for k in kernels), 10)
     assert read_runs(tmp_path / "ran.txt") == []
+
+
+def test_a_papermill_run_whose_kernel_dies_resumes_when_run_again(tmp_path: Path) -> None:
+    pytest.importorskip("papermill")
+    nb = write_notebook(
+        tmp_path / "pm.ipynb",
+        "n = 6",
+        "%load_ext nbresume\n" + MARK,
+        """
+        %%checkpoint sweep --every 1
+        out = []
+        for i in resumable(range(n)):
+            mark(i)
+            if i == 3 and not os.path.exists("died"):
+                open("died", "w").close()
+                os._exit(1)
+            out.append(i)
+        print("sum", sum(out))
+        """,
+        tags={0: ["parameters"]},
+    )
+    argv = [str(BIN / "papermill"), nb.name, "out.ipynb", "-p", "n", "6", "--cwd", str(tmp_path)]
+    env = kernel_env(tmp_path)
+    first = subprocess.run(
+        argv, cwd=tmp_path, env=env, capture_output=True, timeout=120, check=False
+    )
+    assert first.returncode != 0
+    assert read_runs(tmp_path / "ran.txt") == [0, 1, 2, 3]
+    subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, timeout=120, check=True)
+    assert Counter(read_runs(tmp_path / "ran.txt")) == {0: 1, 1: 1, 2: 1, 3: 2, 4: 1, 5: 1}
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert "sum 15" in str(executed.cells[-1].outputs)
