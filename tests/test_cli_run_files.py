@@ -288,3 +288,36 @@ def test_rollback_to_says_the_numbers_start_at_1(
     code, _, err = cli(capsys, "rollback", "a", f"--to={to}", "--dir", str(tmp_path))
     assert code == 2
     assert f"expected a whole number >= 1, got {to!r}" in one_error_line(err)
+
+
+def test_a_kernel_name_given_with_dash_dash_kernel_and_not_installed_is_named_as_such(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = cli(capsys, "run", str(plain(tmp_path)), "--kernel", "nosuch")
+    assert code == 1
+    line = one_error_line(err)
+    assert "--kernel 'nosuch' is not installed; see jupyter kernelspec list" in line
+    assert "the notebook needs" not in line
+
+
+def test_an_output_that_cannot_be_written_after_the_run_is_saved_elsewhere_and_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder of -o vanished during a long run: the executed notebook is not lost."""
+    nb = plain(tmp_path)
+    (tmp_path / "out").mkdir()
+
+    def run(self: NotebookRun) -> RunResult:
+        (tmp_path / "out").rmdir()
+        return RunResult(self.original, ran=True, summary="ran")
+
+    monkeypatch.setattr(NotebookRun, "run", run)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    code, _, err = cli(capsys, "run", str(nb), "-o", str(tmp_path / "out" / "done.ipynb"))
+    assert code == 1
+    line = one_error_line(err)
+    assert f"cannot write {str(tmp_path / 'out' / 'done.ipynb')!r}: No such file" in line
+    saved = [p for p in tmp_path.glob("*.ipynb") if p.name.startswith("done.")]
+    assert len(saved) == 1, line
+    assert f"saved it to {str(saved[0])!r} instead" in line
+    assert nbformat.read(saved[0], as_version=4).cells[0].source == "print(1)"

@@ -257,6 +257,11 @@ class NotebookRun:
             if self.report.cell is not None:
                 self.report.end(f"stopped by {signal_name(self.signal)}")
             return RunResult(attempt.nb, signal=self.signal, ran=attempt.started)
+        from jupyter_client.kernelspec import NoSuchKernel
+
+        if isinstance(exc, NoSuchKernel) and self.kernel:
+            error = f"--kernel {self.kernel!r} is not installed; see jupyter kernelspec list"
+            return RunResult(attempt.nb, error=error)
         why = self._failure(attempt, exc)
         if why is not None:
             if self.report.cell is not None:  # a cell error was reported as the cell ended

@@ -10,7 +10,7 @@ from typing import Any
 
 STDOUT = "-"  # ``-o -``: the executed notebook on stdout, the progress lines on stderr
 
-__all__ = ["STDOUT", "check_output", "read_notebook", "write_output"]
+__all__ = ["STDOUT", "check_output", "read_notebook", "save_elsewhere", "write_output"]
 
 
 class RunFileError(Exception):
@@ -104,6 +104,23 @@ def write_output(nb: Any, output: Path | str) -> None:
         sys.stdout.flush()
         return
     write_notebook(nb, Path(output))
+
+
+def save_elsewhere(nb: Any, output: Path | str) -> str:
+    """After a run, ``output`` could not be written (its folder went away, the disk is full):
+    the executed notebook in the temporary folder rather than lost; says where, in words."""
+    import tempfile
+
+    import nbformat
+
+    stem = Path(output).stem or "notebook"
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"{stem}.", suffix=".ipynb")
+        with open(fd, "w", encoding="utf-8") as f:
+            nbformat.write(nb, f)  # type: ignore[no-untyped-call]
+    except OSError as exc:
+        return f"could not save it elsewhere either ({exc.strerror or exc})"
+    return f"saved it to {name!r} instead"
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -980,7 +980,14 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ._run import NotebookRun, Report, signal_name
-    from ._runfiles import STDOUT, RunFileError, check_output, read_notebook, write_output
+    from ._runfiles import (
+        STDOUT,
+        RunFileError,
+        check_output,
+        read_notebook,
+        save_elsewhere,
+        write_output,
+    )
 
     try:
         import nbclient  # noqa: F401
@@ -1019,7 +1026,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             write_output(result.nb, output)
         except OSError as exc:
-            raise CliError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from exc
+            raise CliError(
+                f"cannot write {str(output)!r}: {exc.strerror or exc}; "
+                + save_elsewhere(result.nb, output)
+            ) from exc
     written = "the notebook to stdout" if output == STDOUT else str(output)
     if result.error is not None:
         where = f"; the executed notebook is in {output}" if result.ran and output != STDOUT else ""
