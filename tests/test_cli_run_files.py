@@ -321,3 +321,47 @@ def test_an_output_that_cannot_be_written_after_the_run_is_saved_elsewhere_and_n
     assert len(saved) == 1, line
     assert f"saved it to {str(saved[0])!r} instead" in line
     assert nbformat.read(saved[0], as_version=4).cells[0].source == "print(1)"
+
+
+@pytest.mark.parametrize(
+    ("retries", "says"),
+    [
+        (0, "the kernel died in code cell 1 (print(1)) (exit code 3); no retry (--retries 0)"),
+        (
+            1,
+            "the kernel died 2 times, last in code cell 1 (print(1)) (exit code 3); gave up after "
+            "1 retry;",
+        ),
+        (
+            2,
+            "the kernel died 3 times, last in code cell 1 (print(1)) (exit code 3); gave up after "
+            "2 retries;",
+        ),
+    ],
+)
+def test_giving_up_after_kernel_deaths_is_said_in_plain_words(
+    retries: int, says: str, tmp_path: Path
+) -> None:
+    import io
+    import subprocess
+    import sys
+
+    from nbclient.exceptions import DeadKernelError
+
+    from nbresume._run import Report, _Attempt
+
+    nb = nbformat.read(plain(tmp_path), as_version=4)
+    runner = NotebookRun(
+        nb, cwd=tmp_path, kernel=None, timeout=None, retries=retries, report=Report(io.StringIO())
+    )
+    dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    dead.wait()
+    deaths: list[str] = []
+    result = None
+    for _ in range(retries + 1):
+        attempt = _Attempt(nb, process=dead, cell=0, started=True)
+        result = runner._stopped(attempt, DeadKernelError("died"), deaths)
+    assert result is not None
+    assert result.error is not None
+    assert result.error.startswith(says), result.error
+    assert result.error.endswith("checkpoints are kept: run again to resume")

@@ -271,11 +271,16 @@ class NotebookRun:
         if len(deaths) <= self.retries:
             return None
         self.report.end(f"kernel died ({deaths[-1]})")
+        where = f"{self._where(attempt)} ({deaths[-1]})"
+        died = f"in {where}" if len(deaths) == 1 else f"{len(deaths)} times, last in {where}"
+        retries = (
+            "no retry (--retries 0)"
+            if self.retries == 0
+            else f"gave up after {self.retries} retr{'y' if self.retries == 1 else 'ies'}"
+        )
         return RunResult(
             attempt.nb,
-            error=f"the kernel died {len(deaths)} times, last in {self._where(attempt)} "
-            f"({deaths[-1]}); gave up after {self.retries} retries; checkpoints are kept: run "
-            "again to resume",
+            error=f"the kernel died {died}; {retries}; checkpoints are kept: run again to resume",
             ran=True,
         )
 
