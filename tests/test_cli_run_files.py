@@ -245,6 +245,8 @@ def test_dash_o_dash_writes_the_notebook_to_stdout_and_the_lines_to_stderr(
     nb = plain(tmp_path)
     code, out, err = cli(capsys, "run", str(nb), "-o", "-")
     assert code == 0, err
+    assert out.endswith("}\n")
+    assert not out.endswith("\n\n")
     written = nbformat.reads(out, as_version=4)
     assert written.cells[0].outputs[0]["text"] == "ran\n"
     assert not (tmp_path / "-").exists()

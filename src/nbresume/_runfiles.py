@@ -99,8 +99,7 @@ def write_output(nb: Any, output: Path | str) -> None:
     from ._run import write_notebook
 
     if output == STDOUT:
-        nbformat.write(nb, sys.stdout)  # type: ignore[no-untyped-call]
-        sys.stdout.write("\n")
+        nbformat.write(nb, sys.stdout)  # type: ignore[no-untyped-call]  # ends with a newline
         sys.stdout.flush()
         return
     write_notebook(nb, Path(output))
