@@ -176,3 +176,28 @@ def test_a_papermill_run_whose_kernel_dies_resumes_when_run_again(tmp_path: Path
     assert Counter(read_runs(tmp_path / "ran.txt")) == {0: 1, 1: 1, 2: 1, 3: 2, 4: 1, 5: 1}
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     assert "sum 15" in str(executed.cells[-1].outputs)
+
+
+def test_the_output_notebook_is_what_nbclient_writes_plus_the_run_note(tmp_path: Path) -> None:
+    """Without checkpoints nbresume adds nothing to the cells: same outputs, counts, ids."""
+    from nbclient import NotebookClient
+
+    nb = write_notebook(
+        tmp_path / "plain.ipynb",
+        "import sys\nprint('out')\nprint('err', file=sys.stderr)",
+        "from IPython.display import HTML, display\ndisplay(HTML('<b>x</b>'))\n1 + 1",
+        "x = 2",
+    )
+    nb_in = nbformat.read(nb, as_version=4)
+    nb_in.cells.insert(1, nbformat.v4.new_markdown_cell("# title"))
+    nbformat.write(nb_in, nb)
+    done = nbresume(tmp_path, "run", nb.name)
+    assert (done.returncode, done.stderr) == (0, ""), done.stdout + done.stderr
+    ours = nbformat.read(tmp_path / "plain.out.ipynb", as_version=4)
+    theirs = nbformat.read(nb, as_version=4)
+    NotebookClient(theirs, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    for cell in (*ours.cells, *theirs.cells):
+        cell.metadata.pop("execution", None)
+    assert ours.cells == theirs.cells
+    assert ours.metadata.pop("nbresume") == {"attempts": 1, "kernel_deaths": []}
+    assert ours.metadata == theirs.metadata
