@@ -201,3 +201,33 @@ def test_the_output_notebook_is_what_nbclient_writes_plus_the_run_note(tmp_path:
     assert ours.cells == theirs.cells
     assert ours.metadata.pop("nbresume") == {"attempts": 1, "kernel_deaths": []}
     assert ours.metadata == theirs.metadata
+
+
+def test_a_second_run_of_a_notebook_being_run_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Two runs (a cron job overlapping, a double launch) would both run the same loop."""
+    nb = write_notebook(
+        tmp_path / "long.ipynb",
+        MARK,
+        "%%checkpoint long --every 1\nfor i in resumable(range(500)):\n    mark(i)\n    time.sleep(0.1)",
+    )
+    process = subprocess.Popen(
+        [str(BIN / "nbresume"), "run", nb.name],
+        cwd=tmp_path,
+        env=kernel_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: len(read_runs(tmp_path / "ran.txt")) >= 1, 60)
+        second = nbresume(tmp_path, "run", str(tmp_path / "." / nb.name), "-o", "other.ipynb")
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert second.returncode == 1
+    assert second.stdout == ""
+    assert second.stderr.count("\n") == 1, second.stderr
+    assert "another nbresume run is running" in second.stderr
+    assert not (tmp_path / "other.ipynb").exists()
+    assert process.returncode == 128 + signal.SIGTERM, out + err

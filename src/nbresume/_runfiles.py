@@ -3,6 +3,7 @@ kernel starts (a run may take hours: a typo in ``-o`` must not surface only at i
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -10,7 +11,14 @@ from typing import Any
 
 STDOUT = "-"  # ``-o -``: the executed notebook on stdout, the progress lines on stderr
 
-__all__ = ["STDOUT", "check_output", "read_notebook", "save_elsewhere", "write_output"]
+__all__ = [
+    "STDOUT",
+    "check_output",
+    "lock_notebook",
+    "read_notebook",
+    "save_elsewhere",
+    "write_output",
+]
 
 
 class RunFileError(Exception):
@@ -120,6 +128,27 @@ def save_elsewhere(nb: Any, output: Path | str) -> str:
     except OSError as exc:
         return f"could not save it elsewhere either ({exc.strerror or exc})"
     return f"saved it to {name!r} instead"
+
+
+def lock_notebook(path: Path) -> int:
+    """An open descriptor of ``path`` holding an exclusive flock, for as long as the run lasts:
+    a second ``nbresume run`` of the same notebook (a cron job overlapping, a double launch)
+    would run the same loops into the same store; it is refused instead. The lock goes with
+    the process, whatever kills it."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise RunFileError(
+                f"another nbresume run is running {str(path)!r}; wait for it to end or stop it "
+                "(Ctrl-C or kill); its checkpoints are kept"
+            ) from exc
+        return os.open(path, os.O_RDONLY)  # a file system without locks: run unguarded
+    return fd
 
 
 def _same_file(a: Path, b: Path) -> bool:

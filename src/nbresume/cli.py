@@ -979,15 +979,7 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ._run import NotebookRun, Report, signal_name
-    from ._runfiles import (
-        STDOUT,
-        RunFileError,
-        check_output,
-        read_notebook,
-        save_elsewhere,
-        write_output,
-    )
+    from ._runfiles import STDOUT, RunFileError, check_output, lock_notebook, read_notebook
 
     try:
         import nbclient  # noqa: F401
@@ -1006,8 +998,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         nb = read_notebook(path)
         check_output(output, path)
+        lock = lock_notebook(path)
     except RunFileError as exc:
         raise CliError(str(exc)) from exc
+    try:
+        return _run_locked(args, path, nb, output)
+    finally:
+        os.close(lock)
+
+
+def _run_locked(args: argparse.Namespace, path: Path, nb: Any, output: Path | str) -> int:
+    from ._run import NotebookRun, Report, signal_name
+    from ._runfiles import STDOUT, save_elsewhere, write_output
+
     cwd = Path(args.cwd).expanduser() if args.cwd else path.parent
     if not cwd.is_dir():
         raise CliError(f"--cwd {str(cwd)!r} is not a directory")
