@@ -367,3 +367,26 @@ def test_giving_up_after_kernel_deaths_is_said_in_plain_words(
     assert result.error is not None
     assert result.error.startswith(says), result.error
     assert result.error.endswith("checkpoints are kept: run again to resume")
+
+
+class _Gone:
+    """A stdout whose reader left (``nbresume run nb.ipynb | head -1``)."""
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_progress_lines_to_a_reader_that_left_do_not_stop_the_run() -> None:
+    from nbresume._run import Report
+
+    report = Report(_Gone())  # type: ignore[arg-type]
+    report.start("[1/2] x = 1")
+    report.progress("sweep: 1/2")
+    report.end("done in 1s")
+    report.line("ran 2 cells")

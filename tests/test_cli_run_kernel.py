@@ -231,3 +231,25 @@ def test_a_second_run_of_a_notebook_being_run_is_refused_in_one_line(tmp_path: P
     assert "another nbresume run is running" in second.stderr
     assert not (tmp_path / "other.ipynb").exists()
     assert process.returncode == 128 + signal.SIGTERM, out + err
+
+
+def test_a_run_piped_into_a_reader_that_leaves_still_runs_and_writes_its_notebook(
+    tmp_path: Path,
+) -> None:
+    """``nbresume run nb.ipynb | head -1``: the run wrote no notebook and said exit 0."""
+    nb = write_notebook(tmp_path / "piped.ipynb", MARK + "\nmark(1)", "mark(2)")
+    process = subprocess.Popen(
+        [str(BIN / "nbresume"), "run", nb.name],
+        cwd=tmp_path,
+        env=kernel_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # the reader left before the first line
+    _, err = process.communicate(timeout=120)
+    assert (process.returncode, err) == (0, "")
+    assert read_runs(tmp_path / "ran.txt") == [1, 2]
+    executed = nbformat.read(tmp_path / "piped.out.ipynb", as_version=4)
+    assert executed.metadata["nbresume"]["attempts"] == 1

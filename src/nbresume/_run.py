@@ -9,6 +9,7 @@ terminal). The output notebook holds the outputs of the attempt that finished.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import math
 import time
@@ -134,7 +135,7 @@ class Report:
             self.noted(text)
         elif self.cell is not None and self.clock() - self._printed >= PLAIN_SECONDS:
             self._printed = self.clock()
-            print(f"{self.cell} ... {text}", file=self.stream, flush=True)
+            self._write(f"{self.cell} ... {text}\n")
 
     def draw(self) -> None:
         if not self.tty or self.cell is None:
@@ -147,8 +148,7 @@ class Report:
         if self.note:
             text += f"  {self.note}"
         width = shutil.get_terminal_size().columns - 1
-        self.stream.write("\r\x1b[K" + text[:width])
-        self.stream.flush()
+        self._write("\r\x1b[K" + text[:width])
 
     def end(self, outcome: str) -> None:
         """The running cell's last line; without one (between cells), ``outcome`` alone."""
@@ -156,9 +156,32 @@ class Report:
         self.cell = None
 
     def line(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[K")
-        print(text, file=self.stream, flush=True)
+        self._write(("\r\x1b[K" if self.tty else "") + text + "\n")
+
+    def _write(self, text: str) -> None:
+        """Write and flush; when the reader left (``nbresume run nb.ipynb | head -1``) the lines
+        go nowhere from then on: the run goes on and writes its notebook."""
+        import os
+        import sys
+
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+            if self.stream is sys.stdout:
+                # NB. else Python's flush of stdout at exit reports the broken pipe
+                with contextlib.suppress(OSError, ValueError):
+                    null = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(null, sys.stdout.fileno())
+                    os.close(null)
+            self.stream, self.tty = _Discard(), False
+
+
+class _Discard(io.StringIO):
+    """A stream that keeps nothing."""
+
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 @dataclass
