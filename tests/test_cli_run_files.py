@@ -390,3 +390,22 @@ def test_progress_lines_to_a_reader_that_left_do_not_stop_the_run() -> None:
     report.progress("sweep: 1/2")
     report.end("done in 1s")
     report.line("ran 2 cells")
+
+
+@pytest.mark.parametrize(("timeout", "says"), [(0.4, "1s"), (2.0, "2s"), (2.5, "3s")])
+def test_a_timeout_is_reported_as_the_whole_seconds_nbclient_enforced(
+    timeout: float, says: str, tmp_path: Path
+) -> None:
+    import io
+
+    from nbclient.exceptions import CellTimeoutError
+
+    from nbresume._run import Report, _Attempt
+
+    nb = nbformat.read(plain(tmp_path), as_version=4)
+    runner = NotebookRun(
+        nb, cwd=tmp_path, kernel=None, timeout=timeout, retries=0, report=Report(io.StringIO())
+    )
+    why = runner._failure(_Attempt(nb, cell=0, started=True), CellTimeoutError("late"))
+    assert why is not None
+    assert why.startswith(f"timed out after {says} (--timeout)"), why

@@ -321,8 +321,9 @@ class NotebookRun:
             return f"raised {_exception(exc.ename, exc.evalue)}"
         if isinstance(exc, CellTimeoutError):
             return (
-                f"timed out after {self.timeout:g}s (--timeout); checkpoints are kept: run again "
-                "to resume"
+                # NB. nbclient takes whole seconds: the bound enforced, not the one typed
+                f"timed out after {math.ceil(self.timeout or 0)}s (--timeout); checkpoints are "
+                "kept: run again to resume"
             )
         if not isinstance(exc, DeadKernelError):
             return f"could not start a kernel: {_first_line(str(exc))}"
