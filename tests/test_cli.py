@@ -801,7 +801,7 @@ def test_run_gives_up_after_the_retries_with_one_line(
     assert code == 1
     line = one_error_line(err)
     assert "the kernel died 2 times, last in code cell 1 (import os) (exit code 3)" in line
-    assert "gave up after 1 retries" in line
+    assert "gave up after 1 retry;" in line
     assert out.count("kernel died") == 2
 
 

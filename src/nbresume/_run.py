@@ -9,6 +9,7 @@ terminal). The output notebook holds the outputs of the attempt that finished.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import math
 import time
@@ -134,7 +135,7 @@ class Report:
             self.noted(text)
         elif self.cell is not None and self.clock() - self._printed >= PLAIN_SECONDS:
             self._printed = self.clock()
-            print(f"{self.cell} ... {text}", file=self.stream, flush=True)
+            self._write(f"{self.cell} ... {text}\n")
 
     def draw(self) -> None:
         if not self.tty or self.cell is None:
@@ -147,8 +148,7 @@ class Report:
         if self.note:
             text += f"  {self.note}"
         width = shutil.get_terminal_size().columns - 1
-        self.stream.write("\r\x1b[K" + text[:width])
-        self.stream.flush()
+        self._write("\r\x1b[K" + text[:width])
 
     def end(self, outcome: str) -> None:
         """The running cell's last line; without one (between cells), ``outcome`` alone."""
@@ -156,9 +156,32 @@ class Report:
         self.cell = None
 
     def line(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[K")
-        print(text, file=self.stream, flush=True)
+        self._write(("\r\x1b[K" if self.tty else "") + text + "\n")
+
+    def _write(self, text: str) -> None:
+        """Write and flush; when the reader left (``nbresume run nb.ipynb | head -1``) the lines
+        go nowhere from then on: the run goes on and writes its notebook."""
+        import os
+        import sys
+
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+            if self.stream is sys.stdout:
+                # NB. else Python's flush of stdout at exit reports the broken pipe
+                with contextlib.suppress(OSError, ValueError):
+                    null = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(null, sys.stdout.fileno())
+                    os.close(null)
+            self.stream, self.tty = _Discard(), False
+
+
+class _Discard(io.StringIO):
+    """A stream that keeps nothing."""
+
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 @dataclass
@@ -199,6 +222,7 @@ class NotebookRun:
         self.retries = retries
         self.report = report
         self.signal = 0  # SIGINT or SIGTERM received: stop, no retry
+        self.timed_out = False  # nbclient gave up on a cell: it shuts the busy kernel down
         self._task: Any = None  # the asyncio task running the attempts
         code = [
             i
@@ -256,6 +280,11 @@ class NotebookRun:
             if self.report.cell is not None:
                 self.report.end(f"stopped by {signal_name(self.signal)}")
             return RunResult(attempt.nb, signal=self.signal, ran=attempt.started)
+        from jupyter_client.kernelspec import NoSuchKernel
+
+        if isinstance(exc, NoSuchKernel) and self.kernel:
+            error = f"--kernel {self.kernel!r} is not installed; see jupyter kernelspec list"
+            return RunResult(attempt.nb, error=error)
         why = self._failure(attempt, exc)
         if why is not None:
             if self.report.cell is not None:  # a cell error was reported as the cell ended
@@ -265,11 +294,16 @@ class NotebookRun:
         if len(deaths) <= self.retries:
             return None
         self.report.end(f"kernel died ({deaths[-1]})")
+        where = f"{self._where(attempt)} ({deaths[-1]})"
+        died = f"in {where}" if len(deaths) == 1 else f"{len(deaths)} times, last in {where}"
+        retries = (
+            "no retry (--retries 0)"
+            if self.retries == 0
+            else f"gave up after {self.retries} retr{'y' if self.retries == 1 else 'ies'}"
+        )
         return RunResult(
             attempt.nb,
-            error=f"the kernel died {len(deaths)} times, last in {self._where(attempt)} "
-            f"({deaths[-1]}); gave up after {self.retries} retries; checkpoints are kept: run "
-            "again to resume",
+            error=f"the kernel died {died}; {retries}; checkpoints are kept: run again to resume",
             ran=True,
         )
 
@@ -286,7 +320,11 @@ class NotebookRun:
         if isinstance(exc, CellExecutionError):
             return f"raised {_exception(exc.ename, exc.evalue)}"
         if isinstance(exc, CellTimeoutError):
-            return f"timed out after {self.timeout:g}s (--timeout)"
+            return (
+                # NB. nbclient takes whole seconds: the bound enforced, not the one typed
+                f"timed out after {math.ceil(self.timeout or 0)}s (--timeout); checkpoints are "
+                "kept: run again to resume"
+            )
         if not isinstance(exc, DeadKernelError):
             return f"could not start a kernel: {_first_line(str(exc))}"
         if not attempt.started:
@@ -341,8 +379,9 @@ class NotebookRun:
             resources={"metadata": {"path": str(self.cwd)}},
             extra_arguments=self._kernel_arguments(),
         )
+        self.handle_signals()
         ticker = asyncio.ensure_future(self._tick())
-        relay = _StderrRelay(lambda: bool(self.signal))
+        relay = _StderrRelay(lambda: bool(self.signal) or self.timed_out)
         try:
             await client.async_execute(stderr=relay.fileno)
         except asyncio.CancelledError:
@@ -394,18 +433,24 @@ class NotebookRun:
 
     # -- nbclient hooks -------------------------------------------------------------------------
 
-    def on_start(self, attempt: _Attempt, client: Any) -> None:
+    def handle_signals(self) -> None:
+        """SIGINT and SIGTERM stop the run: no retry, one line, exit 128+n.
+
+        NB. replaces nbclient's handlers, which stop the kernel and go on (a death to retry, or
+        during the kernel's start a run that carries on), and asyncio.run's (a CancelledError
+        traceback). nbclient removes ours when an attempt ends: each attempt installs them
+        again, before its kernel starts."""
         import asyncio
         import signal
 
-        attempt.started = True
-        attempt.process = getattr(getattr(client.km, "provisioner", None), "process", None)
-        # NB. replaces nbclient's handlers, which stop the kernel: that would look like a death
-        # to retry. nbclient removes ours when the attempt ends.
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(RuntimeError, NotImplementedError, ValueError):
                 loop.add_signal_handler(signum, self._stop, signum)
+
+    def on_start(self, attempt: _Attempt, client: Any) -> None:
+        attempt.started = True
+        attempt.process = getattr(getattr(client.km, "provisioner", None), "process", None)
 
     def on_cell_start(self, attempt: _Attempt, index: int) -> None:
         if index in self.labels:
@@ -458,7 +503,7 @@ def _exception(ename: object, evalue: object) -> str:
 class _StderrRelay:
     """The kernel's stderr, copied line by line to ours until the run is stopped.
 
-    NB. a kernel shut down while it runs a cell (Ctrl-C on ``nbresume run``) logs a 20-line
+    NB. a kernel shut down while it runs a cell (Ctrl-C on ``nbresume run``, --timeout) logs a 20-line
     ZMQError traceback as its sockets close: noise after the user's own stop. Anything the kernel
     writes before that (a C library's message, a crash report) still shows.
     """
@@ -527,6 +572,29 @@ def _client_class() -> Any:
             ):
                 self.runner.report.noted(str(content.get("data", {}).get("text/plain", "")))
             return super().process_message(msg, cell, cell_index)
+
+        async def async_start_new_kernel(self, **kw: Any) -> None:
+            self.runner.handle_signals()  # nbclient has just installed its own
+            await self._stopping_kernel(super().async_start_new_kernel(**kw))
+
+        async def async_start_new_kernel_client(self) -> Any:
+            return await self._stopping_kernel(super().async_start_new_kernel_client())
+
+        async def _stopping_kernel(self, starting: Any) -> Any:
+            """Await ``starting``; when the run is stopped meanwhile, shut the new kernel down
+            (nbclient does so only once the kernel is ready)."""
+            import asyncio
+
+            try:
+                return await starting
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._async_cleanup_kernel())
+                raise
+
+        async def _async_handle_timeout(self, timeout: int, cell: Any = None) -> Any:
+            self.runner.timed_out = True
+            return await super()._async_handle_timeout(timeout, cell)
 
     _CLIENT = Client
     return Client

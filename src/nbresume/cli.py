@@ -308,17 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _non_negative_int(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+def _whole(text: str, least: int) -> int:
+    # NB. str.isdigit() is true of "²" (int() fails) and of "٣" (int() reads 3): ASCII only
+    if not (text.isascii() and text.isdigit()) or int(text) < least:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {least}, got {text!r}")
     return int(text)
 
 
+def _non_negative_int(text: str) -> int:
+    return _whole(text, 0)
+
+
 def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
+    return _whole(text, 1)
 
 
 def _seconds(text: str) -> float:
@@ -977,50 +979,68 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ._run import NotebookRun, Report, signal_name, write_notebook
+    from ._runfiles import STDOUT, RunFileError, check_output, lock_notebook, read_notebook
 
     try:
         import nbclient  # noqa: F401
-        import nbformat
+        import nbformat  # noqa: F401
     except ImportError as exc:
         raise CliError(f"nbresume run needs nbclient ({exc}); pip install nbclient") from exc
 
     path = Path(args.notebook).expanduser()
-    if not path.is_file():
-        raise CliError(f"no such notebook: {str(path)!r}")
-    try:
-        nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise CliError(f"cannot read {str(path)!r} as a notebook: {exc}") from exc
-    output = (
-        Path(args.output).expanduser() if args.output else path.with_name(f"{path.stem}.out.ipynb")
+    output: Path | str = (
+        STDOUT
+        if args.output == STDOUT
+        else Path(args.output).expanduser()
+        if args.output
+        else path.with_name(f"{path.stem}.out.ipynb")
     )
-    if output.absolute() == path.absolute():
-        raise CliError(f"-o {str(output)!r} would overwrite the notebook; choose another file")
+    try:
+        nb = read_notebook(path)
+        check_output(output, path)
+        lock = lock_notebook(path)
+    except RunFileError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        return _run_locked(args, path, nb, output)
+    finally:
+        os.close(lock)
+
+
+def _run_locked(args: argparse.Namespace, path: Path, nb: Any, output: Path | str) -> int:
+    from ._run import NotebookRun, Report, signal_name
+    from ._runfiles import STDOUT, save_elsewhere, write_output
+
     cwd = Path(args.cwd).expanduser() if args.cwd else path.parent
     if not cwd.is_dir():
         raise CliError(f"--cwd {str(cwd)!r} is not a directory")
+    # NB. with -o - stdout carries the notebook alone
+    report = Report(sys.stderr if output == STDOUT else sys.stdout)
     runner = NotebookRun(
         nb,
         cwd=cwd.absolute(),
         kernel=args.kernel,
         timeout=args.timeout,
         retries=args.retries,
-        report=Report(sys.stdout),
+        report=report,
     )
     result = runner.run()
     if result.ran:  # a kernel ran cells: the notebook holds outputs, also when the run failed
         try:
-            write_notebook(result.nb, output)
+            write_output(result.nb, output)
         except OSError as exc:
-            raise CliError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from exc
+            raise CliError(
+                f"cannot write {str(output)!r}: {exc.strerror or exc}; "
+                + save_elsewhere(result.nb, output)
+            ) from exc
+    written = "the notebook to stdout" if output == STDOUT else str(output)
     if result.error is not None:
-        where = f"; the executed notebook is in {output}" if result.ran else ""
+        where = f"; the executed notebook is in {output}" if result.ran and output != STDOUT else ""
         raise CliError(result.error + where)
     if result.signal:
         _error(
             f"stopped by {signal_name(result.signal)}; checkpoints are kept: run again to resume"
         )
         return 128 + result.signal
-    runner.report.line(result.summary + f"; wrote {output}")
+    runner.report.line(result.summary + f"; wrote {written}")
     return EXIT_OK
