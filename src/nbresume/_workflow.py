@@ -47,8 +47,8 @@ def load_version(store: Store, name: str, number: int | None) -> tuple[dict[str,
         )
     if not 1 <= number <= len(versions):
         raise CheckpointError(
-            f"phase {name!r} has {len(versions)} versions; give a number from 1 to "
-            f"{len(versions)}, as its history lists them"
+            f"phase {name!r} has {_plural(len(versions), 'version')}; give a number from 1 "
+            f"to {len(versions)}, as its history lists them"
         )
     version = versions[number - 1]
     try:
@@ -210,3 +210,7 @@ def mark_phase(name: str, mark: str, *, store: Store | None = None) -> str:
         else f"its {len(versions)} saved versions stay"
     )
     return f"marked {name!r} pending: its next run runs the cell again; {kept}"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
