@@ -123,6 +123,11 @@ def test_a_signal_while_the_kernel_starts_stops_in_one_line_and_leaves_no_kernel
     """Before any cell runs, nbclient's own handlers (kill the kernel, go on) and asyncio's
     (a CancelledError traceback) were in charge."""
     nb = write_notebook(tmp_path / "quick.ipynb", MARK + "\nmark(1)", "mark(2)")
+    # NB. a kernel that takes a minute to start: the signal comes while it starts, however fast
+    # or loaded the machine is
+    startup = tmp_path / ".ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-slow.py").write_text("import time\ntime.sleep(60)\n")
     process = subprocess.Popen(
         [str(BIN / "nbresume"), "run", nb.name],
         cwd=tmp_path,
