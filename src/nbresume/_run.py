@@ -381,7 +381,7 @@ class NotebookRun:
         )
         self.handle_signals()
         ticker = asyncio.ensure_future(self._tick())
-        relay = _StderrRelay(lambda: bool(self.signal) or self.timed_out)
+        relay = _StderrRelay(lambda: bool(self.signal) or self.timed_out or client.quitting)
         try:
             await client.async_execute(stderr=relay.fileno)
         except asyncio.CancelledError:
@@ -584,13 +584,27 @@ def _client_class() -> Any:
             """Await ``starting``; when the run is stopped meanwhile, shut the new kernel down
             (nbclient does so only once the kernel is ready)."""
             import asyncio
+            import atexit
 
             try:
                 return await starting
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._async_cleanup_kernel())
+                # NB. nbclient unregisters its exit-time cleanup only once the kernel is ready:
+                # left, it runs at exit on the manager just dropped and prints a traceback
+                atexit.unregister(self._cleanup_kernel)
                 raise
+
+        quitting = False  # a live kernel is being shut down: what it writes now is noise
+
+        async def _async_cleanup_kernel(self) -> None:
+            from nbclient.util import ensure_async
+
+            with contextlib.suppress(Exception):
+                # NB. a dead kernel's last words (a crash report) still show
+                self.quitting = bool(self.km and await ensure_async(self.km.is_alive()))
+            await super()._async_cleanup_kernel()
 
         async def _async_handle_timeout(self, timeout: int, cell: Any = None) -> Any:
             self.runner.timed_out = True
