@@ -224,8 +224,10 @@ def test_gc_never_deletes_through_a_symlinked_folder(
 ) -> None:
     run_cell(CELL)
     _store.close_stores()
-    (STORE / "ab").mkdir()
-    (STORE / "ab" / "cd").symlink_to(victim.parent, target_is_directory=True)
+    # diskcache names its folders by hash: take a free one, like a planted folder would
+    top = next(STORE / f"{n:02x}" for n in range(256) if not (STORE / f"{n:02x}").exists())
+    top.mkdir()
+    (top / "cd").symlink_to(victim.parent, target_is_directory=True)
     loose = victim.parent / ("0" * 28 + ".val")
     loose.write_text("not yours")
     os.utime(loose, (0, 0))
