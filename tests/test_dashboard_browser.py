@@ -72,6 +72,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[JupyterServer, Kernel]]:
         kernel.run("%load_ext nbresume")
         for code in PHASES.values():
             kernel.execute(code)
+        kernel.run(PHASES["load"] + "  # edited")  # a second version of 'load'
         kernel.run(f"%checkpoint dir {root / 'reports' / '.nbresume'}")
         kernel.run(REPORT)
         kernel.run(f"%checkpoint dir {root / 'project' / '.nbresume'}")
@@ -226,6 +227,20 @@ def test_the_dashboard_fits_700_px_and_follows_a_dark_color_scheme(
     )
     assert fill == bad, (fill, bad)
     assert page.text_content(f"{row('diverge')} .progress-text").startswith("4/10")
+    # the kept versions of a phase, each with the command that brings it back, stay open
+    history = f"{row('load')} details.history"
+    assert page.text_content(f"{history} summary") == "2 versions"
+    assert page.query_selector(f"{row('features')} details.history") is None  # one version
+    page.click(f"{history} summary")
+    current, older = page.query_selector_all(f"{history} li")
+    assert "#1 current" in current.text_content()
+    assert "source changed" in current.text_content()
+    assert current.query_selector("code") is None
+    assert older.text_content().startswith("#2 · ")
+    assert older.text_content().endswith("%checkpoint rollback load 2")
+    shown = page.query_selector(history)
+    page.wait_for_function("node => !node.isConnected", arg=shown, timeout=10_000)  # refreshed
+    assert page.evaluate(f"() => document.querySelector('{history}').open")
     shots = Path(__file__).resolve().parent.parent / "build" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "dashboard-700-dark.png"), full_page=True)

@@ -13,6 +13,7 @@
   let skew = 0; // server clock minus ours, in seconds: ages use the server's clock
   let busy = false;
   const lastGood = new Map(); // store -> its last view, shown while a refresh of it fails
+  const openHistories = new Set(); // the history lists the user opened: kept open across refreshes
 
   function $(id) {
     return document.getElementById(id);
@@ -166,6 +167,32 @@
     return cell;
   }
 
+  function historyList(store, row) {
+    // the kept versions, newest first, each with the command that makes it current again
+    const history = row.history || [];
+    if (history.length < 2) return null;
+    const key = store.store + "\u0000" + row.name;
+    const items = history.map((v) =>
+      el(
+        "li",
+        { class: v.current ? "current" : null },
+        el("span", { title: when(v.created) }, "#" + v.number + (v.current ? " current" : "") + " · " + age(v.created)),
+        v.duration === null ? null : " · ran " + duration(v.duration),
+        v.reason ? " · " + v.reason : null,
+        v.resumes ? " · " + resumedText(v.resumes).replace("in every kernel that ran it: ", "") : null,
+        v.rollback ? el("code", { class: "rollback", title: "run it in the notebook to bring this version back" }, v.rollback) : null
+      )
+    );
+    const details = el(
+      "details",
+      { class: "history", open: openHistories.has(key) },
+      el("summary", {}, plural(history.length, "version")),
+      el("ol", {}, ...items)
+    );
+    details.addEventListener("toggle", () => (details.open ? openHistories.add(key) : openHistories.delete(key)));
+    return details;
+  }
+
   function phaseRow(store, row) {
     const started = row.progress && row.progress.started;
     const running = row.running && started;
@@ -181,7 +208,7 @@
     return el(
       "tr",
       { class: row.status, "data-store": store.store, "data-name": row.name, "data-kind": row.kind },
-      el("td", { class: "name" }, kind, row.name, notebook),
+      el("td", { class: "name" }, kind, row.name, notebook, historyList(store, row)),
       el("td", {}, el("span", { class: "status status-" + row.status }, row.status)),
       progressCell(row),
       el("td", { class: "num snapshot", title: when(row.last_snapshot) }, row.last_snapshot ? age(row.last_snapshot) : "–"),
