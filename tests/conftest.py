@@ -30,7 +30,6 @@ from traitlets.config import Config
 
 from kernel_helpers import TEST_KEY, KernelPool
 
-
 # CI gets the same examples on every run: a property test may find a new case on a developer's
 # machine, never fail CI by a draw nobody can replay
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)

@@ -722,36 +722,6 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.kernel
-def test_ctrl_c_stops_the_run_and_its_kernel_without_a_retry(tmp_path: Path) -> None:
-    nb = write_notebook(
-        tmp_path / "long.ipynb",
-        MARK + "\nfrom pathlib import Path\nPath('kernel.pid').write_text(str(os.getpid()))",
-        "%%checkpoint long --every 1\nfor i in resumable(range(500)):\n    mark(i)\n    time.sleep(0.1)",
-    )
-    process = subprocess.Popen(
-        [str(BIN / "nbresume"), "run", nb.name],
-        cwd=tmp_path,
-        env=kernel_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert wait_until(lambda: len(read_runs(tmp_path / "ran.txt")) >= 2, 60)
-        kernel = int((tmp_path / "kernel.pid").read_text())
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 130, out + err
-    assert "[2/2] %%checkpoint long --every 1 ... stopped by SIGINT" in out
-    assert "retry" not in out
-    assert err == "nbresume: error: stopped by SIGINT; checkpoints are kept: run again to resume\n"
-    assert wait_until(lambda: not alive(kernel), 10)
-    assert len(read_runs(tmp_path / "ran.txt")) < 500
-
-
-@pytest.mark.kernel
 def test_a_cell_error_stops_the_run_in_one_line_without_retrying(
     kernel_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
