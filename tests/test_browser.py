@@ -17,24 +17,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from browser_helpers import BROWSER_ARGS, CHROMIUM, KERNEL_VARS, MS, REPO, SCREENSHOTS
 from jupyter_helpers import JupyterServer
 from kernel_helpers import kernel_env, wait_until
 
-CHROMIUM = Path("/usr/bin/chromium")
-REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "quickstart.ipynb"
 # NB. never a tracked file: `make test` must leave `git status` clean; copy it to docs/ by hand
-SCREENSHOT = Path(__file__).resolve().parent.parent / "build" / "screenshots" / "widget.png"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-KERNEL_VARS = ("IPYTHONDIR", "NBRESUME_KEY")
-MS = 1000  # playwright counts in milliseconds
+SCREENSHOT = SCREENSHOTS / "widget.png"
 
 pytestmark = [
     pytest.mark.kernel,

@@ -15,22 +15,13 @@ from typing import Any
 
 import pytest
 
+from browser_helpers import BROWSER_ARGS, CHROMIUM, SCREENSHOTS
 from jupyter_helpers import JupyterServer
 from kernel_helpers import Kernel
 from nbresume._store import StoreReader
 from nbresume.server._dashboard import owner
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-# NB. never a tracked file: `make test` must leave `git status` clean; copy it to docs/ by hand
-SCREENSHOT = Path(__file__).resolve().parent.parent / "build" / "screenshots" / "dashboard.png"
+SCREENSHOT = SCREENSHOTS / "dashboard.png"
 
 pytestmark = [
     pytest.mark.kernel,
@@ -95,7 +86,7 @@ def errors() -> list[str]:
 def page(lab: tuple[JupyterServer, Kernel], errors: list[str]) -> Iterator[Any]:
     playwright_api = pytest.importorskip("playwright.sync_api")
     with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 560})
             page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -241,7 +232,6 @@ def test_the_dashboard_fits_700_px_and_follows_a_dark_color_scheme(
     shown = page.query_selector(history)
     page.wait_for_function("node => !node.isConnected", arg=shown, timeout=10_000)  # refreshed
     assert page.evaluate(f"() => document.querySelector('{history}').open")
-    shots = Path(__file__).resolve().parent.parent / "build" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(shots / "dashboard-700-dark.png"), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-700-dark.png"), full_page=True)
     assert errors == []
