@@ -45,10 +45,13 @@ from ._storeread import (
     ReadOnlyCache,
     StoreReader,
     check_database_files,
+    extra_objects,
     open_value_file,
     read_record_file,
     remove_loose_file,
     remove_value_file,
+    schema_problem,
+    schema_refused,
 )
 from .errors import CheckpointWarning, StoreError, StoreReadOnlyError
 
@@ -253,7 +256,8 @@ def _open_cache(path: Path) -> _Cache:
 
 
 def _clean_settings(path: Path) -> None:
-    """Remove Settings rows diskcache would act on that are not the ones nbresume gives it.
+    """Refuse a database whose tables are not diskcache's; drop the triggers, views and indexes
+    it did not make; remove Settings rows diskcache would act on that are not nbresume's.
 
     NB. diskcache runs each ``sqlite_*`` row as ``PRAGMA key = value`` before anything else, and
     a store may come from anyone; the rows it needs are written again from `SETTINGS`.
@@ -263,6 +267,14 @@ def _clean_settings(path: Path) -> None:
         return
     con = sqlite3.connect(db, timeout=60, isolation_level=None)
     try:
+        schema = con.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+        problem = schema_problem(schema)
+        if problem is not None:
+            raise schema_refused(path, problem)
+        # NB. before any other write: a shipped trigger would run on the deletes below
+        for kind, name in extra_objects(schema):
+            quoted = '"' + str(name).replace('"', '""') + '"'
+            con.execute(f"DROP {kind.upper()} IF EXISTS {quoted}")
         try:
             rows = con.execute("SELECT rowid, key, value FROM Settings").fetchall()
         except sqlite3.OperationalError:  # no Settings table yet
@@ -277,15 +289,6 @@ def _clean_settings(path: Path) -> None:
         ]
         if bad:
             con.executemany("DELETE FROM Settings WHERE rowid = ?", [(r,) for r in bad])
-        # NB. a trigger shipped with the store would run on every write nbresume makes, and
-        # diskcache creates its own (count, size) only IF NOT EXISTS: one with their name but
-        # another body would stay. All are dropped; diskcache creates its own again on open.
-        shipped = con.execute(
-            "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')"
-        ).fetchall()
-        for kind, name in shipped:
-            quoted = '"' + str(name).replace('"', '""') + '"'
-            con.execute(f"DROP {'VIEW' if kind == 'view' else 'TRIGGER'} IF EXISTS {quoted}")
     finally:
         con.close()
 
@@ -330,6 +333,8 @@ def _is_store(folder: Path) -> bool:
     except sqlite3.Error:
         return False
     try:
+        if schema_problem(con.execute("SELECT type, name, sql FROM sqlite_master").fetchall()):
+            return False
         rows = dict(con.execute("SELECT key, value FROM Settings").fetchall())
     except sqlite3.Error:
         return False
@@ -360,6 +365,8 @@ class Store:
         try:
             _clean_settings(path)
             self._cache = _open_cache(path)
+        except StoreError:  # a database that is not diskcache's: refused, read-only or not
+            raise
         except (OSError, diskcache.Timeout, Exception) as exc:
             # NB. diskcache writes its settings on every open: a store on a read-only share or
             # mount, or another user's copy, fails here even though its entries are readable
@@ -520,7 +527,7 @@ class Store:
             with handle if not isinstance(handle, bytes) else io.BytesIO(handle) as f:
                 try:
                     count += self._resign_one(key, f)
-                except (OSError, ValueError, KeyError, TypeError):
+                except (OSError, ValueError, KeyError, TypeError, RecursionError):
                     damaged.append(key)
         return count, damaged
 
@@ -528,6 +535,8 @@ class Store:
         """Re-sign one row; 1 for an entry, 0 for a record (the count is of entries)."""
         record = _signing.unsigned_record(f)
         if record is not _signing.NOT_A_RECORD:
+            if not well_formed(key, record):  # NB. signed, it would be trusted by every reader
+                raise ValueError(f"the record {key!r} has an unexpected shape")
             self.put_json(key, record)
             return 0
         pickled, meta = _signing.unsigned_entry(f, key)

@@ -34,10 +34,13 @@ __all__ = [
     "EntryInfo",
     "LooseFile",
     "StoreReader",
+    "extra_objects",
     "open_value_file",
     "read_record_file",
     "remove_loose_file",
     "remove_value_file",
+    "schema_problem",
+    "schema_refused",
     "value_file",
 ]
 
@@ -68,6 +71,68 @@ def value_file(root: Path, name: object) -> Path | None:
     if folder != os.path.join(os.path.realpath(root), os.path.dirname(name)):
         return None
     return Path(folder) / os.path.basename(name)
+
+
+# -- the database's schema: diskcache's own, nothing else runs --------------------------------------
+
+# The schema diskcache creates, as sqlite keeps it (without ``IF NOT EXISTS``). A shipped database
+# may hold anything else, and sqlite runs it: a view named Cache or Settings, or a generated
+# column, on every read (a recursive view never ends); a trigger or an expression index on every
+# write (an index of ``zeroblob(N)`` writes N bytes per row).
+TABLES = {
+    "Settings": "CREATE TABLE Settings ( key TEXT NOT NULL UNIQUE, value)",
+    "Cache": (
+        "CREATE TABLE Cache ( rowid INTEGER PRIMARY KEY, key BLOB, raw INTEGER, store_time REAL,"
+        " expire_time REAL, access_time REAL, access_count INTEGER DEFAULT 0, tag BLOB, size "
+        "INTEGER DEFAULT 0, mode INTEGER DEFAULT 0, filename TEXT, value BLOB)"
+    ),
+}
+INDEXES = {  # diskcache's indexes, some made only under settings nbresume never uses
+    "Cache_key_raw": "CREATE UNIQUE INDEX Cache_key_raw ON Cache(key, raw)",
+    "Cache_expire_time": "CREATE INDEX Cache_expire_time ON Cache (expire_time)",
+    "Cache_store_time": "CREATE INDEX Cache_store_time ON Cache (store_time)",
+    "Cache_access_time": "CREATE INDEX Cache_access_time ON Cache (access_time)",
+    "Cache_access_count": "CREATE INDEX Cache_access_count ON Cache (access_count)",
+    "Cache_tag_rowid": "CREATE INDEX Cache_tag_rowid ON Cache(tag, rowid)",
+}
+
+
+def schema_problem(schema: list[tuple[Any, Any, Any]]) -> str | None:
+    """What makes the tables diskcache reads not its own (a view, other columns); None if none.
+
+    ``schema``: the rows ``SELECT type, name, sql FROM sqlite_master`` gives (a plain table:
+    reading it runs nothing).
+    """
+    for kind, name, sql in schema:
+        if name not in TABLES:
+            continue
+        if kind != "table":
+            return f"its {name} is a {kind}"
+        if sql != TABLES[name]:
+            return f"its {name} table is not diskcache's: {str(sql)[:80]!r}"
+    return None
+
+
+def extra_objects(schema: list[tuple[Any, Any, Any]]) -> list[tuple[str, str]]:
+    """(type, name) of the triggers, views and indexes in ``schema`` that are not diskcache's.
+
+    NB. diskcache's triggers are listed too: it creates them only IF NOT EXISTS, so one with
+    their name but another body would stay; all are dropped and diskcache makes its own again.
+    """
+    return [
+        (kind, name)
+        for kind, name, sql in schema
+        if kind in ("trigger", "view")
+        or (kind == "index" and sql is not None and INDEXES.get(name) != sql)
+    ]
+
+
+def schema_refused(root: Path, problem: str) -> StoreError:
+    return StoreError(
+        f"the checkpoint store {str(root)!r} has a database not made by nbresume ({problem}); "
+        "it was not used (sqlite would run what it defines): remove it, or move the store "
+        "with %checkpoint dir PATH"
+    )
 
 
 # sqlite opens (and creates, and writes) each of these by name, following symlinks
@@ -270,8 +335,11 @@ class StoreReader:
     def _ready(self) -> bool:
         """Whether diskcache has created its tables (a store being created has a bare file)."""
         if not self._tables:
-            found = self._query("SELECT name FROM sqlite_master WHERE type = 'table'")
-            self._tables = {name for (name,) in found}
+            schema = self._query("SELECT type, name, sql FROM sqlite_master")
+            problem = schema_problem(schema)
+            if problem is not None:
+                raise schema_refused(self.path, problem)
+            self._tables = {name for kind, name, _ in schema if kind == "table"}
         return {"Cache", "Settings"} <= self._tables
 
     def rows(self) -> list[EntryInfo]:

@@ -1,0 +1,287 @@
+"""A shipped `.nbresume/` whose *database schema* or *unsigned headers* are hostile.
+
+The rows of a store are checked (test_store_trust.py); these are the layers under them: the sqlite
+schema diskcache queries (a view or a generated column runs SQL on every read, a trigger on every
+write), the JSON of an entry's header and of a record, parsed before any signature can be
+checked, and the key from the environment. Each must end in one line and a miss, never a hang, a
+``RecursionError`` or unbounded memory. Code that could hang runs in a child process with a time
+limit, so a regression fails the test instead of blocking the run.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import struct
+import subprocess
+import sys
+import textwrap
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import CellRun, cli, runs
+from nbresume import StoreError, _signing, _store
+from test_store_trust import CELL, STORE, no_traceback
+
+RunCell = Callable[..., CellRun]
+HANG_GUARD = 120  # seconds; only a hang (a regression) gets near it
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
+CACHE_COLUMNS = (
+    "rowid INTEGER PRIMARY KEY, key BLOB, raw INTEGER, store_time REAL, expire_time REAL, "
+    "access_time REAL, access_count INTEGER DEFAULT 0, tag BLOB, size INTEGER DEFAULT 0, "
+    "mode INTEGER DEFAULT 0, filename TEXT"
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NBRESUME_DIR", raising=False)
+    _store.close_stores()
+
+
+@pytest.fixture
+def caught() -> Iterator[list[warnings.WarningMessage]]:
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        yield seen
+
+
+def in_child(code: str) -> str:
+    """Run ``code`` (nbresume imported) in a child process in the working directory -> its
+    output; fails the test if it does not end (a hang) or ends with a traceback."""
+    source = "import warnings\nwarnings.simplefilter('always')\n" + textwrap.dedent(code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", source],
+            capture_output=True,
+            text=True,
+            timeout=HANG_GUARD,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("it hangs: the store's schema runs SQL that never ends")
+    no_traceback(done.stdout, done.stderr)
+    return done.stdout + done.stderr
+
+
+def hostile_database(statements: list[str]) -> None:
+    """A `.nbresume/cache.db` made with plain sqlite3 by ``statements``."""
+    STORE.mkdir(exist_ok=True)
+    con = sqlite3.connect(STORE / "cache.db")
+    for sql in statements:
+        con.execute(sql)
+    con.commit()
+    con.close()
+
+
+ENDLESS_SCHEMAS = {
+    "Settings is an endless view": [f"CREATE VIEW Settings AS {ENDLESS} SELECT x, x FROM c"],
+    "Cache is an endless view": [
+        "CREATE TABLE Settings (key TEXT NOT NULL UNIQUE, value)",
+        f"CREATE VIEW Cache AS {ENDLESS} SELECT x AS rowid, 'k' || x AS key, 1 AS raw, 0 AS "
+        "store_time, NULL AS expire_time, 0 AS access_time, 0 AS access_count, NULL AS tag, "
+        "0 AS size, 1 AS mode, NULL AS filename, NULL AS value FROM c",
+    ],
+    "a trigger on Settings never ends": [
+        "CREATE TABLE Settings (key TEXT NOT NULL UNIQUE, value)",
+        "INSERT INTO Settings VALUES ('sqlite_query_only', 1)",  # nbresume deletes this row
+        "CREATE TABLE sink (x)",
+        f"CREATE TRIGGER fill AFTER DELETE ON Settings BEGIN INSERT INTO sink {ENDLESS} "
+        "SELECT x FROM c; END",
+    ],
+}
+
+
+@pytest.mark.parametrize("schema", list(ENDLESS_SCHEMAS))
+def test_a_schema_that_runs_endless_sql_is_refused_in_one_line(schema: str) -> None:
+    hostile_database(ENDLESS_SCHEMAS[schema])
+    said = in_child(
+        """
+        from nbresume import _store, StoreError
+        from nbresume._storeread import StoreReader
+        try:
+            _store.open_store('.nbresume')
+            print('OPENED')
+        except StoreError as exc:
+            print('REFUSED', exc)
+        try:
+            with StoreReader('.nbresume') as reader:
+                print('READ', len(reader.rows()), reader.volume())
+        except StoreError as exc:
+            print('REFUSED', exc)
+        """
+    )
+    assert "OPENED" not in said, said
+    assert said.count("REFUSED") == 2, said
+    assert "not made by nbresume" in said, said
+
+
+def test_a_store_whose_cache_reads_a_generated_gigabyte_is_refused() -> None:
+    # NB. a generated column is computed on every read: a tiny file, a 900 MB value per row
+    hostile_database(
+        [
+            "CREATE TABLE Settings (key TEXT NOT NULL UNIQUE, value)",
+            f"CREATE TABLE Cache ({CACHE_COLUMNS}, value BLOB GENERATED ALWAYS AS "
+            "(zeroblob(900000000)) VIRTUAL)",
+            "INSERT INTO Cache (key, raw, store_time, mode) VALUES ('phase:x', 1, 0, 1)",
+        ]
+    )
+    with pytest.raises(StoreError, match="not made by nbresume"):
+        _store.open_store(STORE)
+    from nbresume._storeread import StoreReader
+
+    with pytest.raises(StoreError, match="not made by nbresume"):
+        StoreReader(STORE).rows()
+
+
+def test_an_index_that_writes_megabytes_per_row_is_dropped(run_cell: RunCell) -> None:
+    run_cell(CELL)
+    _store.close_stores()
+    con = sqlite3.connect(STORE / "cache.db")
+    con.execute("CREATE INDEX fat ON Cache (zeroblob(20000000 + rowid))")
+    con.commit()
+    con.close()
+    run = run_cell(CELL.replace("42", "43"))  # a miss: writes rows
+    assert run.error is None
+    assert runs() == 2
+    _store.close_stores()
+    assert (STORE / "cache.db").stat().st_size < 10_000_000
+    con = sqlite3.connect(STORE / "cache.db")
+    names = {n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    con.close()
+    assert "fat" not in names
+
+
+def test_the_cells_of_a_refused_store_keep_their_live_result(
+    shell: Any, run_cell: RunCell, caught: list[warnings.WarningMessage]
+) -> None:
+    hostile_database(
+        [
+            "CREATE TABLE Settings (key TEXT NOT NULL UNIQUE, value)",
+            f"CREATE TABLE Cache ({CACHE_COLUMNS}, value BLOB GENERATED ALWAYS AS "
+            "(zeroblob(900000000)) VIRTUAL)",
+        ]
+    )
+    run = run_cell(CELL)
+    assert run.error is None
+    assert shell.user_ns["value"] == 42
+    texts = [str(w.message) for w in caught if "not made by nbresume" in str(w.message)]
+    assert texts
+    assert all("\n" not in t for t in texts)
+
+
+def test_a_store_made_by_nbresume_still_opens_and_restores(shell: Any, run_cell: RunCell) -> None:
+    run_cell(CELL)
+    _store.close_stores()
+    shell.user_ns.pop("value")
+    run = run_cell(CELL)
+    assert run.error is None
+    assert shell.user_ns["value"] == 42
+    assert runs() == 1
+
+
+# -- JSON parsed before a signature can be checked ----------------------------------------------
+
+DEEP = b"[" * 200_000 + b"]" * 200_000
+TRAILER = struct.Struct("<I8s")
+
+
+def replace_header(value: Path, header: bytes) -> None:
+    """Put ``header`` in place of an entry file's header (its MAC left as it was)."""
+    data = value.read_bytes()
+    header_len, _ = TRAILER.unpack(data[-TRAILER.size :])
+    header_at = len(data) - TRAILER.size - 32 - header_len
+    mac = data[-TRAILER.size - 32 : -TRAILER.size]
+    value.write_bytes(data[:header_at] + header + mac + TRAILER.pack(len(header), b"NBRESUME"))
+
+
+def test_a_deeply_nested_entry_header_is_a_miss_not_a_recursion_error(
+    shell: Any,
+    run_cell: RunCell,
+    capsys: pytest.CaptureFixture[str],
+    caught: list[warnings.WarningMessage],
+) -> None:
+    run_cell(CELL)
+    _store.close_stores()
+    (value,) = STORE.rglob("*.val")
+    replace_header(value, DEEP)
+    shell.user_ns.pop("value")
+    run = run_cell(CELL)
+    assert run.error is None
+    assert shell.user_ns["value"] == 42
+    assert runs() == 2  # a miss: it ran again
+    assert any("corrupt" in str(w.message) for w in caught), [str(w.message) for w in caught]
+
+
+def test_trust_of_deeply_nested_headers_and_records_says_damaged(
+    run_cell: RunCell, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_cell(CELL)
+    _store.close_stores()
+    (value,) = STORE.rglob("*.val")
+    replace_header(value, DEEP)
+    head = _signing.RECORD_MAGIC + struct.pack("<H", _signing.SCHEMA_VERSION) + b"\0" * 32
+    con = sqlite3.connect(STORE / "cache.db")
+    con.execute("UPDATE Cache SET value = ? WHERE key = 'phase:x'", (head + DEEP,))
+    con.commit()
+    con.close()
+    monkeypatch.setenv("NBRESUME_KEY", "someone-else-entirely")
+    _, out, err = cli(capsys, "trust", str(STORE))
+    no_traceback(out, err)
+    assert "damaged" in out + err, out + err
+
+
+def test_trust_never_signs_a_record_nbresume_would_not_read(
+    caught: list[warnings.WarningMessage],
+) -> None:
+    """`trust` blesses a store made with another key; a record whose shape the readers refuse
+    (or a huge nesting they could not even parse once signed) is damaged, not re-signed."""
+    other = b"k" * 32
+    with _store.open_store(STORE) as store:
+        store.put_json("phase:y", {"name": "y", "status": "done", "versions": []})
+    _store.close_stores()
+    con = sqlite3.connect(STORE / "cache.db")
+    for key, value in (
+        ("phase:x", {"versions": "not a list"}),
+        ("events:x", [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[0]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]),
+    ):
+        sealed = _signing.seal_record(other, key, value)
+        con.execute(
+            "INSERT INTO Cache (key, raw, store_time, expire_time, access_time, access_count, "
+            "tag, size, mode, filename, value) VALUES (?, 1, 0, NULL, 0, 0, NULL, 0, 1, NULL, ?)",
+            (key, sealed),
+        )
+    con.commit()
+    con.close()
+    store = _store.open_store(STORE)
+    _, damaged = store.resign()
+    assert sorted(damaged) == ["events:x", "phase:x"]
+    assert store.get_json("phase:x") is None
+    assert store.get_json("phase:y") == {"name": "y", "status": "done", "versions": []}
+
+
+# -- the key from the environment ---------------------------------------------------------------
+
+
+def test_a_key_in_the_environment_that_is_not_utf8_is_used_as_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw = bytes(range(128, 160))  # 32 bytes, none valid UTF-8 on its own
+    monkeypatch.setenv("NBRESUME_KEY", os.fsdecode(raw))
+    assert _signing.signing_key() == raw
+
+
+def test_a_short_key_in_the_environment_that_is_not_utf8_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NBRESUME_KEY", os.fsdecode(b"\xff\xfe"))
+    with pytest.raises(StoreError, match="at least 16") as refused:
+        _signing.signing_key()
+    assert "\n" not in str(refused.value)
