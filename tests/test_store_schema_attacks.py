@@ -285,3 +285,55 @@ def test_a_short_key_in_the_environment_that_is_not_utf8_is_refused_in_one_line(
     with pytest.raises(StoreError, match="at least 16") as refused:
         _signing.signing_key()
     assert "\n" not in str(refused.value)
+
+
+# -- a store of a million rows --------------------------------------------------------------------
+
+
+def flood(count: int) -> None:
+    """``count`` unsigned phase rows, as a shipped store could hold millions of (a small file)."""
+    _store.close_stores()
+    con = sqlite3.connect(STORE / "cache.db")
+    con.executemany(
+        "INSERT INTO Cache (key, raw, store_time, expire_time, access_time, access_count, tag, "
+        "size, mode, filename, value) VALUES (?, 1, ?, NULL, 0, 0, NULL, 0, 1, NULL, ?)",
+        ((f"phase:n{i}", 1000.0 + i, b"NBRJjunk") for i in range(count)),
+    )
+    con.commit()
+    con.close()
+
+
+def test_list_and_the_dashboard_read_a_bounded_number_of_rows(
+    run_cell: RunCell,
+    capsys: pytest.CaptureFixture[str],
+    caught: list[warnings.WarningMessage],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nbresume.server import _dashboard
+
+    monkeypatch.setattr(_dashboard, "MAX_ROWS", 50)
+    monkeypatch.setattr("nbresume.cli.MAX_LISTED", 50)
+    monkeypatch.setattr(_dashboard.read_store, "__defaults__", (None, 50))
+    run_cell(CELL)  # the user's own phase, written last: it is among those shown
+    flood(300)
+    reads = []
+    real = _dashboard._phase_row
+
+    def counting(name: str, *args: Any) -> Any:
+        reads.append(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(_dashboard, "_phase_row", counting)
+    view = _dashboard.read_store(STORE)
+    assert len(view["phases"]) == 50
+    assert view["more"] == 251
+    assert len(reads) == 50
+    assert "x" in reads  # the newest row is the user's
+    reads.clear()
+    code, out, err = cli(capsys, "list", "--dir", str(STORE))
+    assert code == 0, err
+    assert len(reads) == 50
+    assert "and 251 more rows, not listed" in out
+    code, out, err = cli(capsys, "show", "n3", "--dir", str(STORE))  # named: still found
+    assert code == 0, err
+    assert "n3" in out
