@@ -66,7 +66,7 @@ def in_child(code: str) -> str:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        pytest.fail("it hangs: the store's schema runs SQL that never ends")
+        pytest.fail(f"it hangs (no end after {HANG_GUARD} s)")
     no_traceback(done.stdout, done.stderr)
     return done.stdout + done.stderr
 
@@ -337,3 +337,96 @@ def test_list_and_the_dashboard_read_a_bounded_number_of_rows(
     code, out, err = cli(capsys, "show", "n3", "--dir", str(STORE))  # named: still found
     assert code == 0, err
     assert "n3" in out
+
+
+# -- a copy of your own store ---------------------------------------------------------------------
+
+
+def test_a_copy_of_your_own_store_in_another_project_restores_under_the_same_key(
+    shell: Any, run_cell: RunCell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decided: an entry is bound to its key, schema and the user's signing key, not to the
+    store's path. Your store copied (or the project moved) restores there: the same cell with
+    the same inputs, signed by you. Another user's key still makes every entry a miss."""
+    import shutil
+
+    run_cell(CELL)
+    _store.close_stores()
+    project = tmp_path / "project-b"
+    project.mkdir()
+    shutil.copytree(STORE, project / STORE)
+    monkeypatch.chdir(project)
+    shell.user_ns.pop("value")
+    run = run_cell(CELL)
+    assert run.error is None
+    assert shell.user_ns["value"] == 42
+    assert runs() == 0  # restored: it did not run in project B
+    _store.close_stores()
+    monkeypatch.setenv("NBRESUME_KEY", "another-user-entirely-0123456789")
+    shell.user_ns.pop("value")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        run = run_cell(CELL)
+    assert run.error is None
+    assert shell.user_ns["value"] == 42
+    assert runs() == 1  # it ran: a miss
+
+
+# -- value folders planted in the store -------------------------------------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder outside the store, readable by whoever planted the links (a shared /tmp)."""
+    folder = tmp_path.parent / f"{tmp_path.name}-exfil"
+    folder.mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("level", ["ab", "ab/cd"])
+def test_value_folders_planted_as_symlinks_never_receive_your_values(
+    shell: Any,
+    run_cell: RunCell,
+    caught: list[warnings.WarningMessage],
+    outside: Path,
+    level: str,
+) -> None:
+    # NB. diskcache names a new value file's folders at random: plant every one of them
+    STORE.mkdir()
+    for a in range(256):
+        top = STORE / f"{a:02x}"
+        if level == "ab":
+            top.symlink_to(outside, target_is_directory=True)
+            continue
+        top.mkdir()
+        for b in range(256):
+            (top / f"{b:02x}").symlink_to(outside, target_is_directory=True)
+    shell.user_ns["secret"] = "hunter2" * 10_000  # a value kept in a file of its own
+    run = run_cell("%%checkpoint x\ntick()\nvalue = secret.upper()\n")
+    assert run.error is None
+    assert shell.user_ns["value"] == "HUNTER2" * 10_000
+    run_cell("%checkpoint log")  # an events record, written beside
+    assert list(outside.rglob("*")) == [], "a value was written outside the store"
+    texts = [str(w.message) for w in caught if "symlink" in str(w.message)]
+    assert texts, [str(w.message) for w in caught]
+    assert all("\n" not in t for t in texts)
+
+
+def test_a_value_file_that_is_a_fifo_never_hangs_a_read(run_cell: RunCell) -> None:
+    run_cell(CELL)
+    _store.close_stores()
+    (value,) = STORE.rglob("*.val")
+    value.unlink()
+    os.mkfifo(value)
+    said = in_child(
+        """
+        from nbresume import _store, StoreError
+        store = _store.open_store('.nbresume')
+        (key,) = store.keys('cell:')
+        try:
+            print('GOT', store.get(key))
+        except StoreError as exc:
+            print('MISS', exc)
+        """
+    )
+    assert "MISS" in said, said

@@ -45,6 +45,7 @@ from ._storeread import (
     ReadOnlyCache,
     StoreReader,
     check_database_files,
+    create_value_file,
     extra_objects,
     open_value_file,
     read_record_file,
@@ -157,7 +158,7 @@ class _Disk(diskcache.Disk):  # type: ignore[misc]
         self, key: Any = diskcache.core.UNKNOWN, value: Any = diskcache.core.UNKNOWN
     ) -> Any:
         filename, full_path = super().filename(key, value)
-        self.writing.path = full_path
+        self.writing.path = filename
         return filename, full_path
 
     def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
@@ -166,21 +167,31 @@ class _Disk(diskcache.Disk):  # type: ignore[misc]
             return super().store(value, False, key=key)
         if not isinstance(value, EntryWriter):
             raise TypeError(f"nbresume's store holds signed bytes, not {type(value).__name__}")
-        filename, full_path = self.filename(key, value)
+        filename, _ = self.filename(key, value)
+        # NB. a new file: the entry's row points to it only once it is complete
+        with self._create(filename) as f:
+            _preallocate(f, value.nbytes)
+            return value.write_to(f), MODE_BINARY, filename, None
+
+    def _create(self, filename: str) -> IO[bytes]:
+        """The new value file ``filename``, never through a folder that is a link."""
         for attempt in range(10):
-            with contextlib.suppress(OSError):
-                os.makedirs(os.path.dirname(full_path))
             try:
-                # NB. a new file: the entry's row points to it only once it is complete
-                f = open(full_path, "xb")  # noqa: SIM115
-            except FileNotFoundError:  # as diskcache's: another cache removed the empty directory
+                return create_value_file(self.root, filename)
+            except FileNotFoundError:  # as diskcache's: another cache removed the empty folder
                 if attempt == 9:
                     raise
-                continue
-            with f:
-                _preallocate(f, value.nbytes)
-                return value.write_to(f), MODE_BINARY, filename, None
         raise AssertionError("unreachable")
+
+    def _write(self, full_path: str, iterator: Any, mode: str, encoding: Any = None) -> int:
+        """diskcache's, for a record kept in a file: the file made by `_create`."""
+        if mode != "xb":  # NB. text mode: never nbresume's
+            raise TypeError("nbresume's store writes bytes only")
+        with self._create(Path(full_path).relative_to(self.root).as_posix()) as f:
+            size = 0
+            for chunk in iterator:
+                size += f.write(chunk)
+            return size
 
     def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
         """A row's bytes (or its open file, with ``read``); `FOREIGN` for any row not nbresume's.
@@ -446,8 +457,7 @@ class Store:
             self._cache.set(key, writer, read=True, tag=writer.id)
         except BaseException as exc:
             if writing is not None and writing.path is not None:  # never committed
-                with contextlib.suppress(OSError):
-                    os.remove(writing.path)
+                remove_value_file(self.path, writing.path)  # NB. never through a planted link
             if not isinstance(exc, Exception):
                 raise
             raise self._write_error(key, exc) from exc

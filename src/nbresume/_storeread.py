@@ -13,6 +13,7 @@ it stands.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
@@ -34,6 +35,8 @@ __all__ = [
     "EntryInfo",
     "LooseFile",
     "StoreReader",
+    "UnsafeFolder",
+    "create_value_file",
     "extra_objects",
     "open_value_file",
     "read_record_file",
@@ -174,20 +177,83 @@ def check_database_files(root: Path) -> None:
         )
 
 
+class UnsafeFolder(StoreError):
+    """A value folder of the store that is a symlink or not a folder: nothing goes through it."""
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW
+
+
+def _folder_fd(root: Path, name: str, create: bool = False) -> int:
+    """An open descriptor of the folder of the value file ``name`` (``ab/cd``), reached from the
+    store one component at a time, never through a symlink (``create``: made if missing).
+
+    NB. a check of the resolved path, then a use of the path, would leave a window in which a
+    folder is swapped for a link; descriptors leave none. Raises `UnsafeFolder`, or OSError.
+    """
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # the store itself may be a link of yours
+    try:
+        for part in name.split("/")[:-1]:
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, dir_fd=fd)
+            try:
+                sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                raise UnsafeFolder(
+                    f"the checkpoint store {str(root)!r} has a value folder {part!r} that is a "
+                    "symlink or not a folder (planted?); nothing is read or written through it: "
+                    "remove it, or move the store with %checkpoint dir PATH"
+                ) from None
+            os.close(fd)
+            fd = sub
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def open_value_file(root: Path, name: object) -> IO[bytes] | None:
     """The value file opened for reading; None if the row's name is not a file of this store.
 
     Raises OSError (FileNotFoundError: replaced since the row was read).
     """
-    path = value_file(root, name)
-    if path is None:
+    if not isinstance(name, str) or not VALUE_FILE.fullmatch(name):
         return None
-    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)  # NB. the file itself may not be a symlink
-    f = os.fdopen(fd, "rb")
+    try:
+        folder = _folder_fd(root, name)
+    except UnsafeFolder:
+        return None
+    try:
+        # NB. O_NONBLOCK: opening a FIFO for reading would wait for a writer forever
+        fd = os.open(os.path.basename(name), os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    finally:
+        os.close(folder)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
-        f.close()
+        os.close(fd)
         return None
-    return f
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def create_value_file(root: Path, name: str) -> IO[bytes]:
+    """A new value file ``name`` (``ab/cd/<hex>.val``) in the store, open for writing.
+
+    Its folders are made as needed and never followed if they are links (`UnsafeFolder`): a
+    store that arrives with links planted in place of its folders would otherwise receive your
+    values in a folder of the planter's choosing. Raises FileExistsError if the file exists.
+    """
+    if not VALUE_FILE.fullmatch(name):
+        raise ValueError(f"not a value file's name: {name!r}")
+    folder = _folder_fd(root, name, create=True)
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+        fd = os.open(os.path.basename(name), flags, 0o666, dir_fd=folder)
+    finally:
+        os.close(folder)
+    return os.fdopen(fd, "wb")
 
 
 def read_record_file(f: IO[bytes]) -> Any:
@@ -203,14 +269,27 @@ def read_record_file(f: IO[bytes]) -> Any:
 
 def remove_value_file(root: Path, name: object) -> None:
     """Delete a value file of the store and its emptied folders; anything else is left alone."""
-    path = value_file(root, name)
-    if path is None:
+    if not isinstance(name, str) or not VALUE_FILE.fullmatch(name):
         return
+    top, middle, base = name.split("/")
     with contextlib.suppress(OSError):
-        path.unlink()  # NB. unlink removes a symlink itself, never its target
-    for folder in (path.parent, path.parent.parent):  # ab/cd, then ab; never the store
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+        folder = _folder_fd(root, name)
+        try:
+            os.unlink(base, dir_fd=folder)  # NB. unlink removes a symlink itself, never its target
+        finally:
+            os.close(folder)
+    with contextlib.suppress(OSError):
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            with contextlib.suppress(OSError):
+                upper = os.open(top, _DIR_FLAGS, dir_fd=fd)
+                try:
+                    os.rmdir(middle, dir_fd=upper)
+                finally:
+                    os.close(upper)
+            os.rmdir(top, dir_fd=fd)  # NB. rmdir of a link fails: never its target
+        finally:
+            os.close(fd)
 
 
 # -- reading the database ---------------------------------------------------------------------
