@@ -387,20 +387,23 @@ def outside(tmp_path: Path) -> Path:
 def test_value_folders_planted_as_symlinks_never_receive_your_values(
     shell: Any,
     run_cell: RunCell,
+    *,
     caught: list[warnings.WarningMessage],
     outside: Path,
+    monkeypatch: pytest.MonkeyPatch,
     level: str,
 ) -> None:
-    # NB. diskcache names a new value file's folders at random: plant every one of them
-    STORE.mkdir()
-    for a in range(256):
-        top = STORE / f"{a:02x}"
-        if level == "ab":
-            top.symlink_to(outside, target_is_directory=True)
-            continue
-        top.mkdir()
-        for b in range(256):
-            (top / f"{b:02x}").symlink_to(outside, target_is_directory=True)
+    import diskcache
+
+    # NB. diskcache names a new value file's folders at random (a shipped store plants all
+    # 256 or 65536 of them): here every name falls in ab/cd, and only that one is planted
+    def in_ab_cd(disk: Any, key: Any = None, value: Any = None) -> tuple[str, str]:
+        name = f"ab/cd/{os.urandom(14).hex()}.val"
+        return name, os.path.join(disk._directory, name)
+
+    monkeypatch.setattr(diskcache.Disk, "filename", in_ab_cd)
+    (STORE / level).parent.mkdir(parents=True)
+    (STORE / level).symlink_to(outside, target_is_directory=True)
     shell.user_ns["secret"] = "hunter2" * 10_000  # a value kept in a file of its own
     run = run_cell("%%checkpoint x\ntick()\nvalue = secret.upper()\n")
     assert run.error is None

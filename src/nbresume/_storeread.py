@@ -543,16 +543,22 @@ def remove_loose_file(store: Path, name: str, older_than: float) -> int:
 
     Returns the bytes freed (0 if it is gone, was written to since, or is not a value file).
     """
-    file = value_file(store, name)
-    if file is None:
+    if not VALUE_FILE.fullmatch(name):
+        return 0
+    base = os.path.basename(name)
+    try:
+        folder = _folder_fd(store, name)  # NB. a folder swapped for a link since: not followed
+    except (OSError, UnsafeFolder):
         return 0
     try:
-        info = file.lstat()
-        if time.time() - info.st_mtime < older_than:
+        info = os.stat(base, dir_fd=folder, follow_symlinks=False)
+        if not stat.S_ISREG(info.st_mode) or time.time() - info.st_mtime < older_than:
             return 0
-        file.unlink()
+        os.unlink(base, dir_fd=folder)
     except FileNotFoundError:
         return 0
+    finally:
+        os.close(folder)
     return info.st_size
 
 
