@@ -433,3 +433,32 @@ def test_a_value_file_that_is_a_fifo_never_hangs_a_read(run_cell: RunCell) -> No
         """
     )
     assert "MISS" in said, said
+
+
+# -- a database another process holds locked -------------------------------------------------------
+
+
+def test_a_locked_database_is_one_line_saying_so_and_the_cell_keeps_its_value(
+    shell: Any,
+    run_cell: RunCell,
+    caught: list[warnings.WarningMessage],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_cell(CELL)
+    _store.close_stores()
+    monkeypatch.setattr(_store, "LOCK_TIMEOUT", 0.2)  # seconds; 60 by default
+    holder = sqlite3.connect(STORE / "cache.db", isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("UPDATE Settings SET value = value WHERE key = 'count'")
+    try:
+        run = run_cell(CELL.replace("42", "43"))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert run.error is None
+    assert shell.user_ns["value"] == 43
+    texts = [str(w.message) for w in caught if "lock" in str(w.message)]
+    assert texts, [str(w.message) for w in caught]
+    assert all("\n" not in t for t in texts)
+    assert all("permissions" not in t for t in texts), texts  # it is not a permission problem

@@ -74,6 +74,7 @@ __all__ = [
 _SQLITE_FULL = 13  # sqlite's "database or disk is full"
 _PREALLOCATE = 1 << 23  # bytes; smaller value files are written without reserving their blocks
 _FALLOC_FL_KEEP_SIZE = 1  # Linux's fallocate mode: reserve blocks, leave the file's size alone
+LOCK_TIMEOUT = 60.0  # seconds sqlite waits for another process's lock (diskcache's default)
 DIR_ENV = "NBRESUME_DIR"  # where the store lives; default ./.nbresume
 DEFAULT_DIR = ".nbresume"
 # Every setting diskcache reads, given explicitly: a store's own Settings rows are data, and
@@ -259,7 +260,7 @@ def _open_cache(path: Path) -> _Cache:
     """diskcache's Cache over ``path``; a failed open closes the connections it made."""
     cache = _Cache.__new__(_Cache)
     try:
-        _Cache.__init__(cache, str(path), disk=_Disk, **SETTINGS)
+        _Cache.__init__(cache, str(path), timeout=LOCK_TIMEOUT, disk=_Disk, **SETTINGS)
     except BaseException:
         cache.close()  # NB. diskcache connects before it fails (a read-only store)
         raise
@@ -276,7 +277,7 @@ def _clean_settings(path: Path) -> None:
     db = path / DB_FILE
     if not db.is_file():
         return
-    con = sqlite3.connect(db, timeout=60, isolation_level=None)
+    con = sqlite3.connect(db, timeout=LOCK_TIMEOUT, isolation_level=None)
     try:
         schema = con.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
         problem = schema_problem(schema)
@@ -381,6 +382,13 @@ class Store:
         except (OSError, diskcache.Timeout, Exception) as exc:
             # NB. diskcache writes its settings on every open: a store on a read-only share or
             # mount, or another user's copy, fails here even though its entries are readable
+            if _locked(exc):
+                raise StoreError(
+                    f"cannot open the checkpoint store at {str(path)!r}: another process holds "
+                    f"its database locked ({exc}); nothing is saved or restored until it lets "
+                    "go: end it (an open sqlite3 shell, a stuck kernel), or move the store with "
+                    "%checkpoint dir PATH"
+                ) from exc
             if not (path / DB_FILE).is_file() or _writable(path):
                 raise StoreError(
                     f"cannot open the checkpoint store at {str(path)!r}: {exc}; "
@@ -470,7 +478,9 @@ class Store:
         why = str(exc)
         code = getattr(exc, "errno", None)
         full = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # Python >= 3.11
-        if code in (errno.EROFS, errno.EACCES, errno.EPERM) or not os.access(self.path, os.W_OK):
+        if _locked(exc):
+            why = f"another process holds its database locked ({exc}); end it"
+        elif code in (errno.EROFS, errno.EACCES, errno.EPERM) or not os.access(self.path, os.W_OK):
             why = f"the store is read-only ({exc}); make it writable"
         elif code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or full == _SQLITE_FULL:
             why = f"{exc}; free some disk space"
@@ -661,6 +671,16 @@ def close_stores() -> None:
         for store in _stores.values():
             store.close()
         _stores.clear()
+
+
+def _locked(exc: BaseException) -> bool:
+    """Whether sqlite gave up waiting for another connection's lock."""
+    if isinstance(exc, diskcache.Timeout):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is not None:
+        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
 def _writable(path: Path) -> bool:
