@@ -462,3 +462,56 @@ def test_a_locked_database_is_one_line_saying_so_and_the_cell_keeps_its_value(
     assert texts, [str(w.message) for w in caught]
     assert all("\n" not in t for t in texts)
     assert all("permissions" not in t for t in texts), texts  # it is not a permission problem
+
+
+def plant_sparse_records(count: int, size: int) -> None:
+    """``count`` phases whose three records are one sparse file of ``size`` bytes (no disk used)."""
+    _store.close_stores()
+    con = sqlite3.connect(STORE / "cache.db")
+    for i in range(count):
+        name = f"aa/bb/{i:032x}.val"
+        (STORE / name).parent.mkdir(parents=True, exist_ok=True)
+        with open(STORE / name, "wb") as f:
+            f.write(_signing.RECORD_MAGIC + struct.pack("<H", _signing.SCHEMA_VERSION))
+            f.truncate(size)
+        for kind in ("phase", "events", "progress"):
+            con.execute(
+                "INSERT INTO Cache (key, raw, store_time, expire_time, access_time, "
+                "access_count, tag, size, mode, filename, value) "
+                "VALUES (?, 1, ?, NULL, 0, 0, NULL, 0, 2, ?, NULL)",
+                (f"{kind}:n{i}", 1000.0 + i, name),
+            )
+    con.commit()
+    con.close()
+
+
+def test_sparse_record_files_are_read_up_to_a_budget_per_listing(
+    run_cell: RunCell,
+    capsys: pytest.CaptureFixture[str],
+    caught: list[warnings.WarningMessage],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nbresume import _storeread
+    from nbresume.server import _dashboard
+
+    run_cell(CELL)
+    plant_sparse_records(10, 600_000)
+    monkeypatch.setattr(_storeread.StoreReader, "record_budget", 1_000_000)
+    sizes: list[int] = []
+    real = _storeread.read_record_file
+
+    def counting(f: Any) -> Any:
+        data = real(f)
+        sizes.append(len(data))
+        return data
+
+    monkeypatch.setattr(_storeread, "read_record_file", counting)
+    view = _dashboard.read_store(STORE)
+    assert len(view["phases"]) == 11
+    assert len(sizes) == 2  # 600 kB, 600 kB: the budget is spent, nothing more is read
+    assert any("far larger than nbresume writes" in str(w.message) for w in caught)
+    sizes.clear()
+    code, out, err = cli(capsys, "list", "--dir", str(STORE))
+    assert code == 0, err
+    no_traceback(out, err)
+    assert len(sizes) == 2

@@ -48,6 +48,10 @@ __all__ = [
 ]
 
 DB_FILE = "cache.db"  # diskcache's database, inside the store directory
+# bytes of records kept in value files that one reader (a dashboard poll, a command) reads at
+# most. A record nbresume writes is kilobytes; a shipped store of sparse 64 MB record files took
+# 44 s per dashboard poll for 50 phases (each read and its HMAC computed over zeros)
+RECORD_BUDGET = 1 << 28
 READ_TIMEOUT = 2.0  # seconds a reader waits for sqlite (holding no lock: the writer never waits)
 BUSY_SECONDS = 2.0  # and how long it retries a SQLITE_BUSY that sqlite returns without waiting
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
@@ -56,7 +60,7 @@ _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 MODE_RAW, MODE_BINARY = 1, 2
 VALUE_FILE = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{20,64}\.val")  # diskcache's layout
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_warned: set[str] = set()  # stores whose foreign rows a reader of this process reported
+_warned: set[str] = set()  # stores whose foreign rows (or unread records) this process reported
 
 
 # -- value files: only where the store would have put them ---------------------------------------
@@ -339,6 +343,8 @@ class StoreReader:
     unpickled. Raises `StoreError` if the directory holds no store or sqlite fails.
     """
 
+    record_budget: int | None = RECORD_BUDGET  # read at call time: tests lower it
+
     def __init__(self, path: Path, timeout: float = READ_TIMEOUT) -> None:
         self.path = Path(path)
         db = self.path / DB_FILE
@@ -357,6 +363,8 @@ class StoreReader:
         self._tables: set[str] = set()
         self._key: bytes | None = None
         self.foreign: set[str] = set()  # keys of rows not in nbresume's format, seen so far
+        self.unread: set[str] = set()  # keys of records not read: `RECORD_BUDGET` was spent
+        self._record_bytes = 0
 
     def _immutable(self, uri: str, timeout: float) -> sqlite3.Connection:
         """The connection for a read-only directory, where a WAL database may not open.
@@ -389,6 +397,16 @@ class StoreReader:
                 f"the checkpoint store at {where!r} has rows that nbresume did not write with "
                 f"your key (e.g. {sorted(self.foreign)[0][:60]!r}); they were ignored, never "
                 f"loaded. If you made this store with another key, run: nbresume trust {where!r}",
+                CheckpointWarning,
+                stacklevel=2,
+            )
+        if self.unread and "unread:" + where not in _warned:
+            _warned.add("unread:" + where)
+            warnings.warn(
+                f"the checkpoint store at {where!r} has records far larger than nbresume writes "
+                f"(e.g. {sorted(self.unread)[0][:60]!r}); after {self._record_bytes >> 20} MB of "
+                "them the others were not read. If you did not make this store, clear it: "
+                f"nbresume clear --all --dir {where!r}",
                 CheckpointWarning,
                 stacklevel=2,
             )
@@ -469,7 +487,13 @@ class StoreReader:
             self.foreign.add(key)
             return None
         with f:
-            return read_record_file(f)
+            if self.record_budget is not None and self._record_bytes >= self.record_budget:
+                self.unread.add(key)
+                return None
+            data = read_record_file(f)
+        if data is not ENTRY:
+            self._record_bytes += len(data)
+        return data
 
     def get_json(self, key: str, default: Any = None) -> Any:
         """A record written by `Store.put_json`; ``default`` if absent, foreign or not verified.
@@ -568,6 +592,8 @@ class ReadOnlyCache(StoreReader):
     Reads go through sqlite's read-only mode; every write raises `StoreReadOnlyError`, which the
     engines do not repeat after `Store.read_only_notice`.
     """
+
+    record_budget = None  # NB. it lives as long as the kernel: one record at a time, as `Store`
 
     def get(self, key: str, default: Any = None, read: bool = False, tag: bool = False) -> Any:
         row = self.row(key)
