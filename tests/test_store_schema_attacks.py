@@ -515,3 +515,24 @@ def test_sparse_record_files_are_read_up_to_a_budget_per_listing(
     assert code == 0, err
     no_traceback(out, err)
     assert len(sizes) == 2
+
+
+def test_a_key_file_that_is_a_fifo_is_refused_in_one_line_without_hanging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config"
+    (config / "nbresume").mkdir(parents=True, mode=0o700)
+    os.mkfifo(config / "nbresume" / "key", 0o600)
+    monkeypatch.delenv("NBRESUME_KEY")
+    said = in_child(
+        """
+        from nbresume import _signing, StoreError
+        try:
+            _signing.signing_key()
+            print('USED')
+        except StoreError as exc:
+            print('REFUSED', exc)
+        """
+    )
+    assert "REFUSED" in said, said
+    assert said.count("\n") == 1, said

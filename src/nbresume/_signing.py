@@ -123,11 +123,19 @@ def _key_error(path: Path, exc: OSError) -> StoreError:
 
 
 def _read_key(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    # NB. O_NONBLOCK: opening a FIFO for reading would wait for a writer forever
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise StoreError(
+                f"the signing key at {str(path)!r} is not a regular file; it was not used: "
+                "delete it (a new key is made; run `nbresume trust` on your stores afterwards) "
+                f"or set {KEY_ENV}"
+            )
+        os.set_blocking(fd, True)
         key = f.read(4096)
-    if not stat.S_ISREG(info.st_mode) or len(key) < MIN_KEY_BYTES:
+    if len(key) < MIN_KEY_BYTES:
         raise StoreError(
             f"the signing key at {str(path)!r} is {len(key)} bytes (a failed write?); a key needs "
             f"at least {MIN_KEY_BYTES}: delete the file (a new key is made; run `nbresume trust` "
