@@ -536,3 +536,45 @@ def test_a_key_file_that_is_a_fifo_is_refused_in_one_line_without_hanging(
     )
     assert "REFUSED" in said, said
     assert said.count("\n") == 1, said
+
+
+def test_an_endless_view_shipped_in_a_wal_file_is_refused_too(tmp_path: Path) -> None:
+    """The database file is diskcache's; its -wal (applied by sqlite on open) makes Settings a view."""
+    import shutil
+
+    made = tmp_path / "made.db"
+    con = sqlite3.connect(made, isolation_level=None)
+    con.execute("PRAGMA journal_mode = WAL")
+    con.execute(_storeread_tables()["Settings"])
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the table: in the database file
+    con.execute("PRAGMA wal_autocheckpoint = 0")
+    con.execute("DROP TABLE Settings")
+    con.execute(f"CREATE VIEW Settings AS {ENDLESS} SELECT x, x FROM c")
+    STORE.mkdir()
+    shutil.copy(made, STORE / "cache.db")  # NB. while open: the view is only in the -wal
+    shutil.copy(str(made) + "-wal", STORE / "cache.db-wal")
+    con.close()
+    # the database file alone (immutable: its -wal not applied, nothing written) has the table
+    uri = f"file:{(STORE / 'cache.db').absolute()}?immutable=1"
+    alone = sqlite3.connect(uri, uri=True)
+    found = alone.execute("SELECT type FROM sqlite_master WHERE name = 'Settings'").fetchone()
+    alone.close()
+    assert found == ("table",)
+    said = in_child(
+        """
+        from nbresume import _store, StoreError
+        try:
+            _store.open_store('.nbresume')
+            print('OPENED')
+        except StoreError as exc:
+            print('REFUSED', exc)
+        """
+    )
+    assert "REFUSED" in said, said
+    assert "Settings is a view" in said, said
+
+
+def _storeread_tables() -> dict[str, str]:
+    from nbresume._storeread import TABLES
+
+    return TABLES
