@@ -578,3 +578,34 @@ def _storeread_tables() -> dict[str, str]:
     from nbresume._storeread import TABLES
 
     return TABLES
+
+
+def test_nbresume_run_on_a_notebook_shipped_with_a_hostile_store_completes(tmp_path: Path) -> None:
+    """A project folder arrives with its notebook and a `.nbresume/` whose Settings is an endless
+    view: ``nbresume run`` runs the notebook to the end with its live results and says why the
+    store was not used, in one line, instead of hanging its kernel."""
+    import nbformat
+
+    from kernel_helpers import kernel_env
+    from test_cli import BIN, write_notebook
+
+    hostile_database(ENDLESS_SCHEMAS["Settings is an endless view"])
+    nb = write_notebook(tmp_path / "shipped.ipynb", "%%checkpoint prep\nx = 41 + 1\nprint(x)")
+    try:
+        done = subprocess.run(
+            [str(BIN / "nbresume"), "run", nb.name],
+            cwd=tmp_path,
+            env=kernel_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=HANG_GUARD * 2,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("nbresume run hangs on a hostile store")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = nbformat.read(tmp_path / "shipped.out.ipynb", as_version=4)
+    texts = "".join(o.get("text", "") for o in out.cells[0].outputs)
+    assert "42" in texts, out.cells[0].outputs
+    said = [line for line in (texts + done.stderr).splitlines() if "not made by nbresume" in line]
+    assert said, texts + done.stderr
