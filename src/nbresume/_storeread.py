@@ -82,7 +82,9 @@ def value_file(root: Path, name: object) -> Path | None:
 
 # -- the database's schema: diskcache's own, nothing else runs --------------------------------------
 
-# The schema diskcache creates, as sqlite keeps it (without ``IF NOT EXISTS``). A shipped database
+# The schema diskcache creates, as sqlite keeps it (without ``IF NOT EXISTS``), compared with its
+# layout normalised; a diskcache that changed it would fail test_store_schema_attacks's
+# test_a_store_made_by_nbresume_still_opens_and_restores. A shipped database
 # may hold anything else, and sqlite runs it: a view named Cache or Settings, or a generated
 # column, on every read (a recursive view never ends); a trigger or an expression index on every
 # write (an index of ``zeroblob(N)`` writes N bytes per row).
@@ -104,6 +106,11 @@ INDEXES = {  # diskcache's indexes, some made only under settings nbresume never
 }
 
 
+def _sql(text: object) -> str:
+    """SQL with its layout normalised (whitespace, spaces around brackets and commas)."""
+    return re.sub(r"\s*([(),])\s*", r"\1", " ".join(str(text).split()))
+
+
 def schema_problem(schema: list[tuple[Any, Any, Any]]) -> str | None:
     """What makes the tables diskcache reads not its own (a view, other columns); None if none.
 
@@ -115,7 +122,7 @@ def schema_problem(schema: list[tuple[Any, Any, Any]]) -> str | None:
             continue
         if kind != "table":
             return f"its {name} is a {kind}"
-        if sql != TABLES[name]:
+        if _sql(sql) != _sql(TABLES[name]):
             return f"its {name} table is not diskcache's: {str(sql)[:80]!r}"
     return None
 
@@ -130,7 +137,7 @@ def extra_objects(schema: list[tuple[Any, Any, Any]]) -> list[tuple[str, str]]:
         (kind, name)
         for kind, name, sql in schema
         if kind in ("trigger", "view")
-        or (kind == "index" and sql is not None and INDEXES.get(name) != sql)
+        or (kind == "index" and sql is not None and _sql(INDEXES.get(name)) != _sql(sql))
     ]
 
 
