@@ -89,13 +89,6 @@ ENDLESS_SCHEMAS = {
         "store_time, NULL AS expire_time, 0 AS access_time, 0 AS access_count, NULL AS tag, "
         "0 AS size, 1 AS mode, NULL AS filename, NULL AS value FROM c",
     ],
-    "a trigger on Settings never ends": [
-        "CREATE TABLE Settings (key TEXT NOT NULL UNIQUE, value)",
-        "INSERT INTO Settings VALUES ('sqlite_query_only', 1)",  # nbresume deletes this row
-        "CREATE TABLE sink (x)",
-        f"CREATE TRIGGER fill AFTER DELETE ON Settings BEGIN INSERT INTO sink {ENDLESS} "
-        "SELECT x FROM c; END",
-    ],
 }
 
 
@@ -121,6 +114,31 @@ def test_a_schema_that_runs_endless_sql_is_refused_in_one_line(schema: str) -> N
     assert "OPENED" not in said, said
     assert said.count("REFUSED") == 2, said
     assert "not made by nbresume" in said, said
+
+
+def test_a_trigger_that_never_ends_is_dropped_before_nbresume_writes() -> None:
+    hostile_database(
+        [
+            "CREATE TABLE Settings (key TEXT NOT NULL UNIQUE, value)",
+            "INSERT INTO Settings VALUES ('sqlite_query_only', 1)",  # nbresume deletes this row
+            "CREATE TABLE sink (x)",
+            f"CREATE TRIGGER fill AFTER DELETE ON Settings BEGIN INSERT INTO sink {ENDLESS} "
+            "SELECT x FROM c; END",
+        ]
+    )
+    said = in_child(
+        """
+        from nbresume import _store
+        store = _store.open_store('.nbresume')
+        store.put_json('phase:x', {'name': 'x', 'versions': []})
+        print('SAVED', store.get_json('phase:x'))
+        """
+    )
+    assert "SAVED {'name': 'x', 'versions': []}" in said, said
+    con = sqlite3.connect(STORE / "cache.db")
+    names = [n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")]
+    con.close()
+    assert "fill" not in names
 
 
 def test_a_store_whose_cache_reads_a_generated_gigabyte_is_refused() -> None:
