@@ -82,7 +82,9 @@ def hostile_database(statements: list[str]) -> None:
 
 
 ENDLESS_SCHEMAS = {
-    "Settings is an endless view": [f"CREATE VIEW Settings AS {ENDLESS} SELECT x, x FROM c"],
+    "Settings is an endless view": [
+        f"CREATE VIEW Settings AS {ENDLESS} SELECT x AS rowid, x AS key, x AS value FROM c"
+    ],
     "Cache is an endless view": [
         "CREATE TABLE Settings (key TEXT NOT NULL UNIQUE, value)",
         f"CREATE VIEW Cache AS {ENDLESS} SELECT x AS rowid, 'k' || x AS key, 1 AS raw, 0 AS "
@@ -567,7 +569,7 @@ def test_an_endless_view_shipped_in_a_wal_file_is_refused_too(tmp_path: Path) ->
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the table: in the database file
     con.execute("PRAGMA wal_autocheckpoint = 0")
     con.execute("DROP TABLE Settings")
-    con.execute(f"CREATE VIEW Settings AS {ENDLESS} SELECT x, x FROM c")
+    con.execute(f"CREATE VIEW Settings AS {ENDLESS} SELECT x AS rowid, x AS key, x AS value FROM c")
     STORE.mkdir()
     shutil.copy(made, STORE / "cache.db")  # NB. while open: the view is only in the -wal
     shutil.copy(str(made) + "-wal", STORE / "cache.db-wal")
