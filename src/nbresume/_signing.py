@@ -89,13 +89,15 @@ def signing_key() -> bytes:
     """
     env = os.environ.get(KEY_ENV)
     if env is not None:
-        if len(env.encode()) < MIN_KEY_BYTES:
+        # NB. bytes that are not UTF-8 come as lone surrogates: the key is the bytes as set
+        raw = env.encode("utf-8", "surrogateescape")
+        if len(raw) < MIN_KEY_BYTES:
             raise StoreError(
-                f"{KEY_ENV} is {len(env.encode())} bytes; a signing key needs at least "
+                f"{KEY_ENV} is {len(raw)} bytes; a signing key needs at least "
                 f'{MIN_KEY_BYTES}: set it to a long random string (python -c "import secrets; '
                 f'print(secrets.token_hex(32))") or unset it to use a key file'
             )
-        return env.encode()
+        return raw
     path = key_path()
     try:
         return _read_key(path)
@@ -121,11 +123,19 @@ def _key_error(path: Path, exc: OSError) -> StoreError:
 
 
 def _read_key(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    # NB. O_NONBLOCK: opening a FIFO for reading would wait for a writer forever
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise StoreError(
+                f"the signing key at {str(path)!r} is not a regular file; it was not used: "
+                "delete it (a new key is made; run `nbresume trust` on your stores afterwards) "
+                f"or set {KEY_ENV}"
+            )
+        os.set_blocking(fd, True)
         key = f.read(4096)
-    if not stat.S_ISREG(info.st_mode) or len(key) < MIN_KEY_BYTES:
+    if len(key) < MIN_KEY_BYTES:
         raise StoreError(
             f"the signing key at {str(path)!r} is {len(key)} bytes (a failed write?); a key needs "
             f"at least {MIN_KEY_BYTES}: delete the file (a new key is made; run `nbresume trust` "
@@ -222,7 +232,19 @@ def open_record(key: bytes, name: str, data: bytes) -> Any:
     payload = data[head + _MAC :]
     if not hmac.compare_digest(_record_mac(key, name, payload), data[head : head + _MAC]):
         raise ValueError("its signature does not verify")
-    return json.loads(payload)
+    return _parse_json(payload)
+
+
+def _parse_json(data: bytes) -> Any:
+    """``json.loads``; ValueError for JSON nested too deeply to parse (not a RecursionError).
+
+    NB. an entry's header and an unsigned record are parsed before a signature can be checked:
+    their nesting is anyone's; and how deep parses depends on the caller's stack depth.
+    """
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("its JSON is nested too deeply") from None
 
 
 # -- entries ------------------------------------------------------------------------------------
@@ -303,7 +325,7 @@ def read_header(f: IO[bytes]) -> tuple[bytes, bytes, dict[str, Any], int]:
     f.seek(end - _TRAILER.size - _MAC - header_len)
     header_bytes = f.read(header_len)
     mac = f.read(_MAC)
-    header = json.loads(header_bytes)
+    header = _parse_json(header_bytes)
     if not isinstance(header, dict):
         raise ValueError("malformed header")
     body = end - _TRAILER.size - _MAC - header_len
@@ -424,7 +446,7 @@ def unsigned_record(f: IO[bytes]) -> Any:
         SCHEMA_VERSION
     ):
         raise ValueError("not a record of this version")
-    return json.loads(data[skip:])
+    return _parse_json(data[skip:])
 
 
 def unsigned_entry(f: IO[bytes], name: str) -> tuple[_serialize.Pickled, dict[str, Any]]:

@@ -45,10 +45,14 @@ from ._storeread import (
     ReadOnlyCache,
     StoreReader,
     check_database_files,
+    create_value_file,
+    extra_objects,
     open_value_file,
     read_record_file,
     remove_loose_file,
     remove_value_file,
+    schema_problem,
+    schema_refused,
 )
 from .errors import CheckpointWarning, StoreError, StoreReadOnlyError
 
@@ -70,6 +74,7 @@ __all__ = [
 _SQLITE_FULL = 13  # sqlite's "database or disk is full"
 _PREALLOCATE = 1 << 23  # bytes; smaller value files are written without reserving their blocks
 _FALLOC_FL_KEEP_SIZE = 1  # Linux's fallocate mode: reserve blocks, leave the file's size alone
+LOCK_TIMEOUT = 60.0  # seconds sqlite waits for another process's lock (diskcache's default)
 DIR_ENV = "NBRESUME_DIR"  # where the store lives; default ./.nbresume
 DEFAULT_DIR = ".nbresume"
 # Every setting diskcache reads, given explicitly: a store's own Settings rows are data, and
@@ -154,7 +159,7 @@ class _Disk(diskcache.Disk):  # type: ignore[misc]
         self, key: Any = diskcache.core.UNKNOWN, value: Any = diskcache.core.UNKNOWN
     ) -> Any:
         filename, full_path = super().filename(key, value)
-        self.writing.path = full_path
+        self.writing.path = filename
         return filename, full_path
 
     def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
@@ -163,21 +168,31 @@ class _Disk(diskcache.Disk):  # type: ignore[misc]
             return super().store(value, False, key=key)
         if not isinstance(value, EntryWriter):
             raise TypeError(f"nbresume's store holds signed bytes, not {type(value).__name__}")
-        filename, full_path = self.filename(key, value)
+        filename, _ = self.filename(key, value)
+        # NB. a new file: the entry's row points to it only once it is complete
+        with self._create(filename) as f:
+            _preallocate(f, value.nbytes)
+            return value.write_to(f), MODE_BINARY, filename, None
+
+    def _create(self, filename: str) -> IO[bytes]:
+        """The new value file ``filename``, never through a folder that is a link."""
         for attempt in range(10):
-            with contextlib.suppress(OSError):
-                os.makedirs(os.path.dirname(full_path))
             try:
-                # NB. a new file: the entry's row points to it only once it is complete
-                f = open(full_path, "xb")  # noqa: SIM115
-            except FileNotFoundError:  # as diskcache's: another cache removed the empty directory
+                return create_value_file(self.root, filename)
+            except FileNotFoundError:  # as diskcache's: another cache removed the empty folder
                 if attempt == 9:
                     raise
-                continue
-            with f:
-                _preallocate(f, value.nbytes)
-                return value.write_to(f), MODE_BINARY, filename, None
         raise AssertionError("unreachable")
+
+    def _write(self, full_path: str, iterator: Any, mode: str, encoding: Any = None) -> int:
+        """diskcache's, for a record kept in a file: the file made by `_create`."""
+        if mode != "xb":  # NB. text mode: never nbresume's
+            raise TypeError("nbresume's store writes bytes only")
+        with self._create(Path(full_path).relative_to(self.root).as_posix()) as f:
+            size = 0
+            for chunk in iterator:
+                size += f.write(chunk)
+            return size
 
     def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
         """A row's bytes (or its open file, with ``read``); `FOREIGN` for any row not nbresume's.
@@ -245,7 +260,7 @@ def _open_cache(path: Path) -> _Cache:
     """diskcache's Cache over ``path``; a failed open closes the connections it made."""
     cache = _Cache.__new__(_Cache)
     try:
-        _Cache.__init__(cache, str(path), disk=_Disk, **SETTINGS)
+        _Cache.__init__(cache, str(path), timeout=LOCK_TIMEOUT, disk=_Disk, **SETTINGS)
     except BaseException:
         cache.close()  # NB. diskcache connects before it fails (a read-only store)
         raise
@@ -253,7 +268,8 @@ def _open_cache(path: Path) -> _Cache:
 
 
 def _clean_settings(path: Path) -> None:
-    """Remove Settings rows diskcache would act on that are not the ones nbresume gives it.
+    """Refuse a database whose tables are not diskcache's; drop the triggers, views and indexes
+    it did not make; remove Settings rows diskcache would act on that are not nbresume's.
 
     NB. diskcache runs each ``sqlite_*`` row as ``PRAGMA key = value`` before anything else, and
     a store may come from anyone; the rows it needs are written again from `SETTINGS`.
@@ -261,8 +277,16 @@ def _clean_settings(path: Path) -> None:
     db = path / DB_FILE
     if not db.is_file():
         return
-    con = sqlite3.connect(db, timeout=60, isolation_level=None)
+    con = sqlite3.connect(db, timeout=LOCK_TIMEOUT, isolation_level=None)
     try:
+        schema = con.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+        problem = schema_problem(schema)
+        if problem is not None:
+            raise schema_refused(path, problem)
+        # NB. before any other write: a shipped trigger would run on the deletes below
+        for kind, name in extra_objects(schema):
+            quoted = '"' + str(name).replace('"', '""') + '"'
+            con.execute(f"DROP {kind.upper()} IF EXISTS {quoted}")
         try:
             rows = con.execute("SELECT rowid, key, value FROM Settings").fetchall()
         except sqlite3.OperationalError:  # no Settings table yet
@@ -277,15 +301,6 @@ def _clean_settings(path: Path) -> None:
         ]
         if bad:
             con.executemany("DELETE FROM Settings WHERE rowid = ?", [(r,) for r in bad])
-        # NB. a trigger shipped with the store would run on every write nbresume makes, and
-        # diskcache creates its own (count, size) only IF NOT EXISTS: one with their name but
-        # another body would stay. All are dropped; diskcache creates its own again on open.
-        shipped = con.execute(
-            "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')"
-        ).fetchall()
-        for kind, name in shipped:
-            quoted = '"' + str(name).replace('"', '""') + '"'
-            con.execute(f"DROP {'VIEW' if kind == 'view' else 'TRIGGER'} IF EXISTS {quoted}")
     finally:
         con.close()
 
@@ -330,6 +345,8 @@ def _is_store(folder: Path) -> bool:
     except sqlite3.Error:
         return False
     try:
+        if schema_problem(con.execute("SELECT type, name, sql FROM sqlite_master").fetchall()):
+            return False
         rows = dict(con.execute("SELECT key, value FROM Settings").fetchall())
     except sqlite3.Error:
         return False
@@ -360,9 +377,18 @@ class Store:
         try:
             _clean_settings(path)
             self._cache = _open_cache(path)
+        except StoreError:  # a database that is not diskcache's: refused, read-only or not
+            raise
         except (OSError, diskcache.Timeout, Exception) as exc:
             # NB. diskcache writes its settings on every open: a store on a read-only share or
             # mount, or another user's copy, fails here even though its entries are readable
+            if _locked(exc):
+                raise StoreError(
+                    f"cannot open the checkpoint store at {str(path)!r}: another process holds "
+                    f"its database locked ({exc}); nothing is saved or restored until it lets "
+                    "go: end it (an open sqlite3 shell, a stuck kernel), or move the store with "
+                    "%checkpoint dir PATH"
+                ) from exc
             if not (path / DB_FILE).is_file() or _writable(path):
                 raise StoreError(
                     f"cannot open the checkpoint store at {str(path)!r}: {exc}; "
@@ -439,8 +465,7 @@ class Store:
             self._cache.set(key, writer, read=True, tag=writer.id)
         except BaseException as exc:
             if writing is not None and writing.path is not None:  # never committed
-                with contextlib.suppress(OSError):
-                    os.remove(writing.path)
+                remove_value_file(self.path, writing.path)  # NB. never through a planted link
             if not isinstance(exc, Exception):
                 raise
             raise self._write_error(key, exc) from exc
@@ -453,7 +478,9 @@ class Store:
         why = str(exc)
         code = getattr(exc, "errno", None)
         full = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # Python >= 3.11
-        if code in (errno.EROFS, errno.EACCES, errno.EPERM) or not os.access(self.path, os.W_OK):
+        if _locked(exc):
+            why = f"another process holds its database locked ({exc}); end it"
+        elif code in (errno.EROFS, errno.EACCES, errno.EPERM) or not os.access(self.path, os.W_OK):
             why = f"the store is read-only ({exc}); make it writable"
         elif code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or full == _SQLITE_FULL:
             why = f"{exc}; free some disk space"
@@ -520,7 +547,7 @@ class Store:
             with handle if not isinstance(handle, bytes) else io.BytesIO(handle) as f:
                 try:
                     count += self._resign_one(key, f)
-                except (OSError, ValueError, KeyError, TypeError):
+                except (OSError, ValueError, KeyError, TypeError, RecursionError):
                     damaged.append(key)
         return count, damaged
 
@@ -528,6 +555,8 @@ class Store:
         """Re-sign one row; 1 for an entry, 0 for a record (the count is of entries)."""
         record = _signing.unsigned_record(f)
         if record is not _signing.NOT_A_RECORD:
+            if not well_formed(key, record):  # NB. signed, it would be trusted by every reader
+                raise ValueError(f"the record {key!r} has an unexpected shape")
             self.put_json(key, record)
             return 0
         pickled, meta = _signing.unsigned_entry(f, key)
@@ -642,6 +671,16 @@ def close_stores() -> None:
         for store in _stores.values():
             store.close()
         _stores.clear()
+
+
+def _locked(exc: BaseException) -> bool:
+    """Whether sqlite gave up waiting for another connection's lock."""
+    if isinstance(exc, diskcache.Timeout):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is not None:
+        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
 def _writable(path: Path) -> bool:

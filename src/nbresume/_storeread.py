@@ -13,6 +13,7 @@ it stands.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
@@ -34,14 +35,23 @@ __all__ = [
     "EntryInfo",
     "LooseFile",
     "StoreReader",
+    "UnsafeFolder",
+    "create_value_file",
+    "extra_objects",
     "open_value_file",
     "read_record_file",
     "remove_loose_file",
     "remove_value_file",
+    "schema_problem",
+    "schema_refused",
     "value_file",
 ]
 
 DB_FILE = "cache.db"  # diskcache's database, inside the store directory
+# bytes of records kept in value files that one reader (a dashboard poll, a command) reads at
+# most. A record nbresume writes is kilobytes; a shipped store of sparse 64 MB record files took
+# 44 s per dashboard poll for 50 phases (each read and its HMAC computed over zeros)
+RECORD_BUDGET = 1 << 28
 READ_TIMEOUT = 2.0  # seconds a reader waits for sqlite (holding no lock: the writer never waits)
 BUSY_SECONDS = 2.0  # and how long it retries a SQLITE_BUSY that sqlite returns without waiting
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
@@ -50,7 +60,7 @@ _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 MODE_RAW, MODE_BINARY = 1, 2
 VALUE_FILE = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{20,64}\.val")  # diskcache's layout
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_warned: set[str] = set()  # stores whose foreign rows a reader of this process reported
+_warned: set[str] = set()  # stores whose foreign rows (or unread records) this process reported
 
 
 # -- value files: only where the store would have put them ---------------------------------------
@@ -68,6 +78,75 @@ def value_file(root: Path, name: object) -> Path | None:
     if folder != os.path.join(os.path.realpath(root), os.path.dirname(name)):
         return None
     return Path(folder) / os.path.basename(name)
+
+
+# -- the database's schema: diskcache's own, nothing else runs --------------------------------------
+
+# The schema diskcache creates, as sqlite keeps it (without ``IF NOT EXISTS``), compared with its
+# layout normalised; a diskcache that changed it would fail test_store_schema_attacks's
+# test_a_store_made_by_nbresume_still_opens_and_restores. A shipped database
+# may hold anything else, and sqlite runs it: a view named Cache or Settings, or a generated
+# column, on every read (a recursive view never ends); a trigger or an expression index on every
+# write (an index of ``zeroblob(N)`` writes N bytes per row).
+TABLES = {
+    "Settings": "CREATE TABLE Settings ( key TEXT NOT NULL UNIQUE, value)",
+    "Cache": (
+        "CREATE TABLE Cache ( rowid INTEGER PRIMARY KEY, key BLOB, raw INTEGER, store_time REAL,"
+        " expire_time REAL, access_time REAL, access_count INTEGER DEFAULT 0, tag BLOB, size "
+        "INTEGER DEFAULT 0, mode INTEGER DEFAULT 0, filename TEXT, value BLOB)"
+    ),
+}
+INDEXES = {  # diskcache's indexes, some made only under settings nbresume never uses
+    "Cache_key_raw": "CREATE UNIQUE INDEX Cache_key_raw ON Cache(key, raw)",
+    "Cache_expire_time": "CREATE INDEX Cache_expire_time ON Cache (expire_time)",
+    "Cache_store_time": "CREATE INDEX Cache_store_time ON Cache (store_time)",
+    "Cache_access_time": "CREATE INDEX Cache_access_time ON Cache (access_time)",
+    "Cache_access_count": "CREATE INDEX Cache_access_count ON Cache (access_count)",
+    "Cache_tag_rowid": "CREATE INDEX Cache_tag_rowid ON Cache(tag, rowid)",
+}
+
+
+def _sql(text: object) -> str:
+    """SQL with its layout normalised (whitespace, spaces around brackets and commas)."""
+    return re.sub(r"\s*([(),])\s*", r"\1", " ".join(str(text).split()))
+
+
+def schema_problem(schema: list[tuple[Any, Any, Any]]) -> str | None:
+    """What makes the tables diskcache reads not its own (a view, other columns); None if none.
+
+    ``schema``: the rows ``SELECT type, name, sql FROM sqlite_master`` gives (a plain table:
+    reading it runs nothing).
+    """
+    for kind, name, sql in schema:
+        if name not in TABLES:
+            continue
+        if kind != "table":
+            return f"its {name} is a {kind}"
+        if _sql(sql) != _sql(TABLES[name]):
+            return f"its {name} table is not diskcache's: {str(sql)[:80]!r}"
+    return None
+
+
+def extra_objects(schema: list[tuple[Any, Any, Any]]) -> list[tuple[str, str]]:
+    """(type, name) of the triggers, views and indexes in ``schema`` that are not diskcache's.
+
+    NB. diskcache's triggers are listed too: it creates them only IF NOT EXISTS, so one with
+    their name but another body would stay; all are dropped and diskcache makes its own again.
+    """
+    return [
+        (kind, name)
+        for kind, name, sql in schema
+        if kind in ("trigger", "view")
+        or (kind == "index" and sql is not None and _sql(INDEXES.get(name)) != _sql(sql))
+    ]
+
+
+def schema_refused(root: Path, problem: str) -> StoreError:
+    return StoreError(
+        f"the checkpoint store {str(root)!r} has a database not made by nbresume ({problem}); "
+        "it was not used (sqlite would run what it defines): remove it, or move the store "
+        "with %checkpoint dir PATH"
+    )
 
 
 # sqlite opens (and creates, and writes) each of these by name, following symlinks
@@ -109,20 +188,83 @@ def check_database_files(root: Path) -> None:
         )
 
 
+class UnsafeFolder(StoreError):
+    """A value folder of the store that is a symlink or not a folder: nothing goes through it."""
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW
+
+
+def _folder_fd(root: Path, name: str, create: bool = False) -> int:
+    """An open descriptor of the folder of the value file ``name`` (``ab/cd``), reached from the
+    store one component at a time, never through a symlink (``create``: made if missing).
+
+    NB. a check of the resolved path, then a use of the path, would leave a window in which a
+    folder is swapped for a link; descriptors leave none. Raises `UnsafeFolder`, or OSError.
+    """
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # the store itself may be a link of yours
+    try:
+        for part in name.split("/")[:-1]:
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, dir_fd=fd)
+            try:
+                sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                raise UnsafeFolder(
+                    f"the checkpoint store {str(root)!r} has a value folder {part!r} that is a "
+                    "symlink or not a folder (planted?); nothing is read or written through it: "
+                    "remove it, or move the store with %checkpoint dir PATH"
+                ) from None
+            os.close(fd)
+            fd = sub
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def open_value_file(root: Path, name: object) -> IO[bytes] | None:
     """The value file opened for reading; None if the row's name is not a file of this store.
 
     Raises OSError (FileNotFoundError: replaced since the row was read).
     """
-    path = value_file(root, name)
-    if path is None:
+    if not isinstance(name, str) or not VALUE_FILE.fullmatch(name):
         return None
-    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)  # NB. the file itself may not be a symlink
-    f = os.fdopen(fd, "rb")
+    try:
+        folder = _folder_fd(root, name)
+    except UnsafeFolder:
+        return None
+    try:
+        # NB. O_NONBLOCK: opening a FIFO for reading would wait for a writer forever
+        fd = os.open(os.path.basename(name), os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    finally:
+        os.close(folder)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
-        f.close()
+        os.close(fd)
         return None
-    return f
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def create_value_file(root: Path, name: str) -> IO[bytes]:
+    """A new value file ``name`` (``ab/cd/<hex>.val``) in the store, open for writing.
+
+    Its folders are made as needed and never followed if they are links (`UnsafeFolder`): a
+    store that arrives with links planted in place of its folders would otherwise receive your
+    values in a folder of the planter's choosing. Raises FileExistsError if the file exists.
+    """
+    if not VALUE_FILE.fullmatch(name):
+        raise ValueError(f"not a value file's name: {name!r}")
+    folder = _folder_fd(root, name, create=True)
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+        fd = os.open(os.path.basename(name), flags, 0o666, dir_fd=folder)
+    finally:
+        os.close(folder)
+    return os.fdopen(fd, "wb")
 
 
 def read_record_file(f: IO[bytes]) -> Any:
@@ -138,14 +280,27 @@ def read_record_file(f: IO[bytes]) -> Any:
 
 def remove_value_file(root: Path, name: object) -> None:
     """Delete a value file of the store and its emptied folders; anything else is left alone."""
-    path = value_file(root, name)
-    if path is None:
+    if not isinstance(name, str) or not VALUE_FILE.fullmatch(name):
         return
+    top, middle, base = name.split("/")
     with contextlib.suppress(OSError):
-        path.unlink()  # NB. unlink removes a symlink itself, never its target
-    for folder in (path.parent, path.parent.parent):  # ab/cd, then ab; never the store
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+        folder = _folder_fd(root, name)
+        try:
+            os.unlink(base, dir_fd=folder)  # NB. unlink removes a symlink itself, never its target
+        finally:
+            os.close(folder)
+    with contextlib.suppress(OSError):
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            with contextlib.suppress(OSError):
+                upper = os.open(top, _DIR_FLAGS, dir_fd=fd)
+                try:
+                    os.rmdir(middle, dir_fd=upper)
+                finally:
+                    os.close(upper)
+            os.rmdir(top, dir_fd=fd)  # NB. rmdir of a link fails: never its target
+        finally:
+            os.close(fd)
 
 
 # -- reading the database ---------------------------------------------------------------------
@@ -195,6 +350,8 @@ class StoreReader:
     unpickled. Raises `StoreError` if the directory holds no store or sqlite fails.
     """
 
+    record_budget: int | None = RECORD_BUDGET  # read at call time: tests lower it
+
     def __init__(self, path: Path, timeout: float = READ_TIMEOUT) -> None:
         self.path = Path(path)
         db = self.path / DB_FILE
@@ -213,6 +370,8 @@ class StoreReader:
         self._tables: set[str] = set()
         self._key: bytes | None = None
         self.foreign: set[str] = set()  # keys of rows not in nbresume's format, seen so far
+        self.unread: set[str] = set()  # keys of records not read: `RECORD_BUDGET` was spent
+        self._record_bytes = 0
 
     def _immutable(self, uri: str, timeout: float) -> sqlite3.Connection:
         """The connection for a read-only directory, where a WAL database may not open.
@@ -248,6 +407,16 @@ class StoreReader:
                 CheckpointWarning,
                 stacklevel=2,
             )
+        if self.unread and "unread:" + where not in _warned:
+            _warned.add("unread:" + where)
+            warnings.warn(
+                f"the checkpoint store at {where!r} has records far larger than nbresume writes "
+                f"(e.g. {sorted(self.unread)[0][:60]!r}); after {self._record_bytes >> 20} MB of "
+                "them the others were not read. If you did not make this store, clear it: "
+                f"nbresume clear --all --dir {where!r}",
+                CheckpointWarning,
+                stacklevel=2,
+            )
 
     @property
     def key(self) -> bytes:
@@ -270,8 +439,11 @@ class StoreReader:
     def _ready(self) -> bool:
         """Whether diskcache has created its tables (a store being created has a bare file)."""
         if not self._tables:
-            found = self._query("SELECT name FROM sqlite_master WHERE type = 'table'")
-            self._tables = {name for (name,) in found}
+            schema = self._query("SELECT type, name, sql FROM sqlite_master")
+            problem = schema_problem(schema)
+            if problem is not None:
+                raise schema_refused(self.path, problem)
+            self._tables = {name for kind, name, _ in schema if kind == "table"}
         return {"Cache", "Settings"} <= self._tables
 
     def rows(self) -> list[EntryInfo]:
@@ -322,7 +494,13 @@ class StoreReader:
             self.foreign.add(key)
             return None
         with f:
-            return read_record_file(f)
+            if self.record_budget is not None and self._record_bytes >= self.record_budget:
+                self.unread.add(key)
+                return None
+            data = read_record_file(f)
+        if data is not ENTRY:
+            self._record_bytes += len(data)
+        return data
 
     def get_json(self, key: str, default: Any = None) -> Any:
         """A record written by `Store.put_json`; ``default`` if absent, foreign or not verified.
@@ -396,16 +574,22 @@ def remove_loose_file(store: Path, name: str, older_than: float) -> int:
 
     Returns the bytes freed (0 if it is gone, was written to since, or is not a value file).
     """
-    file = value_file(store, name)
-    if file is None:
+    if not VALUE_FILE.fullmatch(name):
+        return 0
+    base = os.path.basename(name)
+    try:
+        folder = _folder_fd(store, name)  # NB. a folder swapped for a link since: not followed
+    except (OSError, UnsafeFolder):
         return 0
     try:
-        info = file.lstat()
-        if time.time() - info.st_mtime < older_than:
+        info = os.stat(base, dir_fd=folder, follow_symlinks=False)
+        if not stat.S_ISREG(info.st_mode) or time.time() - info.st_mtime < older_than:
             return 0
-        file.unlink()
+        os.unlink(base, dir_fd=folder)
     except FileNotFoundError:
         return 0
+    finally:
+        os.close(folder)
     return info.st_size
 
 
@@ -415,6 +599,8 @@ class ReadOnlyCache(StoreReader):
     Reads go through sqlite's read-only mode; every write raises `StoreReadOnlyError`, which the
     engines do not repeat after `Store.read_only_notice`.
     """
+
+    record_budget = None  # NB. it lives as long as the kernel: one record at a time, as `Store`
 
     def get(self, key: str, default: Any = None, read: bool = False, tag: bool = False) -> Any:
         row = self.row(key)

@@ -25,6 +25,7 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 KERNEL_CONFIG = "ipython_kernel_config.json"  # read by every IPython kernel; no .d directory exists
 CREATED_MARKER = ".nbresume-created"  # next to a config file that `install` created
+MAX_LISTED = 2000  # rows `nbresume list` prints at most, the newest (as the dashboard: MAX_ROWS)
 
 DESCRIPTION = """\
 Resumable Jupyter notebooks. `nbresume run` executes a notebook headless and, when the kernel
@@ -423,11 +424,12 @@ def _note(message: str) -> None:
     print(f"nbresume: {printable(message)}", file=sys.stderr)
 
 
-def _read(path: Path) -> dict[str, Any]:
-    """The store as the dashboard sees it: ``{"size", "running", "updated", "phases": rows}``."""
+def _read(path: Path, limit: int | None = None) -> dict[str, Any]:
+    """The store as the dashboard sees it: ``{"size", "running", "updated", "phases": rows,
+    "more"}``; at most ``limit`` rows (the newest), every row by default."""
     from .server._dashboard import read_store
 
-    state: dict[str, Any] = read_store(path)
+    state: dict[str, Any] = read_store(path, limit=limit)
     return state
 
 
@@ -480,7 +482,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     paths = _reading_stores(args.dir, several=True)
     for number, path in enumerate(paths):
         _heading(paths, number)
-        _list_store(path, _read(path))
+        _list_store(path, _read(path, MAX_LISTED))
     return EXIT_OK
 
 
@@ -519,6 +521,11 @@ def _list_store(path: Path, state: dict[str, Any]) -> None:
     if state["running"]:
         count += f" ({state['running']} running)"
     print(f"{count}, {format_size(state['size'])} in {path}; last change {_ago(state['updated'])}")
+    if state["more"]:
+        print(
+            f"and {state['more']} more rows, not listed (at most {MAX_LISTED}, the newest): "
+            "name one with `nbresume show NAME`, or clear old ones with `nbresume gc`"
+        )
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -587,7 +594,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         paths = _reading_stores(args.dir, several=True)
         for number, path in enumerate(paths):
             _heading(paths, number)
-            state = _read(path)
+            state = _read(path, MAX_LISTED)
             _list_store(path, state)
             for row in state["phases"]:
                 line = _progress_line(row)

@@ -28,6 +28,7 @@ from .._store import DB_FILE, DEFAULT_DIR, EntryInfo, Store, StoreReader
 from ..errors import NbresumeError
 
 __all__ = [
+    "MAX_ROWS",
     "NotAStore",
     "PathRefused",
     "PhaseRunning",
@@ -40,6 +41,9 @@ __all__ = [
 
 MAX_DEPTH = 6  # directory levels searched below the root for .nbresume stores
 MAX_DIRS = 20_000  # directories visited per search at most: a huge root must not stall the server
+# rows (phases, loops, maps) read per store at most, the newest: each costs a few queries and
+# signature checks, and a shipped store may hold millions (200k rows took 33 s and 280 MB)
+MAX_ROWS = 2000
 SCAN_SECONDS = 60.0  # a full search at least this often (changes are seen at once: `StoreIndex`)
 # never hold notebooks
 SKIP_DIRS = frozenset(
@@ -320,14 +324,22 @@ def _groups(rows: list[EntryInfo]) -> dict[tuple[str, str], list[EntryInfo]]:
     return groups
 
 
-def read_store(path: Path, now: float | None = None) -> dict[str, Any]:
+def read_store(
+    path: Path, now: float | None = None, limit: int | None = MAX_ROWS
+) -> dict[str, Any]:
     """Everything the dashboard shows of one store: its rows (phases first), size and counts.
 
+    At most ``limit`` rows, those written last; ``more``: how many were left out.
     Raises `StoreError` if sqlite cannot read it.
     """
     now = time.time() if now is None else now
     with StoreReader(path) as reader:
         groups = _groups(reader.rows())
+        more = 0
+        if limit is not None and len(groups) > limit:
+            more = len(groups) - limit
+            newest = sorted(groups.items(), key=lambda g: -max(info.stored for info in g[1]))
+            groups = dict(newest[:limit])
         rows = [
             _phase_row(name, infos, reader, now)
             if kind == "phase"
@@ -342,6 +354,7 @@ def read_store(path: Path, now: float | None = None) -> dict[str, Any]:
         "phases": rows,
         "running": sum(r["running"] for r in rows),
         "updated": max((r["updated"] for r in rows), default=None),
+        "more": more,
     }
 
 

@@ -233,7 +233,9 @@
     }
     const running = store.running ? " · " + store.running + " running" : "";
     const stale = store.error ? " · not refreshed: " + store.error : "";
-    header.append(el("span", { class: "meta" }, plural(store.phases.length, "phase") + " · " + size(store.size) + running + stale));
+    // a store with more rows than the server reads shows its newest; says how many are left out
+    const more = store.more ? " · " + store.more + " more not shown" : "";
+    header.append(el("span", { class: "meta" }, plural(store.phases.length, "phase") + more + " · " + size(store.size) + running + stale));
     if (!store.phases.length) {
       section.append(el("div", { class: "empty" }, "no checkpoints"));
       return section;
