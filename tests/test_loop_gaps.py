@@ -1,0 +1,291 @@
+"""Third round of loop attacks (issue 14's neighbours): a changed source in the middle of the done
+items, a `raise KeyboardInterrupt` the cell catches around a loop, `yield from resumable(...)` in
+a generator consumed partly, and idioms testers try next.
+
+Each case is exact, refused with a one-line CheckpointError, or plain with a note: never a wrong
+value after a kill, an error or a Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from conftest import CellRun, reset_nbresume_state, tick
+from nbresume import _ownhost, resumable
+from test_resumable import Boom, arm, check, counts, ticks
+
+RunCell = Callable[..., CellRun]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NBRESUME_KEY", "nbresume-test-key")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("NBRESUME_DIR", raising=False)
+    reset_nbresume_state()
+    _ownhost._noted.clear()
+    sigterm = signal.getsignal(signal.SIGTERM)
+    yield
+    reset_nbresume_state()
+    signal.signal(signal.SIGTERM, sigterm)
+
+
+@pytest.fixture
+def cell(shell: InteractiveShell, run_cell: RunCell) -> RunCell:
+    shell.user_ns.update(check=check, tick=tick)
+    return run_cell
+
+
+# -- 1. items keyed by position: the whole done prefix is checked on resume -------------------
+
+
+def _rows(names: str) -> list[dict[str, str]]:
+    return [{"name": n} for n in names]
+
+
+def _process(rows: Any, name: str) -> list[str]:
+    seen = []
+    for row in resumable(rows, name=name):
+        tick(row["name"])
+        check()
+        seen.append(row["name"])
+    return seen
+
+
+def _gen(rows: list[dict[str, str]]) -> Iterator[dict[str, str]]:
+    yield from rows
+
+
+WRAPS: dict[str, Callable[[list[dict[str, str]]], Any]] = {
+    "list": list,
+    "tuple": tuple,
+    "iterator": iter,
+    "generator": _gen,
+}
+
+
+# after "abcdefgh" failed at f (a..e done): the new source and what must be processed
+CHANGES = {
+    # one row inserted and one removed before the resume position: the probe after the
+    # position in flight sees the old items there
+    "insert-and-remove": ("abXcefgh", "abXcefgh"),
+    # a done row edited in place (same length, same items after it)
+    "edited": ("abQdefgh", "abQdefgh"),
+    # a done row removed and a row inserted at the resume position
+    "remove-then-insert": ("acdeYfgh", "acdeYfgh"),
+}
+
+
+@pytest.mark.parametrize("kind", list(WRAPS))
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_a_change_in_the_middle_of_the_done_rows_starts_over_outside_cells(
+    kind: str, change: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrap = WRAPS[kind]
+    arm(6)
+    with pytest.raises(Boom):
+        _process(wrap(_rows("abcdefgh")), f"rows-{kind}")
+    new, expected = CHANGES[change]
+    assert _process(wrap(_rows(new)), f"rows-{kind}") == list(expected)
+    assert "changed since the interrupted run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", list(WRAPS))
+def test_a_row_inserted_at_the_resume_position_resumes_without_redoing_done_rows(
+    kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrap = WRAPS[kind]
+    arm(6)
+    with pytest.raises(Boom):
+        _process(wrap(_rows("abcdefgh")), f"at-{kind}")
+    # a..e done and unchanged: the new row at the resume position is simply the next one
+    assert _process(wrap(_rows("abcdeNfgh")), f"at-{kind}") == list("Nfgh")
+    assert counts() == Counter("abcdef") + Counter("Nfgh")
+
+
+@pytest.mark.parametrize("kind", list(WRAPS))
+def test_rows_changed_in_place_by_the_body_are_not_a_change(kind: str) -> None:
+    """The check prints an item before the body runs: filling a row is not a changed source."""
+
+    def fill(rows: Any, name: str) -> list[str]:
+        seen = []
+        for row in resumable(rows, name=name):
+            tick(row["name"])
+            row["result"] = row["name"] * 2
+            check()
+            seen.append(row["name"])
+        return seen
+
+    arm(4)
+    with pytest.raises(Boom):
+        fill(WRAPS[kind](_rows("abcdef")), "f")
+    assert fill(WRAPS[kind](_rows("abcdef")), "f") == list("def")
+
+
+ROWS_CELL = """\
+%%checkpoint rows --every 1
+out = []
+for row in resumable(load()):
+    tick(row["name"])
+    check()
+    out.append(row["name"])
+"""
+
+
+@pytest.mark.parametrize("shape", ["list", "generator"])
+def test_a_change_in_the_middle_of_the_done_rows_is_refused_in_a_cell(
+    shell: InteractiveShell, cell: RunCell, tmp_path: Path, shape: str
+) -> None:
+    source = tmp_path / "rows.json"
+    source.write_text('["a", "b", "c", "d", "e", "f"]')
+    wrap = "[" if shape == "list" else "("
+    close = "]" if shape == "list" else ")"
+    cell(
+        "import json\nfrom pathlib import Path\n"
+        "def load():\n"
+        f"    return {wrap}{{'name': n}} for n in json.loads(Path('rows.json').read_text()){close}\n"
+    )
+    arm(5)
+    assert cell(ROWS_CELL).error is not None
+    source.write_text('["a", "X", "b", "d", "e", "f"]')  # X inserted, c removed: e, f in place
+    run = cell(ROWS_CELL)
+    assert run.error is not None, shell.user_ns["out"]
+    assert "--force" in str(run.error)
+    assert "\n" not in str(run.error)
+    forced = cell(ROWS_CELL.replace("--every 1", "--every 1 --force"))
+    assert forced.error is None
+    assert shell.user_ns["out"] == list("aXbdef")
+
+
+@pytest.mark.parametrize("shape", ["list", "generator"])
+def test_unchanged_rows_resume_in_a_cell(
+    shell: InteractiveShell, cell: RunCell, tmp_path: Path, shape: str
+) -> None:
+    source = tmp_path / "rows.json"
+    source.write_text('["a", "b", "c", "d", "e", "f"]')
+    wrap = "[" if shape == "list" else "("
+    close = "]" if shape == "list" else ")"
+    cell(
+        "import json\nfrom pathlib import Path\n"
+        "def load():\n"
+        f"    return {wrap}{{'name': n}} for n in json.loads(Path('rows.json').read_text()){close}\n"
+    )
+    arm(5)
+    assert cell(ROWS_CELL).error is not None
+    assert cell(ROWS_CELL).error is None
+    assert shell.user_ns["out"] == list("abcdef")
+    assert counts() == Counter("abcdef") + Counter("e")
+
+
+# -- 2. a KeyboardInterrupt raised by the cell's own code and caught around the loop ----------
+
+RAISED = """\
+%%checkpoint raised --every 1
+out = []
+try:
+    for x in resumable(range(6)):
+        tick(x)
+        if x == 3 and not Path("raised").exists():
+            Path("raised").touch()
+            raise {exc}
+        out.append(x)
+except {exc}:
+    pass
+"""
+
+
+@pytest.mark.parametrize("exc", ["KeyboardInterrupt", "ValueError", "SystemExit"])
+def test_a_raise_in_the_cell_caught_around_the_loop_does_not_save_its_cell_as_done(
+    shell: InteractiveShell, cell: RunCell, exc: str
+) -> None:
+    shell.user_ns["Path"] = Path
+    source = RAISED.format(exc=exc)
+    first = cell(source)
+    assert first.error is None
+    assert shell.user_ns["out"] == [0, 1, 2]
+    assert "not saved as done" in first.note_text, first.note_text
+    second = cell(source)
+    assert second.error is None
+    assert shell.user_ns["out"] == list(range(6))
+    assert counts() == Counter(str(x) for x in range(6)) + Counter(["3"])
+    assert "restored" in cell(source).note_text
+
+
+def test_a_raise_in_a_nested_with_block_caught_around_the_loop_is_not_done(
+    shell: InteractiveShell, cell: RunCell
+) -> None:
+    shell.user_ns["Path"] = Path
+    source = (
+        "%%checkpoint nested-raise --every 1\n"
+        "import contextlib\n"
+        "out = []\n"
+        "try:\n"
+        "    for x in resumable(range(5)):\n"
+        "        with contextlib.nullcontext():\n"
+        "            if x == 2 and not Path('raised').exists():\n"
+        "                Path('raised').touch()\n"
+        "                raise KeyboardInterrupt\n"
+        "        out.append(x)\n"
+        "except KeyboardInterrupt:\n"
+        "    pass\n"
+    )
+    first = cell(source)
+    assert "not saved as done" in first.note_text, first.note_text
+    assert cell(source).error is None
+    assert shell.user_ns["out"] == list(range(5))
+
+
+@pytest.mark.parametrize("kind", ["list", "generator"])
+def test_batches_of_rows_changed_in_the_middle_start_over_outside_cells(
+    kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run(rows: Any) -> list[str]:
+        seen = []
+        for chunk in resumable(rows, name="chunks", batch=2):
+            tick(chunk[0]["name"])
+            check()
+            seen.extend(row["name"] for row in chunk)
+        return seen
+
+    wrap = WRAPS[kind]
+    arm(3)
+    with pytest.raises(Boom):
+        run(wrap(_rows("abcdefgh")))  # a-d done
+    assert run(wrap(_rows("aXcdefgh"))) == list("aXcdefgh")
+    assert "changed since the interrupted run" in capsys.readouterr().err
+    arm(len(ticks()) + 3)
+    with pytest.raises(Boom):
+        run(wrap(_rows("abcdefgh")))
+    assert run(wrap(_rows("abcdefgh"))) == list("efgh")
+
+
+def test_fewer_rows_than_were_done_start_over_outside_cells(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    arm(6)
+    with pytest.raises(Boom):
+        _process(_gen(_rows("abcdefgh")), "fewer")
+    assert _process(_gen(_rows("abc")), "fewer") == list("abc")
+    assert "changed since the interrupted run" in capsys.readouterr().err
+
+
+def test_a_generator_changed_after_more_rows_than_are_kept_is_an_error_then_starts_over(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nbresume import CheckpointError, _loopruns
+
+    monkeypatch.setattr(_loopruns._Replay, "LIMIT", 3)
+    arm(6)
+    with pytest.raises(Boom):
+        _process(_gen(_rows("abcdefgh")), "many")
+    with pytest.raises(CheckpointError, match="run the loop again to start over"):
+        _process(_gen(_rows("abXdefgh")), "many")
+    assert _process(_gen(_rows("abXdefgh")), "many") == list("abXdefgh")
