@@ -289,3 +289,127 @@ def test_a_generator_changed_after_more_rows_than_are_kept_is_an_error_then_star
     with pytest.raises(CheckpointError, match="run the loop again to start over"):
         _process(_gen(_rows("abXdefgh")), "many")
     assert _process(_gen(_rows("abXdefgh")), "many") == list("abXdefgh")
+
+
+RAISE_AT_2 = (
+    "        if x == 2 and not Path('raised').exists():\n"
+    "            Path('raised').touch()\n"
+    "            raise KeyboardInterrupt\n"
+)
+
+# loops that run plain in a cell, left by an exception the cell catches
+PLAIN_LEFT = {
+    "assigned-first": (
+        "it = resumable(range(5))\ntry:\n    for x in it:\n        tick(x)\n"
+        + RAISE_AT_2
+        + "        out.append(x)\nexcept KeyboardInterrupt:\n    pass\n"
+    ),
+    "under-a-plain-for": (
+        "try:\n    for e in range(1):\n      for x in resumable(range(5)):\n        tick(x)\n"
+        + RAISE_AT_2
+        + "        out.append(x)\nexcept KeyboardInterrupt:\n    pass\n"
+    ),
+    "in-a-helper": (
+        "def helper():\n    try:\n      for x in resumable(range(5)):\n        tick(x)\n"
+        + RAISE_AT_2
+        + "        out.append(x)\n    except KeyboardInterrupt:\n        pass\nhelper()\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", list(PLAIN_LEFT))
+def test_a_plain_loop_left_by_a_caught_exception_does_not_save_its_cell_as_done(
+    shell: InteractiveShell, cell: RunCell, shape: str
+) -> None:
+    shell.user_ns["Path"] = Path
+    source = f"%%checkpoint plain-left --every 1 --exclude it\nout = []\n{PLAIN_LEFT[shape]}"
+    first = cell(source)
+    assert first.error is None
+    assert shell.user_ns["out"] == [0, 1]
+    assert "not saved as done" in first.note_text, first.note_text
+    assert "run the loop again" in first.note_text
+    second = cell(source)
+    assert second.error is None
+    assert shell.user_ns["out"] == list(range(5))
+    third = cell(source)
+    assert "restored" in third.note_text
+    assert shell.user_ns["out"] == list(range(5))
+
+
+@pytest.mark.parametrize(
+    "loop",
+    [
+        "for x in tqdm(resumable(range(5))):",
+        "for x in map(int, resumable(range(5))):",
+        "it = resumable(range(5))\nfor x in it:",
+        "for e in range(1):\n for x in resumable(range(5)):",
+    ],
+    ids=["tqdm", "map", "assigned", "under-plain"],
+)
+def test_a_break_out_of_a_plain_loop_is_on_purpose(
+    shell: InteractiveShell, cell: RunCell, loop: str
+) -> None:
+    from tqdm.auto import tqdm
+
+    shell.user_ns["tqdm"] = tqdm
+    indent = " " * (len(loop.splitlines()[-1]) - len(loop.splitlines()[-1].lstrip()) + 4)
+    source = (
+        "%%checkpoint plain-break --exclude it\nout = []\n"
+        f"{loop}\n{indent}if x == 2:\n{indent}    break\n{indent}out.append(x)\n"
+    )
+    first = cell(source)
+    assert first.error is None
+    assert "not saved" not in first.note_text, first.note_text
+    assert "restored" in cell(source).note_text
+    assert shell.user_ns["out"] == [0, 1]
+
+
+def _raising_wrapper(items: Any) -> Iterator[Any]:
+    for x in items:
+        if x == 2 and not Path("raised").exists():
+            Path("raised").touch()
+            raise KeyError(x)
+        yield x
+
+
+def _taking_wrapper(items: Any) -> Iterator[Any]:
+    for x in items:
+        if x == 2:
+            break  # on purpose: this generator ends here
+        yield x
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "caught"),
+    [(_raising_wrapper, True), (_taking_wrapper, False)],
+    ids=["raises-inside", "breaks-inside"],
+)
+def test_a_wrapping_generator_that_raises_or_breaks_is_told_apart(
+    shell: InteractiveShell, cell: RunCell, wrapper: Any, caught: bool
+) -> None:
+    shell.user_ns["wrap"] = wrapper
+    source = (
+        "%%checkpoint wrapped\nout = []\ntry:\n"
+        "    for x in wrap(resumable(range(5))):\n        out.append(x)\n"
+        "except KeyError:\n    pass\n"
+    )
+    first = cell(source)
+    assert first.error is None
+    assert shell.user_ns["out"] == [0, 1]
+    assert ("not saved as done" in first.note_text) is caught, first.note_text
+    second = cell(source)
+    assert ("restored" in second.note_text) is not caught
+    assert shell.user_ns["out"] == ([0, 1, 2, 3, 4] if caught else [0, 1])
+
+
+def test_tqdm_auto_around_resumable_runs_outside_cells() -> None:
+    """`tqdm.auto` in a script is tqdm's asyncio class: it calls `iter()` once in `__init__`
+    and again to loop; an iterator that never ran is not a second loop."""
+    from tqdm.auto import tqdm
+
+    with open(Path("bar.txt"), "w") as bar:
+        assert list(tqdm(resumable(range(4), name="bar"), file=bar)) == [0, 1, 2, 3]
+    it = resumable([1, 2], name="twice")
+    assert list(it) == [1, 2]
+    with pytest.raises(Exception, match="already iterated"):
+        iter(it)

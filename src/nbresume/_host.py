@@ -72,6 +72,9 @@ class LoopHost(Protocol):
     def stopping(self) -> bool:
         """Whether a Ctrl-C asked the loops to stop at their next boundary."""
 
+    def left_plain(self, loop: Any) -> None:
+        """A loop running plain (`plain_reason`) was left unfinished by an exception."""
+
 
 _host: LoopHost | None = None
 

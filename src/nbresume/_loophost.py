@@ -206,6 +206,12 @@ class CellLoops:
             state.outputs_start = self._outputs_start(loop)
         self.states[loop.loop_id] = state
 
+    def left_plain(self, loop: Any) -> None:
+        """A plain loop (in a helper, under a plain loop, `it = resumable(xs)`) an exception
+        left: if the cell catches it and goes on, its variables hold a loop ended mid-way."""
+        if self.unfinished is None:
+            self.unfinished = loop
+
     def snapshot(self, reason: str, loop: Any = None) -> float:
         """Save the cell's variables, outputs and loop states at a boundary of ``loop``."""
         if self._restoring is not None:
@@ -299,10 +305,11 @@ class CellLoops:
         site = loop.site
         where = f"line {site.lineno}" + (f" ({site.text!r})" if site.text else "")
         item = loop.progress.done + 1
+        again = f"resume at item {item:,}" if loop._host is not None else "run the loop again"
         return (
             f"{where}: the loop was left by {loop.left_by} at item {item:,} and the cell went "
             "on: not saved as done, since an uninterrupted run would finish the loop; re-run "
-            f"the cell to resume at item {item:,}, or catch errors inside the loop body"
+            f"the cell to {again}, or catch errors inside the loop body"
         )
 
     # -- Ctrl-C: finish the item, save, stop ---------------------------------------------------

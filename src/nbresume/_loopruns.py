@@ -118,8 +118,10 @@ def _forget_prior(loop: resumable[Any]) -> None:
     loop.progress.skipped = loop.progress.done = 0
 
 
-def run_plain(loop: resumable[Any]) -> Iterator[Any]:
-    """A loop that cannot resume mid-way where it is: it runs every item, with progress."""
+def run_plain(loop: resumable[Any], host: LoopHost | None = None) -> Iterator[Any]:
+    """A loop that cannot resume mid-way where it is: it runs every item, with progress.
+    Left by an exception the cell goes on after, it tells ``host`` (its cell is not done)."""
+    loop._started = True
     done = 0
     items: Iterable[Any] = loop._items
     if loop._batch is not None:
@@ -130,17 +132,17 @@ def run_plain(loop: resumable[Any]) -> Iterator[Any]:
             done += 1
             loop._tick(done)
         loop.progress.status = "done"
-    except GeneratorExit:
-        loop.progress.status = "interrupted"
-        raise
-    except BaseException:
-        loop.progress.status = "failed"
+    except BaseException as exc:
+        _left(loop, exc, sys._getframe(1))
+        if host is not None and loop.left_by is not None:
+            host.left_plain(loop)
         raise
     finally:
         loop._emit(force=True)
 
 
 def run_items(loop: resumable[T], host: LoopHost, own: OwnHost | None) -> Iterator[T]:
+    loop._started = True
     guard = Guard(host) if own is not None else None
     complete = False
     index = n = 0
@@ -303,6 +305,7 @@ def _position_after(loop: resumable[Any], index: int) -> int:
 
 def run_batches(loop: resumable[Any], host: LoopHost, own: OwnHost | None) -> Iterator[Any]:
     """``batch=N``: lists of N items, each batch done as a whole (keys recorded together)."""
+    loop._started = True
     guard = Guard(host) if own is not None else None
     complete = False
     size = loop._batch or 1

@@ -97,6 +97,9 @@ class OwnHost:
     def stopping(self) -> bool:
         return False  # Ctrl-C stops at once: the done keys are saved on the way out
 
+    def left_plain(self, loop: Any) -> None:
+        pass  # nothing is saved as done outside cells
+
     def attach(self, loop: Any) -> LoopState | None:
         parent = self.loops[-1] if self.loops else None
         if parent is None:

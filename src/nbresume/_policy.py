@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dis
 import functools
+import inspect
 import re
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
@@ -102,6 +103,7 @@ class SnapshotPolicy:
 # the instructions that drop a for statement's iterator on purpose (break, return, continue to
 # an outer loop); anything else closing the loop is an exception unwinding the caller's frame
 _DROPS_ITERATOR = frozenset({"POP_TOP", "POP_ITER"})
+_GENERATOR = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR | inspect.CO_COROUTINE
 
 
 def closed_by_exception(closer: FrameType | None) -> str | None:
@@ -110,10 +112,15 @@ def closed_by_exception(closer: FrameType | None) -> str | None:
     NB. Python hides the exception being propagated from the generator it closes; the caller's
     instruction tells them apart: a break pops the iterator, an exception is raised elsewhere.
     """
-    if closer is None:
-        return None
-    opname = _opname_at(closer.f_code, closer.f_lasti)
-    return None if opname in _DROPS_ITERATOR else "an exception"
+    while closer is not None:
+        if _opname_at(closer.f_code, closer.f_lasti) in _DROPS_ITERATOR:
+            return None
+        if not closer.f_code.co_flags & _GENERATOR or closer.f_back is None:
+            return "an exception"
+        # NB. a wrapping generator (tqdm's `__iter__`) closed by its own consumer, or raising
+        # in its own code: the frame that closed it, or that it raised into, decides
+        closer = closer.f_back
+    return None
 
 
 @functools.lru_cache(maxsize=256)

@@ -201,6 +201,9 @@ class resumable(Generic[T]):
         # NB. a weak reference: the loop must not keep its own generator alive, or leaving the
         # loop by an exception would never close it (no final save, a stale host left behind)
         self._gen: weakref.ref[Iterator[T]] | None = None
+        # whether an iterator of this loop ran (a second `iter()` before that is harmless: tqdm's
+        # asyncio class, the one `tqdm.auto` gives in scripts, calls it in `__init__`)
+        self._started = False
         self._current_key: Any = None
         self._host: LoopHost | None = None
         # how an unfinished loop was left: None (break, return, or not yet left), else the
@@ -396,7 +399,7 @@ class resumable(Generic[T]):
     # -- iteration ----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[T]:
-        if self._gen is not None:
+        if self._gen is not None and self._started:
             raise CheckpointError(
                 "this resumable() was already iterated; create a new one for each loop"
             )
@@ -414,7 +417,7 @@ class resumable(Generic[T]):
         reason = host.plain_reason(self.site)
         if reason is not None:
             host.note_plain(reason)
-            gen = run_plain(self)
+            gen = run_plain(self, host)
         else:
             self._host = host
             gen = (
