@@ -8,6 +8,7 @@ value after a kill, an error or a Ctrl-C.
 
 from __future__ import annotations
 
+import gc
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -413,3 +414,100 @@ def test_tqdm_auto_around_resumable_runs_outside_cells() -> None:
     assert list(it) == [1, 2]
     with pytest.raises(Exception, match="already iterated"):
         iter(it)
+
+
+# -- 3. `yield from resumable(...)` in a generator outside cells ---------------------------------
+
+
+def _delegating(items: Any, name: str) -> Iterator[Any]:
+    yield from resumable(items, name=name, every=1)
+
+
+def _looping(items: Any, name: str) -> Iterator[Any]:
+    for x in resumable(items, name=name, every=1):  # noqa: UP028 (the for form is the case)
+        yield x
+
+
+GENERATORS = {"yield-from": _delegating, "for-yield": _looping}
+
+
+@pytest.mark.parametrize("make", list(GENERATORS))
+@pytest.mark.parametrize("items", ["range", "generator", "dicts"])
+@pytest.mark.parametrize("how", ["close", "del", "break"])
+def test_a_generator_consumed_partly_then_dropped_keeps_only_the_items_it_asked_past(
+    make: str, items: str, how: str
+) -> None:
+    def source() -> Any:
+        if items == "range":
+            return range(6)
+        if items == "generator":
+            return (x for x in range(6))
+        return [{"i": x} for x in range(6)]
+
+    def value(x: Any) -> int:
+        return x["i"] if isinstance(x, dict) else int(x)
+
+    gen = GENERATORS[make](source(), f"gen-{make}-{items}-{how}")
+    if how == "break":
+        for x in gen:
+            if value(x) == 2:
+                break  # item 2 in flight: 0 and 1 are done
+    else:
+        assert [value(next(gen)) for _ in range(3)] == [0, 1, 2]  # 2 in flight
+        if how == "close":
+            gen.close()
+        else:
+            del gen
+            gc.collect()
+    again = [value(x) for x in GENERATORS[make](source(), f"gen-{make}-{items}-{how}")]
+    assert again == [2, 3, 4, 5]
+    # a loop that completes forgets its progress: the next run starts fresh
+    fresh = [value(x) for x in GENERATORS[make](source(), f"gen-{make}-{items}-{how}")]
+    assert fresh == list(range(6))
+
+
+@pytest.mark.parametrize("make", list(GENERATORS))
+def test_a_generator_never_started_or_only_created_marks_nothing_done(make: str) -> None:
+    gen = GENERATORS[make](range(4), f"unstarted-{make}")
+    del gen
+    gc.collect()
+    first = GENERATORS[make](range(4), f"unstarted-{make}")
+    assert next(first) == 0
+    first.close()  # item 0 was in flight: not done
+    assert list(GENERATORS[make](range(4), f"unstarted-{make}")) == [0, 1, 2, 3]
+
+
+def test_a_suspended_generator_does_not_adopt_a_loop_started_elsewhere() -> None:
+    gen = _delegating(range(6), "suspended")
+    assert [next(gen), next(gen)] == [0, 1]
+
+    def other() -> None:
+        for x in resumable(range(5), name="other", every=1):
+            if x == 2:
+                raise Boom("at 2")
+
+    with pytest.raises(Boom):
+        other()
+    gen.close()  # the generator's loop ends: the other loop's progress is its own
+    seen = []
+    for x in resumable(range(5), name="other"):
+        seen.append(x)
+    assert seen == [2, 3, 4]
+    assert list(_delegating(range(6), "suspended")) == [1, 2, 3, 4, 5]
+
+
+def test_loops_nested_through_a_helper_in_the_body_still_nest_outside_cells() -> None:
+    def inner(e: int) -> None:
+        for b in resumable(range(3), name="inner", every=1):
+            tick(f"{e}-{b}")
+            check()
+
+    def outer() -> None:
+        for e in resumable(range(2), name="outer", every=1):
+            inner(e)
+
+    arm(5)  # 1-1 raises
+    with pytest.raises(Boom):
+        outer()
+    outer()
+    assert counts() == Counter(f"{e}-{b}" for e in range(2) for b in range(3)) + Counter(["1-1"])

@@ -143,6 +143,7 @@ def run_plain(loop: resumable[Any], host: LoopHost | None = None) -> Iterator[An
 
 def run_items(loop: resumable[T], host: LoopHost, own: OwnHost | None) -> Iterator[T]:
     loop._started = True
+    loop._consumer = _frame_key(sys._getframe(1))
     guard = Guard(host) if own is not None else None
     complete = False
     index = n = 0
@@ -296,6 +297,10 @@ class _Replay:
         return itertools.chain(items, it)
 
 
+def _frame_key(frame: FrameType | None) -> tuple[int, Any] | None:
+    return None if frame is None else (id(frame), frame.f_code)
+
+
 def _position_after(loop: resumable[Any], index: int) -> int:
     seq = loop._seq
     if seq is not None:
@@ -306,6 +311,7 @@ def _position_after(loop: resumable[Any], index: int) -> int:
 def run_batches(loop: resumable[Any], host: LoopHost, own: OwnHost | None) -> Iterator[Any]:
     """``batch=N``: lists of N items, each batch done as a whole (keys recorded together)."""
     loop._started = True
+    loop._consumer = _frame_key(sys._getframe(1))
     guard = Guard(host) if own is not None else None
     complete = False
     size = loop._batch or 1

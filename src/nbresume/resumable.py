@@ -204,6 +204,9 @@ class resumable(Generic[T]):
         # whether an iterator of this loop ran (a second `iter()` before that is harmless: tqdm's
         # asyncio class, the one `tqdm.auto` gives in scripts, calls it in `__init__`)
         self._started = False
+        # (id, code) of the frame that iterates this loop, once it started: loops entered
+        # while it runs are nested in this one (`OwnHost.encloses`)
+        self._consumer: tuple[int, Any] | None = None
         self._current_key: Any = None
         self._host: LoopHost | None = None
         # how an unfinished loop was left: None (break, return, or not yet left), else the
@@ -404,6 +407,8 @@ class resumable(Generic[T]):
                 "this resumable() was already iterated; create a new one for each loop"
             )
         host = _host.current_host()
+        if isinstance(host, OwnHost) and not host.encloses():
+            host = None  # another loop's generator, suspended: not this loop's parent
         own: OwnHost | None = None
         kept = kept_reason(self.site) if host is None else None
         if kept is not None:  # NB. decided before a host opens the store: nothing to save
