@@ -511,3 +511,39 @@ def test_loops_nested_through_a_helper_in_the_body_still_nest_outside_cells() ->
         outer()
     outer()
     assert counts() == Counter(f"{e}-{b}" for e in range(2) for b in range(3)) + Counter(["1-1"])
+
+
+# -- neighbours: global random generators drawn from in the loop body -------------------------
+
+RNG_CELLS = {
+    "numpy-global": ("import numpy as np\nnp.random.seed(0)\n", "np.random.rand()"),
+    "random": ("import random\nrandom.seed(0)\n", "random.random()"),
+    "numpy-generator": ("import numpy as np\nrng = np.random.default_rng(0)\n", "rng.random()"),
+    "numpy-global-unseeded-above": ("import numpy as np\n", "np.random.rand()"),
+}
+
+
+@pytest.mark.parametrize("case", list(RNG_CELLS))
+def test_random_draws_in_the_loop_body_come_back_as_in_an_uninterrupted_run(
+    shell: InteractiveShell, cell: RunCell, case: str
+) -> None:
+    setup, draw = RNG_CELLS[case]
+    if case == "numpy-global-unseeded-above":
+        cell("import numpy as np\nnp.random.seed(1)\n")  # seeded in an earlier cell
+    source = (
+        f"%%checkpoint draws --every 1\n{setup}out = []\n"
+        f"for i in resumable(range(6)):\n    tick(i)\n    check()\n    out.append({draw})\n"
+        "after = " + draw + "\n"
+    )
+    clean = cell(source.replace("draws", "clean"))
+    assert clean.error is None
+    expected = (list(shell.user_ns["out"]), shell.user_ns["after"])
+    if case == "numpy-global-unseeded-above":
+        cell("np.random.seed(1)\n")
+    arm(len(Path("runs.txt").read_text().splitlines()) + 4)  # item 3 raises
+    assert cell(source).error is not None
+    if case == "numpy-global-unseeded-above":
+        cell("np.random.seed(1)\n")
+    second = cell(source)
+    assert second.error is None, second.error
+    assert (shell.user_ns["out"], shell.user_ns["after"]) == expected

@@ -24,6 +24,7 @@ from collections import Counter
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from . import _globalstate
 from ._capture import replay, strip_for_replay
 from ._host import LoopState
 from ._namespace import DELETED, apply_values
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from .checkpoint import CheckpointRun
 
 __all__ = ["CellLoops", "snapshot_done"]
+
+_GENERATORS = (_globalstate.NUMPY, _globalstate.RANDOM)
 
 Parent = tuple[str, str]  # the id of the enclosing loop and the repr of its item's key
 
@@ -144,6 +147,7 @@ class CellLoops:
     def _restore(self, loop: Any) -> None:
         assert self._restoring is not None
         values = dict(self._restoring["vars"])
+        _globalstate.restore(self._restoring.get("globals") or {})
         ns = self.run.shell.user_ns
         deleted = values.pop(DELETED, [])
         apply_values(ns, values)  # NB. inputs changed in place are written into the live objects
@@ -243,6 +247,9 @@ class CellLoops:
             "resume_at": None if loop is None else loop.loop_id,
             "reason": reason,
             "run": run.run_info(),  # its time so far, for the kernel that resumes it
+            # NB. a body drawing from np.random / random: the items after the boundary draw
+            # what they drew in the run that was interrupted, not the seed's first numbers
+            "globals": _globalstate.capture(_GENERATORS),
         }
         pickled, failures = dumps_namespace(run._variables(), extra, run.tracker.pickler())
         run._warn_unsaved(failures)
