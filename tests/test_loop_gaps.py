@@ -9,6 +9,7 @@ value after a kill, an error or a Ctrl-C.
 from __future__ import annotations
 
 import gc
+import json
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from conftest import CellRun, reset_nbresume_state, tick
+from kernel_helpers import KernelPool, notes, own_outputs, read_runs, wait_until
 from nbresume import _ownhost, resumable
 from test_resumable import Boom, arm, check, counts, ticks
 
@@ -547,3 +549,101 @@ def test_random_draws_in_the_loop_body_come_back_as_in_an_uninterrupted_run(
     second = cell(source)
     assert second.error is None, second.error
     assert (shell.user_ns["out"], shell.user_ns["after"]) == expected
+
+
+# -- real kernels, SIGKILL ---------------------------------------------------------------------
+
+KERNEL_SETUP = """\
+%load_ext nbresume
+import json, time
+from pathlib import Path
+import numpy as np
+from IPython.display import HTML, clear_output, display
+
+def mark(i):
+    with open("runs.txt", "a") as f:
+        f.write(f"{i}\\n")
+
+def load():
+    return ({"i": i} for i in json.loads(Path("rows.json").read_text()))
+"""
+
+DRAWS = """\
+%%checkpoint NAME --every 1
+np.random.seed(0)
+out = []
+shown = display(HTML("<b>start</b>"), display_id=True)
+for i in resumable(range(8)):
+    v = np.random.rand()
+    print(f"item {i}: {v:.6f}")
+    shown.update(HTML(f"<b>{i}</b>"))
+    mark(i)
+    time.sleep(0.1)
+    out.append(v)
+print("total", round(sum(out), 6))
+"""
+
+BAR = """\
+%%checkpoint NAME --every 1
+seen = []
+for i in resumable(range(8)):
+    clear_output(wait=True)
+    print(f"{i + 1}/8 " + "#" * (i + 1))
+    mark(100 + i)
+    time.sleep(0.1)
+    seen.append(i)
+print("done", len(seen))
+"""
+
+ROWS = """\
+%%checkpoint rows --every 1
+got = []
+for row in resumable(load()):
+    mark(200 + row["i"])
+    time.sleep(0.1)
+    got.append(row["i"])
+"""
+
+
+def _kill_when(kernel: Any, code: str, mark_at: int) -> None:
+    (kernel.workdir / "runs.txt").unlink(missing_ok=True)  # marks of the clean runs
+    kernel.submit(code)
+    assert wait_until(lambda: mark_at in read_runs(kernel.workdir / "runs.txt"), 60)
+    kernel.kill()
+    kernel.restart()
+    kernel.run(KERNEL_SETUP)
+
+
+def _own(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in o.items() if k != "execution_count"} for o in own_outputs(outputs)]
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_draws_outputs_and_checks_rows(
+    kernels: KernelPool,
+) -> None:
+    kernel = kernels.start()
+    (kernel.workdir / "rows.json").write_text(json.dumps(list(range(8))))
+    kernel.run(KERNEL_SETUP)
+    clean_draws = _own(kernel.run(DRAWS.replace("NAME", "clean-draws")))
+    clean_out = kernel.eval("out")
+    clean_bar = _own(kernel.run(BAR.replace("NAME", "clean-bar")))
+    # a seeded global generator drawn from per item; prints and a display updated in place
+    _kill_when(kernel, DRAWS.replace("NAME", "draws"), 4)
+    outputs = kernel.run(DRAWS.replace("NAME", "draws"))
+    assert "from a snapshot" in json.dumps(notes(outputs))
+    assert kernel.eval("out") == clean_out
+    assert _own(outputs) == clean_draws
+    # a progress line redrawn with clear_output(wait=True)
+    _kill_when(kernel, BAR.replace("NAME", "bar"), 104)
+    outputs = kernel.run(BAR.replace("NAME", "bar"))
+    assert read_runs(kernel.workdir / "runs.txt").count(100) == 1  # resumed, not run again
+    assert _own(outputs) == clean_bar
+    # rows of an untracked file keyed by position, read by a generator: a row inserted in the
+    # middle of the done ones is refused, not mixed
+    _kill_when(kernel, ROWS, 204)
+    (kernel.workdir / "rows.json").write_text(json.dumps([0, 1, 50, 2, 3, 4, 5, 6, 7]))
+    reply, outputs = kernel.execute(ROWS)
+    assert reply["status"] == "error", (outputs, kernel.eval("got"))
+    assert "--force" in reply["evalue"]
+    kernel.run(ROWS.replace("--every 1", "--every 1 --force"))
+    assert kernel.eval("got") == str([0, 1, 50, 2, 3, 4, 5, 6, 7])

@@ -149,6 +149,10 @@ class CellLoops:
         values = dict(self._restoring["vars"])
         _globalstate.restore(self._restoring.get("globals") or {})
         ns = self.run.shell.user_ns
+        for name in [n for n, v in values.items() if _handle(v) and _handle(ns.get(n))]:
+            # NB. a display the re-run showed again above the loop: its live handle is the one
+            # whose updates reach it (the saved one names a display of the dead kernel)
+            del values[name]
         deleted = values.pop(DELETED, [])
         apply_values(ns, values)  # NB. inputs changed in place are written into the live objects
         for name in deleted:
@@ -406,6 +410,11 @@ def _restored_items(loop: Any, ns: dict[str, Any], values: dict[str, Any]) -> An
     if restored and iter(items) is items:  # a restored iterator is mid-way: it would skip items
         return None
     return items
+
+
+def _handle(value: Any) -> bool:
+    """An IPython DisplayHandle (`display(..., display_id=True)`)."""
+    return type(value).__name__ == "DisplayHandle" and "IPython" in type(value).__module__
 
 
 def _names(node: ast.AST) -> set[str]:
