@@ -647,3 +647,147 @@ def test_sigkill_then_resume_gives_the_uninterrupted_draws_outputs_and_checks_ro
     assert "--force" in reply["evalue"]
     kernel.run(ROWS.replace("--every 1", "--every 1 --force"))
     assert kernel.eval("got") == str([0, 1, 50, 2, 3, 4, 5, 6, 7])
+
+
+# -- neighbours: idioms that must resume exactly (an error at one item, then a re-run) -------
+
+SETUP_FRAMES = (
+    "import numpy as np\n"
+    "import pandas as pd\n"
+    "df = pd.DataFrame({'a': range(6), 'b': list('uvwxyz')})\n"
+)
+
+IDIOMS = {
+    "iterrows": (
+        "out = []\n"
+        "for i, row in resumable(df.iterrows()):\n"
+        "    tick(i)\n"
+        "    check()\n"
+        "    out.append((i, row['b']))\n"
+    ),
+    "itertuples": (
+        "out = []\n"
+        "for t in resumable(df.itertuples()):\n"
+        "    tick(t.a)\n"
+        "    check()\n"
+        "    out.append(t.b)\n"
+    ),
+    "np-arange": (
+        "out = []\n"
+        "for x in resumable(np.arange(6)):\n"
+        "    tick(x)\n"
+        "    check()\n"
+        "    out.append(int(x) * 2)\n"
+    ),
+    "dict": (
+        "d = {'p': 1, 'q': 2, 'r': 3, 's': 4}\n"
+        "out = []\n"
+        "for k in resumable(d):\n"
+        "    tick(k)\n"
+        "    check()\n"
+        "    out.append(d[k])\n"
+    ),
+    "zip": (
+        "out = []\n"
+        "for a, b in resumable(zip(range(5), 'abcde')):\n"
+        "    tick(a)\n"
+        "    check()\n"
+        "    out.append(b * a)\n"
+    ),
+    "product": (
+        "import itertools\n"
+        "out = []\n"
+        "for a, b in resumable(itertools.product(range(2), 'xyz')):\n"
+        "    tick(f'{a}{b}')\n"
+        "    check()\n"
+        "    out.append(f'{a}{b}')\n"
+    ),
+    "two-loops": (
+        "sq = []\n"
+        "for x in resumable(range(4)):\n"
+        "    tick(f's{x}')\n"
+        "    check()\n"
+        "    sq.append(x * x)\n"
+        "total = []\n"
+        "for s in resumable(sq):\n"
+        "    tick(f't{s}')\n"
+        "    check()\n"
+        "    total.append(s + sum(sq))\n"
+    ),
+    "after-plain-loop": (
+        "acc = []\n"
+        "for x in range(3):\n"
+        "    acc.append(-x)\n"
+        "for x in resumable(range(4)):\n"
+        "    tick(x)\n"
+        "    check()\n"
+        "    acc.append(x)\n"
+    ),
+    "for-else": (
+        "out = []\n"
+        "for x in resumable(range(4)):\n"
+        "    tick(x)\n"
+        "    check()\n"
+        "    out.append(x)\n"
+        "else:\n"
+        "    out.append('end')\n"
+    ),
+    "in-if": (
+        "out = []\n"
+        "if True:\n"
+        "    for x in resumable(range(4)):\n"
+        "        tick(x)\n"
+        "        check()\n"
+        "        out.append(x)\n"
+    ),
+    "in-with": (
+        "import contextlib\n"
+        "out = []\n"
+        "with contextlib.nullcontext():\n"
+        "    for x in resumable(range(4)):\n"
+        "        tick(x)\n"
+        "        check()\n"
+        "        out.append(x)\n"
+    ),
+    "in-try-finally": (
+        "out = []\n"
+        "try:\n"
+        "    for x in resumable(range(4)):\n"
+        "        tick(x)\n"
+        "        check()\n"
+        "        out.append(x)\n"
+        "finally:\n"
+        "    out.append('f')\n"
+    ),
+    "batch": (
+        "out = []\n"
+        "for chunk in resumable(list('abcdefg'), batch=3):\n"
+        "    tick(chunk[0])\n"
+        "    check()\n"
+        "    out.append(''.join(chunk))\n"
+    ),
+}
+
+VARS = ("out", "sq", "total", "acc")
+
+
+@pytest.mark.parametrize("idiom", list(IDIOMS))
+def test_an_idiom_interrupted_by_an_error_resumes_to_the_uninterrupted_result(
+    shell: InteractiveShell, cell: RunCell, idiom: str
+) -> None:
+    cell(SETUP_FRAMES)
+    body = IDIOMS[idiom]
+    clean = cell(f"%%checkpoint clean\n{body}")
+    assert clean.error is None, clean.error
+    items = len(ticks())
+    expected = {n: shell.user_ns[n] for n in VARS if n in shell.user_ns}
+    for name in VARS:
+        shell.user_ns.pop(name, None)
+    arm(len(ticks()) + 3)  # the third item raises
+    assert isinstance(cell(f"%%checkpoint work --every 1\n{body}").error, Boom)
+    before = len(ticks())
+    second = cell(f"%%checkpoint work --every 1\n{body}")
+    assert second.error is None, second.error
+    assert {n: shell.user_ns[n] for n in expected} == expected
+    # the two items done before the error did not run again: the failed one and the rest did
+    assert len(ticks()) - before == items - 2
