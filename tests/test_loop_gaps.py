@@ -791,3 +791,55 @@ def test_an_idiom_interrupted_by_an_error_resumes_to_the_uninterrupted_result(
     assert {n: shell.user_ns[n] for n in expected} == expected
     # the two items done before the error did not run again: the failed one and the rest did
     assert len(ticks()) - before == items - 2
+
+
+def test_arrays_keyed_by_position_are_printed_by_their_buffer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import numpy as np
+
+    def run(arrays: list[Any]) -> list[int]:
+        seen = []
+        for a in resumable(arrays, name="arrays"):
+            tick(int(a[0]))
+            check()
+            seen.append(int(a[0]))
+        return seen
+
+    arrays = [np.full(1000, i) for i in range(6)]
+    arm(4)
+    with pytest.raises(Boom):
+        run(arrays)
+    changed = [a.copy() for a in arrays]
+    changed[1][500] = -1  # a done array edited in the middle of its buffer
+    assert run(changed) == list(range(6))
+    assert "changed since the interrupted run" in capsys.readouterr().err
+    arm(len(ticks()) + 4)
+    with pytest.raises(Boom):
+        run(arrays)
+    assert run([a.copy() for a in arrays]) == [3, 4, 5]
+
+
+def test_a_print_too_slow_turns_the_check_off_without_refusing_a_resume(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nbresume import _prefix
+
+    class Job:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+    def run(jobs: list[Job]) -> list[int]:
+        seen = []
+        for job in resumable(jobs, name="jobs"):
+            tick(job.n)
+            check()
+            seen.append(job.n)
+        return seen
+
+    arm(3)
+    with pytest.raises(Boom):
+        run([Job(i) for i in range(5)])
+    monkeypatch.setattr(_prefix, "SLOW_PRINT_SECONDS", -1.0)  # every pickled print is "slow"
+    assert run([Job(i) for i in range(5)]) == [2, 3, 4]
+    assert "changed" not in capsys.readouterr().err

@@ -15,13 +15,20 @@ from __future__ import annotations
 
 import marshal
 import pickle
+import sys
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import xxhash
 
-__all__ = ["Prefix", "item_print"]
+__all__ = ["SLOW_PRINT_SECONDS", "Prefix", "item_print"]
+
+# a print that takes longer (an item that pickles a large object graph, a shared DataFrame
+# referenced by every item) turns the check off for the loop: it falls back to the probes of
+# a few items, rather than slowing every item down
+SLOW_PRINT_SECONDS = 0.005
 
 
 def item_print(item: Any) -> bytes:
@@ -31,7 +38,10 @@ def item_print(item: Any) -> bytes:
     try:
         return marshal.dumps(item, 2)  # exact builtins only (no refs: the same bytes every run)
     except ValueError:
-        pass
+        return _framed(item)
+
+
+def _framed(item: Any) -> bytes:
     data = _data(item)
     return len(data).to_bytes(8, "little") + data
 
@@ -42,6 +52,9 @@ def _data(item: Any) -> bytes:
     series = _series_data(item)
     if series is not None:
         return series
+    array = _array_data(item)
+    if array is not None:
+        return array
     try:
         return b"P" + pickle.dumps(item, 5)
     except Exception:
@@ -64,13 +77,23 @@ def _series_data(item: Any) -> bytes | None:
         return None
 
 
+def _array_data(item: Any) -> bytes | None:
+    """A numpy array by its dtype, shape and a hash of its buffer (no pickled copy)."""
+    np = sys.modules.get("numpy")
+    if np is None or type(item) is not np.ndarray or item.dtype.hasobject:
+        return None
+    buffer = np.ascontiguousarray(item)
+    head = f"{buffer.dtype.str}{buffer.shape}".encode()
+    return b"A" + head + xxhash.xxh3_128_digest(memoryview(buffer).cast("B"))
+
+
 class Prefix:
     """Prints of the items yielded so far; the digest of the first ``done`` of them.
 
     The last ``keep`` prints (the item or batch in flight) wait, the older ones are folded.
     """
 
-    __slots__ = ("_hash", "_keep", "_last", "_pending", "folded")
+    __slots__ = ("_hash", "_keep", "_last", "_pending", "folded", "off")
 
     def __init__(self, keep: int = 1) -> None:
         self._hash = xxhash.xxh3_128()
@@ -78,9 +101,19 @@ class Prefix:
         self._last: bytes | None = None  # keep == 1: the print of the item in flight
         self._pending: deque[bytes] = deque()  # keep > 1: those of the batch in flight
         self.folded = 0
+        self.off = False  # a print was too slow: no digest for this loop
 
     def add(self, item: Any) -> None:
-        data = item_print(item)
+        if self.off:
+            return
+        try:
+            data = marshal.dumps(item, 2)
+        except ValueError:
+            start = time.perf_counter()
+            data = _framed(item)
+            if time.perf_counter() - start > SLOW_PRINT_SECONDS:
+                self.off = True
+                return
         if self._keep == 1:
             if self._last is not None:
                 self._hash.update(self._last)
@@ -101,6 +134,8 @@ class Prefix:
 
     def digest(self, done: int) -> str | None:
         """The digest of the first ``done`` items, or None when they were not all printed."""
+        if self.off:
+            return None
         if self.folded < done and self._last is not None:
             self._hash.update(self._last)
             self.folded += 1
@@ -112,11 +147,11 @@ class Prefix:
         return self._hash.hexdigest() if self.folded == done else None
 
     @classmethod
-    def of(cls, items: Iterable[Any], count: int) -> str | None:
-        """The digest of the first ``count`` of ``items``; None when there are fewer."""
+    def of(cls, items: Iterable[Any], count: int) -> Prefix:
+        """The prints of the first ``count`` of ``items`` (fewer if there are fewer)."""
         prefix = cls()
         for index, item in enumerate(items):
             if index == count:
                 break
             prefix.add(item)
-        return prefix.digest(count)
+        return prefix
