@@ -843,3 +843,30 @@ def test_a_print_too_slow_turns_the_check_off_without_refusing_a_resume(
     monkeypatch.setattr(_prefix, "SLOW_PRINT_SECONDS", -1.0)  # every pickled print is "slow"
     assert run([Job(i) for i in range(5)]) == [2, 3, 4]
     assert "changed" not in capsys.readouterr().err
+
+
+def test_a_resumable_iterator_the_cell_left_suspended_is_not_saved_as_done(
+    shell: InteractiveShell, cell: RunCell
+) -> None:
+    shell.user_ns["Path"] = Path
+    source = (
+        "%%checkpoint suspended --exclude it\n"
+        "it = iter(resumable(range(5)))\n"
+        "out = []\n"
+        "try:\n"
+        "    while True:\n"
+        "        x = next(it)\n"
+        "        if x == 2 and not Path('raised').exists():\n"
+        "            Path('raised').touch()\n"
+        "            raise KeyboardInterrupt\n"
+        "        out.append(x)\n"
+        "except (KeyboardInterrupt, StopIteration):\n"
+        "    pass\n"
+    )
+    first = cell(source)
+    assert first.error is None
+    assert shell.user_ns["out"] == [0, 1]
+    assert "had not finished when the cell ended" in first.note_text, first.note_text
+    assert cell(source).error is None
+    assert shell.user_ns["out"] == [0, 1, 2, 3, 4]
+    assert "restored" in cell(source).note_text

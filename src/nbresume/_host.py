@@ -75,6 +75,9 @@ class LoopHost(Protocol):
     def left_plain(self, loop: Any) -> None:
         """A loop running plain (`plain_reason`) was left unfinished by an exception."""
 
+    def started_plain(self, loop: Any) -> None:
+        """A loop running plain started (one still suspended when the cell ends is unfinished)."""
+
 
 _host: LoopHost | None = None
 

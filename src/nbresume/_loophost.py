@@ -75,6 +75,7 @@ class CellLoops:
         # loops): if the cell swallows it and goes on, its variables are those of a cut item
         self.interrupted = False
         self._whole_run = False  # the SIGINT handler is ours for the whole run, not per loop
+        self._plain: list[Any] = []  # plain loops started (`it = iter(resumable(xs))`, next(it))
         self._previous_sigint: Any = None
 
     # -- which loops resume here --------------------------------------------------------------
@@ -220,6 +221,9 @@ class CellLoops:
         if self.unfinished is None:
             self.unfinished = loop
 
+    def started_plain(self, loop: Any) -> None:
+        self._plain.append(loop)
+
     def snapshot(self, reason: str, loop: Any = None) -> float:
         """Save the cell's variables, outputs and loop states at a boundary of ``loop``."""
         if self._restoring is not None:
@@ -306,6 +310,18 @@ class CellLoops:
         """Why a run that reached its end is not saved as done, or None."""
         loop = self.unfinished
         if loop is None:
+            suspended = [p for p in self._plain if p.progress.status == "running"]
+            if suspended:
+                # NB. an iterator the cell holds (`it = iter(resumable(xs))`, `next(it)`) and
+                # did not finish: an exception the cell caught may have cut it short
+                site = suspended[0].site
+                where = f"line {site.lineno}" + (f" ({site.text!r})" if site.text else "")
+                done = suspended[0].progress.done
+                return (
+                    f"{where}: the loop had not finished when the cell ended ({done:,} items "
+                    "done): not saved as done, since an uninterrupted run may differ; iterate "
+                    "it to the end, e.g. with a for statement"
+                )
             if not self.interrupted:
                 return None
             return (

@@ -123,6 +123,8 @@ def run_plain(loop: resumable[Any], host: LoopHost | None = None) -> Iterator[An
     """A loop that cannot resume mid-way where it is: it runs every item, with progress.
     Left by an exception the cell goes on after, it tells ``host`` (its cell is not done)."""
     loop._started = True
+    if host is not None:
+        host.started_plain(loop)
     done = 0
     items: Iterable[Any] = loop._items
     if loop._batch is not None:

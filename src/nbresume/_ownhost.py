@@ -117,6 +117,9 @@ class OwnHost:
     def left_plain(self, loop: Any) -> None:
         pass  # nothing is saved as done outside cells
 
+    def started_plain(self, loop: Any) -> None:
+        pass
+
     def attach(self, loop: Any) -> LoopState | None:
         parent = self.loops[-1] if self.loops else None
         if parent is None:

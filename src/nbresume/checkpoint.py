@@ -446,6 +446,9 @@ class CheckpointRun(RunLog):
     def left_plain(self, loop: Any) -> None:
         self.loophost.left_plain(loop)
 
+    def started_plain(self, loop: Any) -> None:
+        self.loophost.started_plain(loop)
+
     def snapshot(self, reason: str, loop: Any = None) -> float:
         return self.loophost.snapshot(reason, loop)
 
