@@ -870,3 +870,37 @@ def test_a_resumable_iterator_the_cell_left_suspended_is_not_saved_as_done(
     assert cell(source).error is None
     assert shell.user_ns["out"] == [0, 1, 2, 3, 4]
     assert "restored" in cell(source).note_text
+
+
+def _failing_str(x: int) -> str:
+    if x == 2 and not Path("raised").exists():
+        Path("raised").touch()
+        raise ValueError(x)
+    return str(x)
+
+
+@pytest.mark.parametrize(
+    "loop",
+    ["itertools.islice(resumable(range(9)), 3)", "map(failing_str, resumable(range(5)))"],
+    ids=["islice-at-its-end", "map-whose-function-raised"],
+)
+def test_a_c_iterator_that_drops_the_loop_is_not_taken_for_a_finished_loop(
+    shell: InteractiveShell, cell: RunCell, loop: str
+) -> None:
+    """islice at its end and map whose function raised close the loop the same way: neither
+    is saved as done (the second would be a half result), and the note gives the form that
+    works."""
+    shell.user_ns["failing_str"] = _failing_str
+    source = (
+        "%%checkpoint wrapped-c\nimport itertools\nout = []\ntry:\n"
+        f"    for x in {loop}:\n        out.append(x)\nexcept ValueError:\n    pass\n"
+    )
+    first = cell(source)
+    assert first.error is None
+    assert "put the call inside" in first.note_text, first.note_text
+    assert "restored" not in cell(source).note_text
+    good = "%%checkpoint wrapped-ok\nimport itertools\nout = []\n"
+    good += "for x in resumable(itertools.islice(range(9), 3)):\n    out.append(x)\n"
+    assert cell(good).error is None
+    assert "restored" in cell(good).note_text
+    assert shell.user_ns["out"] == [0, 1, 2]

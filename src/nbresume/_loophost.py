@@ -28,6 +28,7 @@ from . import _globalstate
 from ._capture import replay, strip_for_replay
 from ._host import LoopState
 from ._namespace import DELETED, apply_values
+from ._policy import WRAPPER_CLOSED
 from ._serialize import dumps_namespace
 from .errors import CheckpointError, StoreError
 
@@ -333,6 +334,13 @@ class CellLoops:
         where = f"line {site.lineno}" + (f" ({site.text!r})" if site.text else "")
         item = loop.progress.done + 1
         again = f"resume at item {item:,}" if loop._host is not None else "run the loop again"
+        if loop.left_by == WRAPPER_CLOSED:
+            return (
+                f"{where}: the call around resumable() (itertools.islice, map...) stopped the "
+                f"loop at item {item:,}, at its end or by an error the cell caught: not saved "
+                "as done, since nbresume cannot tell which; put the call inside, "
+                "e.g. resumable(itertools.islice(xs, 10))"
+            )
         return (
             f"{where}: the loop was left by {loop.left_by} at item {item:,} and the cell went "
             "on: not saved as done, since an uninterrupted run would finish the loop; re-run "
