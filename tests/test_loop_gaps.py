@@ -904,3 +904,20 @@ def test_a_c_iterator_that_drops_the_loop_is_not_taken_for_a_finished_loop(
     assert cell(good).error is None
     assert "restored" in cell(good).note_text
     assert shell.user_ns["out"] == [0, 1, 2]
+
+
+def test_loops_nested_under_a_tqdm_wrapped_outer_loop_resume_exactly_outside_cells() -> None:
+    from tqdm import tqdm
+
+    def outer() -> None:
+        with open("bar.txt", "w") as bar:
+            for e in tqdm(resumable(range(3), name="outer-bar", every=1), file=bar):
+                for b in resumable(range(3), name="inner-bar", every=1):
+                    tick(f"{e}-{b}")
+                    check()
+
+    arm(5)  # 1-1 raises
+    with pytest.raises(Boom):
+        outer()
+    outer()
+    assert counts() == Counter(f"{e}-{b}" for e in range(3) for b in range(3)) + Counter(["1-1"])
