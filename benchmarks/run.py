@@ -259,6 +259,17 @@ def _gen(n: int) -> Iterator[int]:
     yield from range(n)
 
 
+ROW_ITEMS = 200_000
+
+
+def _row_dicts(n: int) -> list[dict[str, Any]]:
+    return [{"id": i, "name": f"row-{i}", "score": i / 7} for i in range(n)]
+
+
+def _row_gen(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    yield from rows
+
+
 def bench_loop_script(b: Bench) -> list[Row]:
     n = LOOP_ITEMS
     rng = interleave(
@@ -285,9 +296,39 @@ def bench_loop_script(b: Bench) -> list[Row]:
         },
         repeat=5,
     )
+    # items keyed by position: each is printed as it is yielded (the done prefix's digest)
+    rows = _row_dicts(ROW_ITEMS)
+    listed = interleave(
+        {
+            "bare": lambda: _bare(rows),
+            "tqdm": lambda: _tqdm(rows),
+            "nb": lambda: _resumable(rows, "bench-rows"),
+        },
+        repeat=5,
+    )
+    generated = interleave(
+        {
+            "bare": lambda: _bare(_row_gen(rows)),
+            "tqdm": lambda: _tqdm(_row_gen(rows)),
+            "nb": lambda: _resumable(_row_gen(rows), "bench-row-gen"),
+        },
+        repeat=5,
+    )
     return [
         _overhead_row("`resumable` per item, script, range(2M)", rng, n),
         _overhead_row("`resumable` per item, script, generator of 2M ints", gen, n),
+        _overhead_vs(
+            "`resumable` per item, script, list of 200k dicts (by position)",
+            (listed["nb"] - listed["bare"]) / ROW_ITEMS,
+            (listed["tqdm"] - listed["bare"]) / ROW_ITEMS,
+            "tqdm",
+        ),
+        _overhead_vs(
+            "`resumable` per item, script, generator of 200k dicts (by position)",
+            (generated["nb"] - generated["bare"]) / ROW_ITEMS,
+            (generated["tqdm"] - generated["bare"]) / ROW_ITEMS,
+            "tqdm",
+        ),
         _overhead_vs(
             "`resumable` per item vs hand-written JSONL checkpoint",
             (rng["nb"] - rng["bare"]) / n,

@@ -35,6 +35,9 @@ class LoopState:
     # fingerprints of items at some done positions (the first, the last done) of a loop whose
     # items are keyed by position: a resume over other items at those positions is refused
     probes: tuple[tuple[int, str], ...] = ()
+    # (count, digest) of the prints of the first ``count`` items as they were yielded, for a
+    # loop keyed by position (`_prefix`): a resume over a changed prefix is refused
+    prefix: tuple[int, str] | None = None
 
     @property
     def count(self) -> int:
@@ -68,6 +71,12 @@ class LoopHost(Protocol):
 
     def stopping(self) -> bool:
         """Whether a Ctrl-C asked the loops to stop at their next boundary."""
+
+    def left_plain(self, loop: Any) -> None:
+        """A loop running plain (`plain_reason`) was left unfinished by an exception."""
+
+    def started_plain(self, loop: Any) -> None:
+        """A loop running plain started (one still suspended when the cell ends is unfinished)."""
 
 
 _host: LoopHost | None = None

@@ -24,9 +24,11 @@ from collections import Counter
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from . import _globalstate
 from ._capture import replay, strip_for_replay
 from ._host import LoopState
 from ._namespace import DELETED, apply_values
+from ._policy import WRAPPER_CLOSED
 from ._serialize import dumps_namespace
 from .errors import CheckpointError, StoreError
 
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from .checkpoint import CheckpointRun
 
 __all__ = ["CellLoops", "snapshot_done"]
+
+_GENERATORS = (_globalstate.NUMPY, _globalstate.RANDOM)
 
 Parent = tuple[str, str]  # the id of the enclosing loop and the repr of its item's key
 
@@ -72,6 +76,7 @@ class CellLoops:
         # loops): if the cell swallows it and goes on, its variables are those of a cut item
         self.interrupted = False
         self._whole_run = False  # the SIGINT handler is ours for the whole run, not per loop
+        self._plain: list[Any] = []  # plain loops started (`it = iter(resumable(xs))`, next(it))
         self._previous_sigint: Any = None
 
     # -- which loops resume here --------------------------------------------------------------
@@ -144,7 +149,12 @@ class CellLoops:
     def _restore(self, loop: Any) -> None:
         assert self._restoring is not None
         values = dict(self._restoring["vars"])
+        _globalstate.restore(self._restoring.get("globals") or {})
         ns = self.run.shell.user_ns
+        for name in [n for n, v in values.items() if _handle(v) and _handle(ns.get(n))]:
+            # NB. a display the re-run showed again above the loop: its live handle is the one
+            # whose updates reach it (the saved one names a display of the dead kernel)
+            del values[name]
         deleted = values.pop(DELETED, [])
         apply_values(ns, values)  # NB. inputs changed in place are written into the live objects
         for name in deleted:
@@ -206,6 +216,15 @@ class CellLoops:
             state.outputs_start = self._outputs_start(loop)
         self.states[loop.loop_id] = state
 
+    def left_plain(self, loop: Any) -> None:
+        """A plain loop (in a helper, under a plain loop, `it = resumable(xs)`) an exception
+        left: if the cell catches it and goes on, its variables hold a loop ended mid-way."""
+        if self.unfinished is None:
+            self.unfinished = loop
+
+    def started_plain(self, loop: Any) -> None:
+        self._plain.append(loop)
+
     def snapshot(self, reason: str, loop: Any = None) -> float:
         """Save the cell's variables, outputs and loop states at a boundary of ``loop``."""
         if self._restoring is not None:
@@ -237,6 +256,9 @@ class CellLoops:
             "resume_at": None if loop is None else loop.loop_id,
             "reason": reason,
             "run": run.run_info(),  # its time so far, for the kernel that resumes it
+            # NB. a body drawing from np.random / random: the items after the boundary draw
+            # what they drew in the run that was interrupted, not the seed's first numbers
+            "globals": _globalstate.capture(_GENERATORS),
         }
         pickled, failures = dumps_namespace(run._variables(), extra, run.tracker.pickler())
         run._warn_unsaved(failures)
@@ -289,6 +311,18 @@ class CellLoops:
         """Why a run that reached its end is not saved as done, or None."""
         loop = self.unfinished
         if loop is None:
+            suspended = [p for p in self._plain if p.progress.status == "running"]
+            if suspended:
+                # NB. an iterator the cell holds (`it = iter(resumable(xs))`, `next(it)`) and
+                # did not finish: an exception the cell caught may have cut it short
+                site = suspended[0].site
+                where = f"line {site.lineno}" + (f" ({site.text!r})" if site.text else "")
+                done = suspended[0].progress.done
+                return (
+                    f"{where}: the loop had not finished when the cell ended ({done:,} items "
+                    "done): not saved as done, since an uninterrupted run may differ; iterate "
+                    "it to the end, e.g. with a for statement"
+                )
             if not self.interrupted:
                 return None
             return (
@@ -299,10 +333,18 @@ class CellLoops:
         site = loop.site
         where = f"line {site.lineno}" + (f" ({site.text!r})" if site.text else "")
         item = loop.progress.done + 1
+        again = f"resume at item {item:,}" if loop._host is not None else "run the loop again"
+        if loop.left_by == WRAPPER_CLOSED:
+            return (
+                f"{where}: the call around resumable() (itertools.islice, map...) stopped the "
+                f"loop at item {item:,}, at its end or by an error the cell caught: not saved "
+                "as done, since nbresume cannot tell which; put the call inside, "
+                "e.g. resumable(itertools.islice(xs, 10))"
+            )
         return (
             f"{where}: the loop was left by {loop.left_by} at item {item:,} and the cell went "
             "on: not saved as done, since an uninterrupted run would finish the loop; re-run "
-            f"the cell to resume at item {item:,}, or catch errors inside the loop body"
+            f"the cell to {again}, or catch errors inside the loop body"
         )
 
     # -- Ctrl-C: finish the item, save, stop ---------------------------------------------------
@@ -392,6 +434,11 @@ def _restored_items(loop: Any, ns: dict[str, Any], values: dict[str, Any]) -> An
     if restored and iter(items) is items:  # a restored iterator is mid-way: it would skip items
         return None
     return items
+
+
+def _handle(value: Any) -> bool:
+    """An IPython DisplayHandle (`display(..., display_id=True)`)."""
+    return type(value).__name__ == "DisplayHandle" and "IPython" in type(value).__module__
 
 
 def _names(node: ast.AST) -> set[str]:

@@ -20,6 +20,7 @@ from ._host import LoopHost
 from ._keys import fingerprint
 from ._ownhost import Guard, OwnHost
 from ._policy import SnapshotPolicy, closed_by_exception
+from ._prefix import Prefix
 from .errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -40,9 +41,10 @@ def _attach(loop: resumable[Any], host: LoopHost) -> Counter[Any]:
     saved = host.attach(loop)
     if saved is None:
         return Counter()
-    if loop._keyfn is None and saved.probes and not loop._restored:
+    if loop._keyfn is None and not loop._restored:
         loop._expect = dict(saved.probes)
-        if loop._seq is not None and not _same_items(loop, host):
+        loop._expect_prefix = saved.prefix
+        if loop._seq is not None and not (_same_items(loop, host) and _same_prefix(loop, host)):
             return Counter()
     remaining: Counter[Any] = Counter()
     for chunk in saved.chunks:
@@ -50,6 +52,25 @@ def _attach(loop: resumable[Any], host: LoopHost) -> Counter[Any]:
         remaining.update(chunk)
     loop.progress.skipped = loop.progress.done = loop._prior_count
     return remaining
+
+
+def _same_prefix(loop: resumable[Any], host: LoopHost, seen: int | None = None) -> bool:
+    """Whether the first items are those the interrupted run did (the digest of their prints);
+    ``seen``: how many items an iterator yielded (a sequence's are printed here)."""
+    expect, loop._expect_prefix = loop._expect_prefix, None
+    if expect is None:
+        return True
+    count, digest = expect
+    prefix = Prefix.of(loop._seq, count) if loop._seq is not None else loop._prefix
+    if seen is not None and seen < count:
+        now = None  # fewer items now: the done ones cannot all be there
+    elif prefix is None or prefix.off:
+        return True  # printing was too slow this time: the probes alone decide
+    else:
+        now = prefix.digest(count)
+    if now == digest:
+        return True
+    return _changed(loop, host, None)
 
 
 def _same_items(loop: resumable[Any], host: LoopHost) -> bool:
@@ -62,25 +83,35 @@ def _same_items(loop: resumable[Any], host: LoopHost) -> bool:
             same = index != 0 or loop._first_same
         else:
             same = index < len(seq) and print_of(seq[index]) == mark
-        if same:
-            continue
-        if not isinstance(host, OwnHost):
-            where = f"line {loop.site.lineno}" + (
-                f" ({loop.site.text!r})" if loop.site.text else ""
-            )
-            raise CheckpointError(
-                f"{where}: item {index + 1} is not the one of the interrupted run (the items "
-                "are keyed by position and their source changed): the saved results belong "
-                "to other items; run the cell with --force to start over, or pass key= to "
-                "match items by an id"
-            )
-        print(
-            f"nbresume: the items of {loop.identity!r} changed since the interrupted run "
-            f"(item {index + 1} differs; they are keyed by position): starting over",
-            file=sys.stderr,
-        )
-        return False
+        if not same:
+            return _changed(loop, host, index)
     return True
+
+
+def _changed(loop: resumable[Any], host: LoopHost, index: int | None) -> bool:
+    """Refuse items that changed since the interrupted run (in a cell), or say the loop starts
+    over (outside cells) and return False. ``index``: the item that differs, when known."""
+    which = (
+        f"item {index + 1} is not the one of the interrupted run"
+        if index is not None
+        else "the done items are not those of the interrupted run"
+    )
+    if not isinstance(host, OwnHost):
+        where = f"line {loop.site.lineno}" + (f" ({loop.site.text!r})" if loop.site.text else "")
+        raise CheckpointError(
+            f"{where}: {which} (the items are keyed by position and their source "
+            "changed): the saved results belong to other items; run the cell with --force "
+            "to start over, or pass key= to match items by an id"
+        )
+    differs = (
+        "an item inserted, removed or edited" if index is None else f"item {index + 1} differs"
+    )
+    print(
+        f"nbresume: the items of {loop.identity!r} changed since the interrupted run "
+        f"({differs}; they are keyed by position): starting over",
+        file=sys.stderr,
+    )
+    return False
 
 
 def _forget_prior(loop: resumable[Any]) -> None:
@@ -88,8 +119,12 @@ def _forget_prior(loop: resumable[Any]) -> None:
     loop.progress.skipped = loop.progress.done = 0
 
 
-def run_plain(loop: resumable[Any]) -> Iterator[Any]:
-    """A loop that cannot resume mid-way where it is: it runs every item, with progress."""
+def run_plain(loop: resumable[Any], host: LoopHost | None = None) -> Iterator[Any]:
+    """A loop that cannot resume mid-way where it is: it runs every item, with progress.
+    Left by an exception the cell goes on after, it tells ``host`` (its cell is not done)."""
+    loop._started = True
+    if host is not None:
+        host.started_plain(loop)
     done = 0
     items: Iterable[Any] = loop._items
     if loop._batch is not None:
@@ -100,17 +135,18 @@ def run_plain(loop: resumable[Any]) -> Iterator[Any]:
             done += 1
             loop._tick(done)
         loop.progress.status = "done"
-    except GeneratorExit:
-        loop.progress.status = "interrupted"
-        raise
-    except BaseException:
-        loop.progress.status = "failed"
+    except BaseException as exc:
+        _left(loop, exc, sys._getframe(1))
+        if host is not None and loop.left_by is not None:
+            host.left_plain(loop)
         raise
     finally:
         loop._emit(force=True)
 
 
 def run_items(loop: resumable[T], host: LoopHost, own: OwnHost | None) -> Iterator[T]:
+    loop._started = True
+    loop._consumer = _frame_key(sys._getframe(1))
     guard = Guard(host) if own is not None else None
     complete = False
     index = n = 0
@@ -118,7 +154,8 @@ def run_items(loop: resumable[T], host: LoopHost, own: OwnHost | None) -> Iterat
     step = 1
     try:
         remaining = _attach(loop, host)  # NB. in the try: a refusal still detaches the loop
-        it = iter(loop._items)
+        it = loop._printed(iter(loop._items))
+        replay = _Replay(loop)
         policy = SnapshotPolicy(loop, host, clock())
         last_check = policy.last
         if guard is not None:
@@ -130,12 +167,18 @@ def run_items(loop: resumable[T], host: LoopHost, own: OwnHost | None) -> Iterat
         while remaining:
             item = next(it, _END)
             if item is _END:
+                if replay.pending() and not _same_prefix(loop, host, seen=index):
+                    it, index = replay.restart(remaining, it), 0
                 break
             key = loop._key(item, index)
             if index == 0 and loop._expect and not _same_items(loop, host):
                 remaining.clear()  # outside cells: nothing skipped yet, start over
                 _forget_prior(loop)
+            replay.keep(item)
             index += 1
+            if index == replay.check_at and not _same_prefix(loop, host):
+                it, index = replay.restart(remaining, it), 0
+                break
             if remaining[key] > 0:
                 remaining[key] -= 1
                 if not remaining[key]:
@@ -205,6 +248,62 @@ def run_items(loop: resumable[T], host: LoopHost, own: OwnHost | None) -> Iterat
         _finish(loop, host, own, guard, complete)
 
 
+class _Replay:
+    """The items an iterator keyed by position yielded while its done ones were skipped, kept
+    until the digest of the done ones says they are the interrupted run's: outside cells a
+    changed source starts over, and a generator cannot be iterated twice."""
+
+    LIMIT = 100_000  # more than this and a changed source is an error, not a start over
+
+    def __init__(self, loop: resumable[Any]) -> None:
+        self.loop = loop
+        expect = loop._expect_prefix if loop._seq is None else None
+        self.check_at = -1 if expect is None else expect[0]
+        self.items: list[Any] | None = None
+        if expect is not None and iter(loop._items) is loop._items:
+            self.items = []
+
+    def pending(self) -> bool:
+        return self.loop._expect_prefix is not None
+
+    def keep(self, item: Any) -> None:
+        items = self.items
+        if items is None:
+            return
+        if not self.pending() or len(items) >= self.LIMIT:
+            self.items = None  # checked (nothing more to keep), or too many to keep
+        else:
+            items.append(item)
+
+    def restart(self, remaining: Counter[Any], it: Iterator[Any]) -> Iterator[Any]:
+        """Forget the saved progress; -> the items from the first (outside cells only)."""
+        loop = self.loop
+        remaining.clear()
+        _forget_prior(loop)
+        if loop._done:  # NB. an item with a natural key ran already: the run is no fresh start
+            raise CheckpointError(
+                f"the items of {loop.identity!r} changed since the interrupted run and some "
+                "ran already; run the loop again to start over, or pass key= to match items "
+                "by an id"
+            )
+        loop._prefix = None  # printed again from the first item
+        if iter(loop._items) is not loop._items:
+            return iter(loop._items)
+        if self.items is None:
+            raise CheckpointError(
+                f"the items of {loop.identity!r} changed since the interrupted run (they are "
+                f"keyed by position) and more than {self.LIMIT:,} were read to find it out: its "
+                "progress is cleared, run the loop again to start over (or pass key= to match "
+                "items by an id)"
+            )
+        items, self.items = self.items, None
+        return itertools.chain(items, it)
+
+
+def _frame_key(frame: FrameType | None) -> tuple[int, Any] | None:
+    return None if frame is None else (id(frame), frame.f_code)
+
+
 def _position_after(loop: resumable[Any], index: int) -> int:
     seq = loop._seq
     if seq is not None:
@@ -214,6 +313,8 @@ def _position_after(loop: resumable[Any], index: int) -> int:
 
 def run_batches(loop: resumable[Any], host: LoopHost, own: OwnHost | None) -> Iterator[Any]:
     """``batch=N``: lists of N items, each batch done as a whole (keys recorded together)."""
+    loop._started = True
+    loop._consumer = _frame_key(sys._getframe(1))
     guard = Guard(host) if own is not None else None
     complete = False
     size = loop._batch or 1
@@ -227,11 +328,25 @@ def run_batches(loop: resumable[Any], host: LoopHost, own: OwnHost | None) -> It
             own.enter()
         batch: list[Any] = []
         keys: list[Any] = []
-        for index, item in enumerate(loop._items):
+        it = iter(loop._items)
+        replay = _Replay(loop)
+        index = 0
+        while True:
+            item = next(it, _END)
+            if item is _END:
+                if replay.pending() and not _same_prefix(loop, host, seen=index):
+                    it, index, batch, keys = replay.restart(remaining, it), 0, [], []
+                    continue
+                break
             key = loop._key(item, index)
             if index == 0 and loop._expect and not _same_items(loop, host):
                 remaining.clear()  # outside cells: nothing skipped yet, start over
                 _forget_prior(loop)
+            replay.keep(item)
+            index += 1
+            if index == replay.check_at and not _same_prefix(loop, host):
+                it, index, batch, keys = replay.restart(remaining, it), 0, [], []
+                continue
             if remaining[key] > 0:
                 remaining[key] -= 1
                 continue

@@ -77,6 +77,23 @@ class OwnHost:
         """Become the host of loops nested in this one."""
         self._previous = _host.set_host(self)
 
+    def encloses(self) -> bool:
+        """Whether a loop starting now is nested in this host's innermost loop: entered while
+        the frame that iterates it runs (its body, or a function the body calls). A generator
+        suspended mid-loop (`yield from resumable(xs)`, consumed partly) encloses nothing."""
+        if not self.loops:
+            return False
+        consumer = self.loops[-1]._consumer
+        if consumer is None:
+            return True
+        frame_id, code = consumer
+        frame: FrameType | None = sys._getframe(2)
+        while frame is not None:
+            if id(frame) == frame_id and frame.f_code is code:
+                return True
+            frame = frame.f_back
+        return False
+
     def _warn(self, exc: Exception) -> None:
         if not self._warned and not isinstance(exc, StoreReadOnlyError):  # told when it opened
             self._warned = True
@@ -97,6 +114,12 @@ class OwnHost:
     def stopping(self) -> bool:
         return False  # Ctrl-C stops at once: the done keys are saved on the way out
 
+    def left_plain(self, loop: Any) -> None:
+        pass  # nothing is saved as done outside cells
+
+    def started_plain(self, loop: Any) -> None:
+        pass
+
     def attach(self, loop: Any) -> LoopState | None:
         parent = self.loops[-1] if self.loops else None
         if parent is None:
@@ -115,6 +138,8 @@ class OwnHost:
         return state
 
     def detach(self, loop: Any, complete: bool) -> None:
+        if sys.meta_path is None:
+            return  # a generator finalised at interpreter exit: the atexit flush saved it
         if complete:
             self.saved.pop(loop.loop_id, None)
         else:
@@ -157,7 +182,8 @@ class OwnHost:
             )
 
     def close(self) -> None:
-        if not self.loops:
+        # NB. loops of generators end in any order: only the host in place steps down
+        if not self.loops and _host.current_host() is self:
             _host.set_host(self._previous)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dis
 import functools
+import inspect
 import re
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,13 @@ from .errors import CheckpointError
 if TYPE_CHECKING:
     from .resumable import resumable
 
-__all__ = ["SNAPSHOT_BUDGET", "SnapshotPolicy", "closed_by_exception", "parse_every"]
+__all__ = [
+    "SNAPSHOT_BUDGET",
+    "WRAPPER_CLOSED",
+    "SnapshotPolicy",
+    "closed_by_exception",
+    "parse_every",
+]
 
 # by default a snapshot at a boundary as soon as the loop ran 50 times the last one's cost: a
 # cheap save (2 ms) after every item of 0.1 s or more, an expensive one (1 s) every 50 s
@@ -102,6 +109,8 @@ class SnapshotPolicy:
 # the instructions that drop a for statement's iterator on purpose (break, return, continue to
 # an outer loop); anything else closing the loop is an exception unwinding the caller's frame
 _DROPS_ITERATOR = frozenset({"POP_TOP", "POP_ITER"})
+WRAPPER_CLOSED = "the call around it"  # `left_by` when a C iterator (islice, map) dropped it
+_GENERATOR = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR | inspect.CO_COROUTINE
 
 
 def closed_by_exception(closer: FrameType | None) -> str | None:
@@ -110,10 +119,22 @@ def closed_by_exception(closer: FrameType | None) -> str | None:
     NB. Python hides the exception being propagated from the generator it closes; the caller's
     instruction tells them apart: a break pops the iterator, an exception is raised elsewhere.
     """
-    if closer is None:
-        return None
-    opname = _opname_at(closer.f_code, closer.f_lasti)
-    return None if opname in _DROPS_ITERATOR else "an exception"
+    walked = False
+    while closer is not None:
+        opname = _opname_at(closer.f_code, closer.f_lasti)
+        if opname in _DROPS_ITERATOR:
+            return None
+        if opname == "FOR_ITER" and not walked:
+            # NB. a C iterator around the loop dropped it while the for statement advanced it:
+            # `islice` at its end, or `map` whose function raised; Python does not tell which
+            return WRAPPER_CLOSED
+        if not closer.f_code.co_flags & _GENERATOR or closer.f_back is None:
+            return "an exception"
+        # NB. a wrapping generator (tqdm's `__iter__`) closed by its own consumer, or raising
+        # in its own code: the frame that closed it, or that it raised into, decides
+        closer = closer.f_back
+        walked = True
+    return None
 
 
 @functools.lru_cache(maxsize=256)

@@ -443,6 +443,12 @@ class CheckpointRun(RunLog):
     def detach(self, loop: Any, complete: bool) -> None:
         self.loophost.detach(loop, complete)
 
+    def left_plain(self, loop: Any) -> None:
+        self.loophost.left_plain(loop)
+
+    def started_plain(self, loop: Any) -> None:
+        self.loophost.started_plain(loop)
+
     def snapshot(self, reason: str, loop: Any = None) -> float:
         return self.loophost.snapshot(reason, loop)
 

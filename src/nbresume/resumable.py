@@ -24,6 +24,7 @@ from ._loopruns import FAST_KEY_TYPES, print_of, run_batches, run_items, run_pla
 from ._loopsite import kept_reason, loop_identity, refuse_inexact, site_of
 from ._ownhost import Guard, OwnHost, note_plain
 from ._policy import SNAPSHOT_BUDGET, parse_every
+from ._prefix import Prefix
 from ._progress import LoopProgress
 from .errors import CheckpointError
 
@@ -200,6 +201,12 @@ class resumable(Generic[T]):
         # NB. a weak reference: the loop must not keep its own generator alive, or leaving the
         # loop by an exception would never close it (no final save, a stale host left behind)
         self._gen: weakref.ref[Iterator[T]] | None = None
+        # whether an iterator of this loop ran (a second `iter()` before that is harmless: tqdm's
+        # asyncio class, the one `tqdm.auto` gives in scripts, calls it in `__init__`)
+        self._started = False
+        # (id, code) of the frame that iterates this loop, once it started: loops entered
+        # while it runs are nested in this one (`OwnHost.encloses`)
+        self._consumer: tuple[int, Any] | None = None
         self._current_key: Any = None
         self._host: LoopHost | None = None
         # how an unfinished loop was left: None (break, return, or not yet left), else the
@@ -211,6 +218,10 @@ class resumable(Generic[T]):
         self._probe: tuple[int, str] | None = None  # of a sequence: (position, fingerprint)
         self._expect: dict[int, str] = {}  # probes of the interrupted run, checked on resume
         self._restored = False  # the items are the restored objects of a checkpoint cell
+        # prints of the items of a loop keyed by position, as yielded: a digest of the done
+        # ones is saved and checked on resume (`_prefix`); None for every other loop
+        self._prefix: Prefix | None = None
+        self._expect_prefix: tuple[int, str] | None = None  # (count, digest) to check
 
     # -- state --------------------------------------------------------------------------------
 
@@ -253,10 +264,16 @@ class resumable(Generic[T]):
     def _key(self, item: Any, index: int) -> Any:
         if self._keyfn is None:
             key = default_key(item, index)
-            if index == 0 and type(key) is Position:
-                # NB. a probe of the items (`_probes`), before the loop body changes the item
-                self._first_print = print_of(item)
-                self._first_same = self._first_print == self._expect.get(0, self._first_print)
+            if type(key) is Position:
+                if index == 0:
+                    # NB. a probe of the items (`_probes`), before the loop body changes the item
+                    self._first_print = print_of(item)
+                    self._first_same = self._first_print == self._expect.get(0, self._first_print)
+                    if self._seq is None and not self._restored:
+                        self._prefix = Prefix(self._batch or 1)
+                # NB. a sequence's items are printed by `Prefix.wrap` (this serves its probes)
+                if self._prefix is not None and self._seq is None:
+                    self._prefix.add(item)
             return key
         try:
             key = self._keyfn(item)
@@ -269,6 +286,21 @@ class resumable(Generic[T]):
                 "hashable value such as a str, int or tuple"
             ) from exc
         return key
+
+    def _printed(self, it: Iterator[Any]) -> Iterator[Any]:
+        """``it``, printing each item as it is yielded when a sequence is keyed by position
+        (an iterator's items are printed by `_key`)."""
+        seq = self._seq
+        if (
+            seq is None
+            or self._keyfn is not None
+            or self._restored
+            or not len(seq)
+            or type(default_key(seq[0], 0)) is not Position
+        ):
+            return it
+        self._prefix = Prefix()
+        return self._prefix.wrap(it)
 
     def _position(self) -> int:
         """Positions done in the current fast run (the in-flight item is not done)."""
@@ -316,9 +348,15 @@ class resumable(Generic[T]):
             pos = max(self._position(), self._seq_have)
             self._freeze(self._seq_keys(max(self._seq_have, self._fast_from), pos))
             self._seq_have = pos
-        return LoopState(chunks=list(self._prior), total=self.total, probes=self._probes())
+        prefix = None
+        if self._prefix is not None:
+            digest = self._prefix.digest(self._prior_count)
+            prefix = None if digest is None else (self._prior_count, digest)
+        return LoopState(
+            chunks=list(self._prior), total=self.total, probes=self._probes(prefix), prefix=prefix
+        )
 
-    def _probes(self) -> tuple[tuple[int, str], ...]:
+    def _probes(self, prefix: tuple[int, str] | None) -> tuple[tuple[int, str], ...]:
         """Fingerprints of items the loop body has not touched yet (in-place work on an item
         must not look like a change), for loops keyed by position: a source nbresume does not
         track (a CSV, a folder, an API) may put other items at the done positions before a
@@ -329,6 +367,8 @@ class resumable(Generic[T]):
         seq = self._seq
         if seq is None:
             return ((0, self._first_print),) if self._first_print else ()
+        if prefix is not None:
+            return ()  # the digest covers every done item; the items after them may change
         after = self._prior_count + len(self._done) + 1
         if after >= len(seq) or type(default_key(seq[0], 0)) is not Position:
             return ()
@@ -362,11 +402,13 @@ class resumable(Generic[T]):
     # -- iteration ----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[T]:
-        if self._gen is not None:
+        if self._gen is not None and self._started:
             raise CheckpointError(
                 "this resumable() was already iterated; create a new one for each loop"
             )
         host = _host.current_host()
+        if isinstance(host, OwnHost) and not host.encloses():
+            host = None  # another loop's generator, suspended: not this loop's parent
         own: OwnHost | None = None
         kept = kept_reason(self.site) if host is None else None
         if kept is not None:  # NB. decided before a host opens the store: nothing to save
@@ -380,7 +422,7 @@ class resumable(Generic[T]):
         reason = host.plain_reason(self.site)
         if reason is not None:
             host.note_plain(reason)
-            gen = run_plain(self)
+            gen = run_plain(self, host)
         else:
             self._host = host
             gen = (
