@@ -330,7 +330,7 @@ def test_no_magic_raises_for_a_malformed_record(
 def test_nbresume_debug_shows_the_traceback_of_an_unexpected_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("nbresume.cli.cmd_list", lambda args: 1 / 0)
+    monkeypatch.setattr("nbresume._cli_read.cmd_list", lambda args: 1 / 0)
     malformed_records({})
     code, _, err = cli(capsys, "list")
     line = one_error_line(err)

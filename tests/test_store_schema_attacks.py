@@ -332,7 +332,7 @@ def test_list_and_the_dashboard_read_a_bounded_number_of_rows(
     from nbresume.server import _dashboard
 
     monkeypatch.setattr(_dashboard, "MAX_ROWS", 50)
-    monkeypatch.setattr("nbresume.cli.MAX_LISTED", 50)
+    monkeypatch.setattr("nbresume._cli_read.MAX_LISTED", 50)
     monkeypatch.setattr(_dashboard.read_store, "__defaults__", (None, 50))
     run_cell(CELL)  # the user's own phase, written last: it is among those shown
     flood(300)
