@@ -13,29 +13,51 @@ const DEBOUNCE_MS = 300;
 
 interface ICellPhase {
   name: string;
-  ref: IPhaseRef | null; // the last phase view in the cell's outputs, if any
+  ref: IPhaseRef | null; // the last phase view in the cell's outputs (or remembered), if any
   body: string;
+  renamedFrom?: string; // the phase its view is of, when the cell's line names another now
+  duplicate?: string; // the other cells with the same NAME ("cells 2 and 7")
 }
 
-/** What a code cell says of its phase: a ``%%checkpoint`` line, the kernel's view, or both. */
-export function cellPhase(cell: Cell): ICellPhase | null {
+/** What a code cell says of its phase: a ``%%checkpoint`` line, the kernel's view, or both.
+ * ``remembered``: the view the cell's outputs had before they were cleared. */
+export function cellPhase(cell: Cell, remembered: IPhaseRef | null = null): ICellPhase | null {
   if (cell.model.type !== 'code') {
     return null;
   }
   const [isCheckpoint, parsed, body] = checkpointMagic(cell.model.sharedModel.getSource());
+  if (!isCheckpoint) {
+    return null; // the magic line is gone: whatever the outputs say, not a checkpoint cell now
+  }
+  const ref = outputRef(cell) ?? remembered;
+  if (!ref) {
+    return parsed ? { name: parsed, ref, body } : null;
+  }
+  if (parsed && parsed !== ref.name) {
+    // the line names another phase now: the view (and its status) is the old name's
+    return { name: parsed, ref, body, renamedFrom: ref.name };
+  }
+  return { name: ref.name, ref, body };
+}
+
+/** The last phase view in a code cell's outputs. */
+export function outputRef(cell: Cell): IPhaseRef | null {
   let ref: IPhaseRef | null = null;
   const outputs = (cell as CodeCell).model.outputs;
-  for (let i = 0; i < outputs.length; i++) {
+  for (let i = 0; i < (outputs?.length ?? 0); i++) {
     const data = outputs.get(i).data[PHASE_MIME] as unknown as IPhaseRef | undefined;
     if (data && typeof data.name === 'string') {
       ref = data;
     }
   }
-  if (!isCheckpoint) {
-    return null; // the magic line is gone: whatever the outputs say, not a checkpoint cell now
-  }
-  const name = ref ? ref.name : parsed;
-  return name ? { name, ref, body } : null;
+  return ref;
+}
+
+/** "cells 2 and 7", "cells 2, 5 and 7" (1-based, as a user counts them). */
+function cellList(indexes: number[]): string {
+  const numbers = indexes.map(i => String(i + 1));
+  const last = numbers.pop();
+  return `cells ${numbers.join(', ')} and ${last}`;
 }
 
 /** The badge's word and class for a phase row, as this cell shows it. */
@@ -44,6 +66,22 @@ export function badgeState(
   phase: ICellPhase,
   now: number
 ): [string, string, string] {
+  if (phase.duplicate) {
+    return [
+      'duplicate',
+      'duplicate',
+      `${phase.name}: ${phase.duplicate} both checkpoint as ${phase.name}: they overwrite one ` +
+        'phase, so neither badge can tell its own state; give each cell its own name'
+    ];
+  }
+  if (phase.renamedFrom !== undefined) {
+    return [
+      'stale',
+      'stale',
+      `${phase.name}: renamed from ${phase.renamedFrom} since it ran (its output is ` +
+        `${phase.renamedFrom}'s); re-running it runs phase ${phase.name}`
+    ];
+  }
   if (!row) {
     return ['not saved', 'none', `${phase.name}: nothing saved yet; run the cell`];
   }
@@ -122,7 +160,7 @@ export class NotebookPhases {
     }
     let dir = '';
     for (const cell of this.panel.content.widgets) {
-      const phase = cellPhase(cell);
+      const phase = this._phase(cell);
       if (phase && phase.ref && phase.ref.dir && typeof phase.ref.dir === 'string') {
         dir = phase.ref.dir;
       }
@@ -141,20 +179,50 @@ export class NotebookPhases {
     }
   }
 
+  /** The cell's phase, with the view its outputs had before they were cleared (Clear Outputs
+   * keeps no record; the cell's next run, counted by its execution count, forgets it). */
+  private _phase(cell: Cell): ICellPhase | null {
+    const model = cell.model as CodeCell['model'];
+    const ref = cell.model.type === 'code' ? outputRef(cell) : null;
+    const count = cell.model.type === 'code' ? model.executionCount : null;
+    if (ref) {
+      this._seen.set(cell.model, [ref, count]);
+      return cellPhase(cell);
+    }
+    const seen = this._seen.get(cell.model);
+    if (seen && count !== null && count !== seen[1]) {
+      this._seen.delete(cell.model); // it ran since (a --quiet run leaves no view)
+      return cellPhase(cell);
+    }
+    return cellPhase(cell, seen ? seen[0] : null);
+  }
+
   private _draw(view: INotebookView | null): void {
     const names: string[] = [];
     const now = view ? view.now : Date.now() / 1000;
-    for (const cell of this.panel.content.widgets) {
-      const phase = cellPhase(cell);
+    const cells = this.panel.content.widgets;
+    const phases = cells.map(cell => this._phase(cell));
+    const where = new Map<string, number[]>();
+    phases.forEach((phase, index) => {
+      if (phase) {
+        where.set(phase.name, (where.get(phase.name) ?? []).concat(index));
+      }
+    });
+    cells.forEach((cell, index) => {
+      const phase = phases[index];
       let badge = cell.node.querySelector<HTMLElement>(':scope .jp-nbresume-badge');
       if (!phase) {
         badge?.remove();
-        continue;
+        return;
+      }
+      const same = where.get(phase.name) ?? [];
+      if (same.length > 1) {
+        phase.duplicate = cellList(same);
       }
       names.push(phase.name);
       const host = cell.inputArea?.node;
       if (!host) {
-        continue;
+        return;
       }
       if (!badge) {
         badge = document.createElement('div');
@@ -162,22 +230,24 @@ export class NotebookPhases {
         host.appendChild(badge);
       }
       badge.dataset.phase = phase.name;
+      let word: string, status: string, title: string;
       if (!view) {
         const error = this._watcher?.error;
-        badge.textContent = error ? '?' : '…';
-        badge.dataset.status = 'unknown';
-        badge.title = error
-          ? `nbresume: could not read the checkpoint store: ${error}`
-          : 'nbresume: reading the checkpoint store';
-        continue;
+        [word, status, title] = error
+          ? ['?', 'unknown', `nbresume: could not read the checkpoint store: ${error}`]
+          : ['…', 'unknown', 'nbresume: reading the checkpoint store'];
+      } else {
+        const rows = Array.isArray(view.phases) ? view.phases : [];
+        const row = rows.find(r => r && r.kind === 'phase' && r.name === phase.name);
+        [word, status, title] = badgeState(row, phase, now);
       }
-      const rows = Array.isArray(view.phases) ? view.phases : [];
-      const row = rows.find(r => r && r.kind === 'phase' && r.name === phase.name);
-      const [word, status, title] = badgeState(row, phase, now);
       badge.textContent = word;
       badge.dataset.status = status;
       badge.title = title;
-    }
+      // (a screen reader says what a sighted user reads, never a colour alone)
+      badge.setAttribute('role', 'note');
+      badge.setAttribute('aria-label', `checkpoint ${phase.name}: ${word === '?' ? 'unknown' : word}`);
+    });
     this._names = names;
   }
 
@@ -185,6 +255,7 @@ export class NotebookPhases {
   private _unsubscribe: (() => void) | null = null;
   private _timer: number | null = null;
   private _names: string[] = [];
+  private _seen = new WeakMap<object, [IPhaseRef, number | null]>();
   private _disposed = false;
   private _changed = new Signal<this, INotebookView | null>(this);
 }

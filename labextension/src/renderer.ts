@@ -117,7 +117,9 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
     this._shown = key;
     this.node.dataset.status = status;
     const header = el('div', 'jp-nbresume-cell-header');
-    header.appendChild(el('span', 'jp-nbresume-cell-name', name));
+    const title = el('span', 'jp-nbresume-cell-name', name);
+    title.title = name; // (a long name is cut with an ellipsis)
+    header.appendChild(title);
     header.appendChild(el('span', `jp-nbresume-pill jp-nbresume-status-${status}`, status));
     header.appendChild(el('span', 'jp-nbresume-cell-note', line));
     header.title = line;

@@ -147,8 +147,10 @@ export class CheckpointsPanel extends Widget {
       item.classList.add('jp-nbresume-other');
     }
     const head = el('div', 'jp-nbresume-row-head');
+    const name = el('span', 'jp-nbresume-cell-name', row.name);
+    name.title = row.name; // (a long name is cut with an ellipsis)
     head.append(
-      el('span', 'jp-nbresume-cell-name', row.name),
+      name,
       el('span', `jp-nbresume-pill jp-nbresume-status-${status}`, status)
     );
     item.appendChild(head);

@@ -1,0 +1,207 @@
+"""What a JupyterLab user does to checkpoint cells, and what their badges must say then.
+
+The badge of a checkpoint cell reads its phase from the store, and which phase from the cell: the
+``%%checkpoint`` line as the kernel reads it (after leading blank lines; options with values before
+the name), and the phase view the kernel left in its outputs. Editing the name after a run, two
+cells with one name (a copy-paste), clearing the outputs, cutting and undoing: the badge never shows
+another phase's status as this cell's.
+
+One JupyterLab for the module; the notebook's outputs are written as the kernel writes them (the
+store was filled by a real kernel), so nothing has to run in the browser.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from browser_helpers import (
+    BROWSER_ARGS,
+    CHROMIUM,
+    MS,
+    SCREENSHOTS,
+    Console,
+    built_extension,
+    cell,
+    extension_server,
+    notebook_json,
+    open_notebook,
+    shot,
+)
+from jupyter_helpers import JupyterServer
+from kernel_helpers import Kernel
+
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no system Chromium at {CHROMIUM}"),
+    pytest.mark.skipif(
+        built_extension() is None,
+        reason="the JupyterLab extension is not built: run `make labextension` (needs node/npm)",
+    ),
+]
+
+PHASE_MIME = "application/vnd.nbresume.phase+json"
+NOTEBOOK = "cells.ipynb"
+PREP = "%%checkpoint prep\nx = 1"
+FIT = "%%checkpoint fit --every 1\ny = 2"
+LONG = "a_" + "very_long_phase_name_" * 6
+SOURCES = [
+    "%load_ext nbresume",
+    PREP,  # 1
+    "\n\n" + FIT,  # 2: the kernel skips leading blank lines: still a checkpoint cell
+    "%%checkpoint --every 1 later\nz = 3",  # 3: an option's value is not the name
+    "%%checkpoint prep\nx = 1",  # 4: markdown, see below: no badge
+    "# a comment first\n%%checkpoint prep\nx = 1",  # 5: not a cell magic for the kernel
+    PREP,  # 6: cell 1 copied and pasted: two cells, one phase
+    f"%%checkpoint {LONG}\nw = 4",  # 7
+]
+
+
+def phase_output(name: str, body: str, store: str) -> dict[str, Any]:
+    from nbresume.widget import source_hash
+
+    return {
+        "output_type": "display_data",
+        "metadata": {},
+        "data": {
+            PHASE_MIME: {"name": name, "dir": store, "status": "done", "source": source_hash(body)},
+            "text/plain": f"{name}: done",
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    base = tmp_path_factory.mktemp("labcells")
+    root, home = base / "root", base / "home"
+    project = root / "project"
+    project.mkdir(parents=True)
+    kernel = Kernel(project, home=home)
+    try:
+        kernel.start()
+        for source in (SOURCES[0], PREP, FIT, SOURCES[7]):
+            kernel.run(source)
+    finally:
+        kernel.shutdown()
+    store = str(project / ".nbresume")
+    notebook = notebook_json(SOURCES)
+    cells = notebook["cells"]
+    cells[4] = {"cell_type": "markdown", "id": "cell-4", "metadata": {}, "source": SOURCES[4]}
+    for index, name in ((1, "prep"), (2, "fit"), (6, "prep"), (7, LONG)):
+        body = SOURCES[index].lstrip("\n").partition("\n")[2]
+        cells[index]["outputs"] = [phase_output(name, body, store)]
+    (project / NOTEBOOK).write_text(json.dumps(notebook))
+    server = extension_server(root, home, app="lab")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+STATE = """i => { const b = document.querySelectorAll('.jp-Notebook .jp-Cell')[i]
+    ?.querySelector('.jp-nbresume-badge');
+    return b ? [b.dataset.phase, b.dataset.status, b.textContent, b.title] : null; }"""
+
+
+def state(page: Any, index: int) -> list[str] | None:
+    value = page.evaluate(STATE, index)
+    return list(value) if value else None
+
+
+def wait_state(page: Any, index: int, phase: str, status: str) -> list[str]:
+    page.wait_for_function(
+        f"([i, p, s]) => {{ const v = ({STATE})(i); return v && v[0] === p && v[1] === s; }}",
+        arg=[index, phase, status],
+        timeout=20 * MS,
+    )
+    value = state(page, index)
+    assert value is not None
+    return value
+
+
+def edit_first_line(page: Any, index: int, text: str) -> None:
+    """Type ``text`` at the end of the cell's first line."""
+    cell(page, index).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Control+Home")
+    page.keyboard.press("End")
+    page.keyboard.type(text)
+    page.keyboard.press("Escape")
+
+
+def edit_last_line(page: Any, index: int, text: str) -> None:
+    cell(page, index).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type(text)
+    page.keyboard.press("Escape")
+
+
+@pytest.mark.timeout(400)
+def test_badges_follow_what_the_user_does_to_checkpoint_cells(lab: JupyterServer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    console = Console()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(60 * MS)
+        console.attach(page)
+        try:
+            open_notebook(page, lab, notebook=NOTEBOOK)
+            # leading blank lines: the kernel runs it as a checkpoint cell, so it has a badge
+            wait_state(page, 2, "fit", "done")
+            # `--every 1 later`: the phase is `later` (not `1`), not saved yet
+            assert wait_state(page, 3, "later", "none")[2] == "not saved"
+            assert state(page, 4) is None  # markdown
+            assert state(page, 5) is None  # a comment first: no cell magic for the kernel
+            # a copied cell: both name `prep`, and each says so, not "done" twice
+            first = wait_state(page, 1, "prep", "duplicate")
+            copy = wait_state(page, 6, "prep", "duplicate")
+            assert "cells 2 and 7" in first[3], first
+            assert first[3] == copy[3]
+            # the badge says its state in words, to a screen reader too (not colour alone)
+            label = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-nbresume-badge")
+            assert label.get_attribute("aria-label") == "checkpoint fit: done", label
+            # a long name: the badge's phase is readable in full from its tooltip
+            long = wait_state(page, 7, LONG, "done")
+            assert long[3].startswith(LONG), long
+            shot(page, "lab-cells.png")
+
+            # the name edited after the run: its output is another phase's; stale, not "done"
+            edit_first_line(page, 1, "_v2")
+            renamed = wait_state(page, 1, "prep_v2", "stale")
+            assert "renamed from prep since it ran" in renamed[3], renamed
+            assert wait_state(page, 6, "prep", "done")[2] == "done"  # no duplicate now
+
+            # Edit > Clear Outputs of All Cells: the badges still tell the store's truth ...
+            page.locator(".lm-MenuBar-itemLabel", has_text="Edit").click()
+            page.locator(".lm-Menu-itemLabel", has_text="Clear Outputs of All Cells").click()
+            page.wait_for_function("() => !document.querySelector('.jp-nbresume-cell')")
+            wait_state(page, 2, "fit", "done")
+            wait_state(page, 6, "prep", "done")
+            # ... and an edit after that still turns the cell stale
+            edit_last_line(page, 6, "\nx += 1")
+            assert "changed since" in wait_state(page, 6, "prep", "stale")[3]
+            # the renamed cell stays stale: its run was prep's
+            assert state(page, 1)[:2] == ["prep_v2", "stale"]  # type: ignore[index]
+
+            # cut the `fit` cell and undo: its badge is back, with the same truth
+            cell(page, 2).locator(".jp-InputPrompt").click()
+            page.keyboard.press("Escape")
+            page.keyboard.press("x")
+            page.wait_for_function(
+                "() => !document.querySelector('.jp-nbresume-badge[data-phase=\"fit\"]')"
+            )
+            page.keyboard.press("z")
+            wait_state(page, 2, "fit", "done")
+            shot(page, "lab-cells-edited.png")
+        except BaseException:
+            shot(page, "lab-cells-failure.png")
+            raise
+        finally:
+            browser.close()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert not console.ours, "\n".join(console.ours)
