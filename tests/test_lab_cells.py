@@ -13,7 +13,9 @@ store was filled by a real kernel), so nothing has to run in the browser.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,12 +29,14 @@ from browser_helpers import (
     built_extension,
     cell,
     extension_server,
+    kernel_ready,
     notebook_json,
     open_notebook,
     shot,
+    stop_kernels,
 )
 from jupyter_helpers import JupyterServer
-from kernel_helpers import Kernel
+from kernel_helpers import Kernel, wait_until
 
 pytestmark = [
     pytest.mark.kernel,
@@ -73,6 +77,34 @@ def phase_output(name: str, body: str, store: str) -> dict[str, Any]:
     }
 
 
+FOLDER = "sub dir"
+ODD = "data #1 % ü.ipynb"  # a name a URL must encode
+MOVED = [
+    "%load_ext nbresume",
+    "%%checkpoint early\na = 1",
+    "%checkpoint dir moved",
+    "%%checkpoint late\nb = 2",
+]
+
+
+def moved_store(folder: Path, home: Path) -> None:
+    """``FOLDER/ODD``: ``early`` saved in the store next to it, ``late`` in ``FOLDER/moved``
+    (``%checkpoint dir`` moved the store between the two), each cell's view naming its store."""
+    folder.mkdir(parents=True)
+    kernel = Kernel(folder, home=home)
+    try:
+        kernel.start()
+        for source in MOVED:
+            kernel.run(source)
+    finally:
+        kernel.shutdown()
+    notebook = notebook_json(MOVED)
+    for index, name, store in ((1, "early", ".nbresume"), (3, "late", "moved")):
+        body = MOVED[index].partition("\n")[2]
+        notebook["cells"][index]["outputs"] = [phase_output(name, body, str(folder / store))]
+    (folder / ODD).write_text(json.dumps(notebook))
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     base = tmp_path_factory.mktemp("labcells")
@@ -94,6 +126,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
         body = SOURCES[index].lstrip("\n").partition("\n")[2]
         cells[index]["outputs"] = [phase_output(name, body, store)]
     (project / NOTEBOOK).write_text(json.dumps(notebook))
+    moved_store(root / FOLDER, home)
     server = extension_server(root, home, app="lab")
     server.start()
     try:
@@ -112,11 +145,11 @@ def state(page: Any, index: int) -> list[str] | None:
     return list(value) if value else None
 
 
-def wait_state(page: Any, index: int, phase: str, status: str) -> list[str]:
+def wait_state(page: Any, index: int, phase: str, status: str, timeout: float = 20) -> list[str]:
     page.wait_for_function(
         f"([i, p, s]) => {{ const v = ({STATE})(i); return v && v[0] === p && v[1] === s; }}",
         arg=[index, phase, status],
-        timeout=20 * MS,
+        timeout=timeout * MS,
     )
     value = state(page, index)
     assert value is not None
@@ -204,4 +237,93 @@ def test_badges_follow_what_the_user_does_to_checkpoint_cells(lab: JupyterServer
         finally:
             browser.close()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert not console.ours, "\n".join(console.ours)
+
+
+@pytest.mark.timeout(400)
+def test_an_odd_name_a_moved_store_a_rename_and_a_failing_api(lab: JupyterServer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    stop_kernels(lab)  # kernel_ready() must see this notebook's kernel
+    console = Console()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(60 * MS)
+        console.attach(page)
+        try:
+            path = urllib.parse.quote(f"{FOLDER}/{ODD}")
+            page.goto(f"{lab.url}/lab/workspaces/odd/tree/{path}?token={lab.token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
+            assert wait_until(lambda: kernel_ready(lab), 120, 0.5), "no kernel connected"
+            # each cell reads the store its run used: `early` before `%checkpoint dir`, `late` after
+            wait_state(page, 3, "late", "done")
+            wait_state(page, 1, "early", "done")
+            page.wait_for_selector('.jp-nbresume-cell[data-phase="early"][data-status="done"]')
+            page.wait_for_selector('.jp-nbresume-cell[data-phase="late"][data-status="done"]')
+
+            # renamed from the File menu while open: the views follow the new path
+            page.locator(".lm-MenuBar-itemLabel", has_text="File").click()
+            page.locator(".lm-Menu-itemLabel", has_text="Rename Notebook…").click()
+            field = page.locator(".jp-Dialog input")
+            field.fill("renamed ü #2.ipynb")
+            page.locator(".jp-Dialog button.jp-mod-accept").click()
+            assert wait_until((lab.root / FOLDER / "renamed ü #2.ipynb").exists, 20)
+            page.locator('.lm-TabBar-tab[title="Checkpoints"]').click()
+            sidebar = page.locator("#jp-nbresume-checkpoints")
+            sidebar.locator('.jp-nbresume-row[data-name="late"][data-status="done"]').wait_for()
+            # the badges, now read under the new path, still say the same
+            page.evaluate(
+                "() => document.querySelectorAll('.jp-nbresume-badge')"
+                ".forEach(b => { b.dataset.status = 'old'; })"
+            )
+            wait_state(page, 3, "late", "done")
+            wait_state(page, 1, "early", "done")
+
+            # the API fails: the badges and the sidebar say so, in words, and nothing breaks
+            page.route(
+                "**/nbresume/api/notebook?*",
+                lambda route: route.fulfill(
+                    status=500,
+                    content_type="application/json",
+                    body=json.dumps({"message": "the disk is on fire", "reason": None}),
+                ),
+            )
+            wait_state(page, 3, "late", "unknown")
+            page.wait_for_function(  # (what it read last, said as such)
+                f"() => ({STATE})(3)[3].includes('; last known: late: done')"
+            )
+            failed = state(page, 3)
+            assert failed is not None
+            assert failed[2] == "?", failed
+            assert "could not read the checkpoint store: 500: the disk is on fire" in failed[3]
+            assert wait_state(page, 1, "early", "unknown")[2] == "?"
+            # the cell view keeps the last state it read, saying it may be out of date
+            page.wait_for_function(
+                "() => document.querySelector('.jp-nbresume-cell[data-phase=\"late\"]')"
+                "?.innerText.includes('could not refresh (500: the disk is on fire)')"
+            )
+            page.wait_for_function(
+                "() => document.querySelector('#jp-nbresume-checkpoints')"
+                "?.innerText.includes('the disk is on fire')",
+                timeout=30 * MS,
+            )
+            shot(page, "lab-api-down.png")
+            # back up: within one slow poll, the truth again
+            page.unroute("**/nbresume/api/notebook?*")
+            wait_state(page, 3, "late", "done", timeout=40)
+            wait_state(page, 1, "early", "done", timeout=40)
+            page.wait_for_function(
+                "() => !document.querySelector('#jp-nbresume-checkpoints')"
+                "?.innerText.includes('the disk is on fire')",
+                timeout=40 * MS,
+            )
+            page.wait_for_function(
+                "() => !document.querySelector('.jp-nbresume-cell[data-error]')", timeout=40 * MS
+            )
+        except BaseException:
+            shot(page, "lab-odd-failure.png")
+            raise
+        finally:
+            browser.close()
     assert not console.ours, "\n".join(console.ours)

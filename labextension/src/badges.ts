@@ -53,6 +53,12 @@ export function outputRef(cell: Cell): IPhaseRef | null {
   return ref;
 }
 
+/** The store directory a cell's phase view names ('' for none): its run's, not a later one's. */
+function cellDir(phase: ICellPhase | null): string {
+  const dir = phase && phase.ref ? phase.ref.dir : '';
+  return typeof dir === 'string' ? dir : '';
+}
+
 /** "cells 2 and 7", "cells 2, 5 and 7" (1-based, as a user counts them). */
 function cellList(indexes: number[]): string {
   const numbers = indexes.map(i => String(i + 1));
@@ -140,6 +146,7 @@ export class NotebookPhases {
     this._unsubscribe?.();
     this._unsubscribe = null;
     this._watcher = null;
+    this._follow('', new Set());
     this._disposed = true;
   }
 
@@ -153,20 +160,22 @@ export class NotebookPhases {
     }, DEBOUNCE_MS);
   }
 
-  /** Follow the notebook's store (its path, or the store its outputs name) and redraw. */
+  /** Follow the notebook's store (its path, or the store its outputs name last) and redraw. A
+   * cell whose view names another store (``%checkpoint dir`` moved it since) reads that one. */
   private _sync(): void {
     if (this._disposed) {
       return;
     }
-    let dir = '';
+    const dirs: string[] = [];
     for (const cell of this.panel.content.widgets) {
-      const phase = this._phase(cell);
-      if (phase && phase.ref && phase.ref.dir && typeof phase.ref.dir === 'string') {
-        dir = phase.ref.dir;
+      const dir = cellDir(this._phase(cell));
+      if (dir) {
+        dirs.push(dir);
       }
     }
+    const main = dirs.length ? dirs[dirs.length - 1] : '';
     const path = this.panel.context.path;
-    const watcher = watcherFor(path, dir);
+    const watcher = watcherFor(path, main);
     if (watcher !== this._watcher) {
       this._unsubscribe?.();
       this._watcher = watcher;
@@ -174,8 +183,28 @@ export class NotebookPhases {
         this._draw(view);
         this._changed.emit(view);
       });
-    } else {
-      this._draw(watcher.view);
+    }
+    this._follow(path, new Set(dirs.filter(dir => dir !== main)));
+    this._draw(watcher.view);
+  }
+
+  /** Watch the other stores ``dirs`` (capped: a crafted notebook naming many gets a few). */
+  private _follow(path: string, dirs: Set<string>): void {
+    for (const [dir, [watcher, unsubscribe]] of Array.from(this._others)) {
+      if (!dirs.has(dir) || watcher.path !== path) {
+        unsubscribe();
+        this._others.delete(dir);
+      }
+    }
+    for (const dir of Array.from(dirs)) {
+      if (this._others.has(dir)) {
+        continue;
+      }
+      const other = watcherFor(path, dir, true);
+      if (other) {
+        const unsubscribe = other.subscribe(() => this._draw(this._watcher?.view ?? null));
+        this._others.set(dir, [other, unsubscribe]);
+      }
     }
   }
 
@@ -231,15 +260,24 @@ export class NotebookPhases {
       }
       badge.dataset.phase = phase.name;
       let word: string, status: string, title: string;
-      if (!view) {
-        const error = this._watcher?.error;
-        [word, status, title] = error
-          ? ['?', 'unknown', `nbresume: could not read the checkpoint store: ${error}`]
-          : ['…', 'unknown', 'nbresume: reading the checkpoint store'];
-      } else {
-        const rows = Array.isArray(view.phases) ? view.phases : [];
+      const own = this._others.get(cellDir(phase));
+      const cellView = own ? own[0].view : view;
+      const error = (own ? own[0] : this._watcher)?.error;
+      if (cellView) {
+        const rows = Array.isArray(cellView.phases) ? cellView.phases : [];
         const row = rows.find(r => r && r.kind === 'phase' && r.name === phase.name);
-        [word, status, title] = badgeState(row, phase, now);
+        [word, status, title] = badgeState(row, phase, own ? cellView.now : now);
+      } else {
+        [word, status, title] = ['…', 'unknown', 'nbresume: reading the checkpoint store'];
+      }
+      if (error) {
+        // the last state read may be long gone (a loop "running 45%" forever): not shown as now
+        const known = cellView ? `; last known: ${title}` : '';
+        [word, status, title] = [
+          '?',
+          'unknown',
+          `nbresume: could not read the checkpoint store: ${error}${known}`
+        ];
       }
       badge.textContent = word;
       badge.dataset.status = status;
@@ -255,6 +293,7 @@ export class NotebookPhases {
   private _unsubscribe: (() => void) | null = null;
   private _timer: number | null = null;
   private _names: string[] = [];
+  private _others = new Map<string, [StoreWatcher, () => void]>(); // dir -> its watcher
   private _seen = new WeakMap<object, [IPhaseRef, number | null]>();
   private _disposed = false;
   private _changed = new Signal<this, INotebookView | null>(this);

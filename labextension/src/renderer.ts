@@ -96,6 +96,7 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
       this._showFallback(error || '');
       return;
     }
+    this._error = error;
     const row = (Array.isArray(view.phases) ? view.phases : []).find(
       r => r && r.kind === 'phase' && r.name === ref.name
     );
@@ -110,7 +111,7 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
   }
 
   private _render(name: string, status: string, line: string, row: IPhaseRow | null): void {
-    const key = JSON.stringify([name, status, line, row && row.progress]);
+    const key = JSON.stringify([name, status, line, row && row.progress, this._error]);
     if (key === this._shown) {
       return;
     }
@@ -158,6 +159,19 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
     } else if (row && status === 'running' && fraction(row) === null) {
       children.push(el('div', 'jp-nbresume-loop', 'running, no loop yet'));
     }
+    if (this._error) {
+      // what the store said last, and that it may be out of date: never shown as now
+      const stale = el(
+        'div',
+        'jp-nbresume-cell-error',
+        `could not refresh (${this._error}); this is the last state read`
+      );
+      stale.setAttribute('role', 'status');
+      children.push(stale);
+      this.node.dataset.error = 'true';
+    } else {
+      delete this.node.dataset.error;
+    }
     this.node.replaceChildren(...children);
   }
 
@@ -172,6 +186,7 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
   }
 
   private _ref: IPhaseRef | null = null;
+  private _error: string | null = null;
   private _fallback = '';
   private _shown = '';
   private _unsubscribe: (() => void) | null = null;
