@@ -327,3 +327,57 @@ def test_an_odd_name_a_moved_store_a_rename_and_a_failing_api(lab: JupyterServer
         finally:
             browser.close()
     assert not console.ours, "\n".join(console.ours)
+
+
+BASE = "/jh/user/"
+
+
+@pytest.fixture(scope="module")
+def hub_lab(lab: JupyterServer) -> Iterator[JupyterServer]:
+    """A second JupyterLab over the same root, below ``/jh/user/`` as under JupyterHub."""
+    folder = lab.root / "hub"
+    folder.mkdir()
+    body = FIT.partition("\n")[2]
+    notebook = notebook_json([SOURCES[0], FIT])
+    notebook["cells"][1]["outputs"] = [
+        phase_output("fit", body, str(lab.root / "project" / ".nbresume"))
+    ]
+    (folder / NOTEBOOK).write_text(json.dumps(notebook))
+    server = extension_server(lab.root, lab.home.parent / "hub-home", app="lab")
+    server.args.append(f"--ServerApp.base_url={BASE}")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.timeout(300)
+def test_a_server_below_a_base_url(hub_lab: JupyterServer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    assert hub_lab.url.endswith(BASE.rstrip("/"))
+    console = Console()
+    asked: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(60 * MS)
+        console.attach(page)
+        page.on("request", lambda r: asked.append(r.url) if "nbresume/api" in r.url else None)
+        try:
+            page.goto(f"{hub_lab.url}/lab/tree/hub/{NOTEBOOK}?token={hub_lab.token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
+            wait_state(page, 1, "fit", "done")
+            page.wait_for_selector('.jp-nbresume-cell[data-phase="fit"][data-status="done"]')
+            page.locator('.lm-TabBar-tab[title="Checkpoints"]').click()
+            page.locator('#jp-nbresume-checkpoints .jp-nbresume-row[data-name="fit"]').wait_for()
+        except BaseException:
+            shot(page, "lab-base-url-failure.png")
+            raise
+        finally:
+            browser.close()
+    assert asked, "the extension asked nothing"
+    wrong = [url for url in asked if f"{BASE}nbresume/api/" not in url]
+    assert not wrong, wrong
+    assert not console.ours, "\n".join(console.ours)
