@@ -13,6 +13,7 @@ store was filled by a real kernel), so nothing has to run in the browser.
 from __future__ import annotations
 
 import json
+import os
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,7 @@ pytestmark = [
 
 PHASE_MIME = "application/vnd.nbresume.phase+json"
 NOTEBOOK = "cells.ipynb"
+TWIN = "twin.ipynb"
 PREP = "%%checkpoint prep\nx = 1"
 FIT = "%%checkpoint fit --every 1\ny = 2"
 LONG = "a_" + "very_long_phase_name_" * 6
@@ -112,13 +114,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     project = root / "project"
     project.mkdir(parents=True)
     kernel = Kernel(project, home=home)
+    # as jupyter_server starts a notebook's kernel: the phases record which notebook ran them
+    os.environ["JPY_SESSION_NAME"] = str(project / NOTEBOOK)
     try:
         kernel.start()
+    finally:
+        del os.environ["JPY_SESSION_NAME"]
+    try:
         for source in (SOURCES[0], PREP, FIT, SOURCES[7]):
             kernel.run(source)
     finally:
         kernel.shutdown()
     store = str(project / ".nbresume")
+    # a notebook next to it, with a cell of the same NAME: one store, so one phase `prep`
+    (project / TWIN).write_text(
+        json.dumps(notebook_json([SOURCES[0], PREP, "%%checkpoint own\nv = 0"]))
+    )
     notebook = notebook_json(SOURCES)
     cells = notebook["cells"]
     cells[4] = {"cell_type": "markdown", "id": "cell-4", "metadata": {}, "source": SOURCES[4]}
@@ -380,4 +391,31 @@ def test_a_server_below_a_base_url(hub_lab: JupyterServer) -> None:
     assert asked, "the extension asked nothing"
     wrong = [url for url in asked if f"{BASE}nbresume/api/" not in url]
     assert not wrong, wrong
+    assert not console.ours, "\n".join(console.ours)
+
+
+@pytest.mark.timeout(300)
+def test_two_notebooks_sharing_a_store_and_a_name(lab: JupyterServer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    console = Console()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(60 * MS)
+        console.attach(page)
+        try:
+            page.goto(f"{lab.url}/lab/workspaces/twin/tree/project/{TWIN}?token={lab.token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
+            # `prep` was run by cells.ipynb: this notebook's cell says whose run it shows
+            twin = wait_state(page, 1, "prep", "done")
+            assert twin[2] == f"done · {NOTEBOOK}", twin
+            assert f"last run from {NOTEBOOK}, not this notebook" in twin[3], twin
+            assert wait_state(page, 2, "own", "none")[2] == "not saved"
+            shot(page, "lab-twin.png")
+        except BaseException:
+            shot(page, "lab-twin-failure.png")
+            raise
+        finally:
+            browser.close()
     assert not console.ours, "\n".join(console.ours)

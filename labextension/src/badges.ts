@@ -6,7 +6,15 @@ import { NotebookPanel } from '@jupyterlab/notebook';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { INotebookView, IPhaseRef, IPhaseRow, PHASE_MIME } from './api';
-import { checkpointMagic, fraction, note, percent, sourceHash, statusWord } from './format';
+import {
+  checkpointMagic,
+  fraction,
+  note,
+  otherNotebook,
+  percent,
+  sourceHash,
+  statusWord
+} from './format';
 import { StoreWatcher, watcherFor } from './watcher';
 
 const DEBOUNCE_MS = 300;
@@ -68,6 +76,21 @@ function cellList(indexes: number[]): string {
 
 /** The badge's word and class for a phase row, as this cell shows it. */
 export function badgeState(
+  row: IPhaseRow | undefined,
+  phase: ICellPhase,
+  now: number,
+  path: string | null = null
+): [string, string, string] {
+  const [word, status, title] = ownBadgeState(row, phase, now);
+  const other = row && status !== 'duplicate' ? otherNotebook(row, path) : null;
+  if (!other) {
+    return [word, status, title];
+  }
+  // (another notebook's run of the same NAME: the same phase, but not this cell's run)
+  return [`${word} · ${other}`, status, `${title} · last run from ${other}, not this notebook`];
+}
+
+function ownBadgeState(
   row: IPhaseRow | undefined,
   phase: ICellPhase,
   now: number
@@ -266,7 +289,12 @@ export class NotebookPhases {
       if (cellView) {
         const rows = Array.isArray(cellView.phases) ? cellView.phases : [];
         const row = rows.find(r => r && r.kind === 'phase' && r.name === phase.name);
-        [word, status, title] = badgeState(row, phase, own ? cellView.now : now);
+        [word, status, title] = badgeState(
+          row,
+          phase,
+          own ? cellView.now : now,
+          this.panel.context.path
+        );
       } else {
         [word, status, title] = ['…', 'unknown', 'nbresume: reading the checkpoint store'];
       }

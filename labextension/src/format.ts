@@ -330,3 +330,14 @@ export function checkpointMagic(source: string): [boolean, string | null, string
   const body = lines.slice(start + 1).join('\n');
   return [true, phaseName(match[1] || ''), body];
 }
+
+/** The notebook a phase's last run came from, when it is not ``path`` (the open notebook, as
+ * the contents API names it): two notebooks next to each other share one store, and a phase
+ * NAME used in both is one phase. The kernel records its absolute notebook path. */
+export function otherNotebook(row: IPhaseRow, path: string | null): string | null {
+  const notebook = str(row.notebook);
+  if (!notebook || path === null || notebook === path || notebook.endsWith('/' + path)) {
+    return null;
+  }
+  return notebook.slice(notebook.lastIndexOf('/') + 1) || null;
+}

@@ -5,7 +5,7 @@ import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
 import { INotebookView, IPhaseRef, IPhaseRow, PHASE_MIME } from './api';
-import { count, duration, fraction, note, num, statusWord, str } from './format';
+import { count, duration, fraction, note, num, otherNotebook, statusWord, str } from './format';
 import { MAX_STORES, watcherFor } from './watcher';
 
 export const RANK = -20; // before the ipywidgets view (-10) of the same bundle
@@ -107,7 +107,9 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
     // a hit in this kernel restored the phase's saved version: the store says done (or restored)
     const restored = ref.status === 'restored' && (row.status === 'done' || row.status === 'restored');
     const shown: IPhaseRow = restored ? { ...row, status: 'restored' } : row;
-    this._render(ref.name, statusWord(shown.status), note(shown, view.now), row);
+    const other = otherNotebook(row, resolverPath(this._options.resolver));
+    const line = note(shown, view.now) + (other ? ` · last run from ${other}` : '');
+    this._render(ref.name, statusWord(shown.status), line, row);
   }
 
   private _render(name: string, status: string, line: string, row: IPhaseRow | null): void {
