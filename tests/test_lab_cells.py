@@ -30,6 +30,7 @@ from browser_helpers import (
     built_extension,
     cell,
     extension_server,
+    fits,
     kernel_ready,
     notebook_json,
     open_notebook,
@@ -394,6 +395,21 @@ def test_a_server_below_a_base_url(hub_lab: JupyterServer) -> None:
     assert not console.ours, "\n".join(console.ours)
 
 
+def open_palette(page: Any) -> None:
+    """View > Activate Command Palette (tried again if the palette closed as it opened)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(3):
+        page.locator(".lm-MenuBar-itemLabel", has_text="View").click()
+        page.locator(".lm-Menu-itemLabel", has_text="Activate Command Palette").click()
+        try:
+            page.locator(".lm-CommandPalette-input").wait_for(state="visible", timeout=5 * MS)
+        except PlaywrightTimeout:
+            continue
+        return
+    raise AssertionError("the command palette did not open")
+
+
 @pytest.mark.timeout(300)
 def test_two_notebooks_sharing_a_store_and_a_name(lab: JupyterServer) -> None:
     from playwright.sync_api import sync_playwright
@@ -412,6 +428,39 @@ def test_two_notebooks_sharing_a_store_and_a_name(lab: JupyterServer) -> None:
             assert twin[2] == f"done · {NOTEBOOK}", twin
             assert f"last run from {NOTEBOOK}, not this notebook" in twin[3], twin
             assert wait_state(page, 2, "own", "none")[2] == "not saved"
+
+            # the sidebar from the keyboard: the command palette, then Tab to a button
+            cell(page, 1).locator(".jp-InputPrompt").click()
+            page.keyboard.press("Escape")
+            # (headless Chromium keeps Ctrl+Shift+C, its inspector's key: the palette's menu item)
+            open_palette(page)
+            page.keyboard.type("Show Checkpoints")
+            page.locator(
+                ".lm-CommandPalette-item.lm-mod-active", has_text="Show Checkpoints"
+            ).wait_for()
+            page.keyboard.press("Enter")
+            sidebar = page.locator("#jp-nbresume-checkpoints")
+            sidebar.wait_for(state="visible")
+            assert page.evaluate(
+                "() => document.getElementById('jp-nbresume-checkpoints')"
+                ".contains(document.activeElement)"
+            )
+            row = sidebar.locator(f'.jp-nbresume-row[data-name="{LONG}"]')
+            row.wait_for()
+            page.keyboard.press("Tab")
+            assert page.evaluate("() => document.activeElement.matches('.jp-nbresume-action')")
+            # a long name is cut with an ellipsis, whole in its tooltip; its status stays seen
+            name = row.locator(".jp-nbresume-cell-name")
+            assert name.get_attribute("title") == LONG
+            assert page.evaluate(
+                "n => { const e = document.querySelector("
+                "`#jp-nbresume-checkpoints .jp-nbresume-row[data-name='${n}'] .jp-nbresume-cell-name`);"
+                " return e.scrollWidth > e.clientWidth; }",
+                LONG,
+            ), "the long name is not cut"
+            assert fits(page, "#jp-nbresume-checkpoints .jp-nbresume-pill")
+            prep = sidebar.locator('.jp-nbresume-row[data-name="prep"]')
+            assert f"last run from {NOTEBOOK}" in prep.inner_text()
             shot(page, "lab-twin.png")
         except BaseException:
             shot(page, "lab-twin-failure.png")

@@ -12,6 +12,7 @@ import {
   duration,
   note,
   num,
+  otherNotebook,
   plural,
   resumedText,
   size,
@@ -37,6 +38,9 @@ export class CheckpointsPanel extends Widget {
     this.title.icon = checkpointIcon;
     this.title.caption = 'Checkpoints';
     this.addClass('jp-nbresume-sidebar');
+    this.node.tabIndex = -1; // focusable from the "Show Checkpoints" command
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', 'Checkpoints');
     this._head = el('div', 'jp-nbresume-sidebar-head');
     this._body = el('div', 'jp-nbresume-sidebar-body');
     this._message = el('div', 'jp-nbresume-sidebar-message');
@@ -74,6 +78,16 @@ export class CheckpointsPanel extends Widget {
       return;
     }
     this._render(view);
+  }
+
+  /** Activated (the "Show Checkpoints" command, a click on its tab): the keyboard focus comes
+   * here, once whatever closed to get here (the command palette) has given its focus back. */
+  protected onActivateRequest(): void {
+    requestAnimationFrame(() => {
+      if (this.isVisible && !this.node.contains(document.activeElement)) {
+        this.node.focus();
+      }
+    });
   }
 
   protected onAfterShow(): void {
@@ -174,6 +188,11 @@ export class CheckpointsPanel extends Widget {
     }
     if (other) {
       meta.push('not in this notebook');
+    } else {
+      const from = otherNotebook(row, this._phases?.panel.context.path ?? null);
+      if (from) {
+        meta.push(`last run from ${from}`); // (a notebook sharing the store, and the NAME)
+      }
     }
     if (meta.length) {
       item.appendChild(el('div', 'jp-nbresume-row-meta', meta.join(' · ')));
