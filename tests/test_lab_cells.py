@@ -27,6 +27,7 @@ from browser_helpers import (
     MS,
     SCREENSHOTS,
     Console,
+    api_row,
     built_extension,
     cell,
     extension_server,
@@ -464,6 +465,69 @@ def test_two_notebooks_sharing_a_store_and_a_name(lab: JupyterServer) -> None:
             shot(page, "lab-twin.png")
         except BaseException:
             shot(page, "lab-twin-failure.png")
+            raise
+        finally:
+            browser.close()
+    assert not console.ours, "\n".join(console.ours)
+
+
+RUN_ALL = "runall.ipynb"
+RUN_ALL_CELLS = [
+    "%load_ext nbresume",
+    "%%checkpoint first\nx = 1",
+    "%%checkpoint loop --every 1\nimport time\nfor i in resumable(range(5)):\n    time.sleep(0.1)",
+    "%%checkpoint last\ny = x + 1\ny",
+]
+
+
+def run_all(page: Any) -> None:
+    """Kernel > Restart Kernel and Run All Cells…, confirmed."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel and Run All Cells…").click()
+    page.locator(".jp-Dialog button.jp-mod-accept").click()
+
+
+@pytest.mark.timeout(400)
+def test_restart_and_run_all_twice(lab: JupyterServer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    (lab.root / "project" / RUN_ALL).write_text(json.dumps(notebook_json(RUN_ALL_CELLS)))
+    stop_kernels(lab)
+    client = lab.client()
+    notebook = f"project/{RUN_ALL}"
+    console = Console()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(60 * MS)
+        console.attach(page)
+        try:
+            page.goto(f"{lab.url}/lab/workspaces/runall/tree/{notebook}?token={lab.token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
+            assert wait_until(lambda: kernel_ready(lab), 120, 0.5), "no kernel connected"
+            for index, name in ((1, "first"), (2, "loop"), (3, "last")):
+                assert wait_state(page, index, name, "none")[2] == "not saved"
+            run_all(page)  # the first time: each phase runs
+            for index, name in ((1, "first"), (2, "loop"), (3, "last")):
+                wait_state(page, index, name, "done", timeout=120)
+                page.wait_for_selector(f'.jp-nbresume-cell[data-phase="{name}"]')
+            assert api_row(client, "loop", notebook)["versions"] == 1
+            run_all(page)  # again, in a new kernel: each phase is restored, none runs
+            for index, name in ((1, "first"), (2, "loop"), (3, "last")):
+                wait_state(page, index, name, "restored", timeout=120)
+            page.wait_for_function(
+                "() => document.querySelectorAll("
+                "'.jp-nbresume-cell[data-status=\"restored\"]').length === 3"
+            )
+            assert (
+                cell(page, 3).locator(".jp-OutputArea-executeResult").inner_text().split()[-1]
+                == "2"
+            )
+            for name in ("first", "loop", "last"):
+                assert api_row(client, name, notebook)["versions"] == 1, name
+            shot(page, "lab-run-all.png")
+        except BaseException:
+            shot(page, "lab-run-all-failure.png")
             raise
         finally:
             browser.close()

@@ -335,7 +335,7 @@ export function checkpointMagic(source: string): [boolean, string | null, string
  * the contents API names it): two notebooks next to each other share one store, and a phase
  * NAME used in both is one phase. The kernel records its absolute notebook path. */
 export function otherNotebook(row: IPhaseRow, path: string | null): string | null {
-  const notebook = str(row.notebook);
+  const notebook = str(row.notebook).replace(/\\/g, '/'); // (a kernel on Windows)
   if (!notebook || path === null || notebook === path || notebook.endsWith('/' + path)) {
     return null;
   }
