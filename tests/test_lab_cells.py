@@ -285,6 +285,10 @@ def test_an_odd_name_a_moved_store_a_rename_and_a_failing_api(lab: JupyterServer
             page.locator('.lm-TabBar-tab[title="Checkpoints"]').click()
             sidebar = page.locator("#jp-nbresume-checkpoints")
             sidebar.locator('.jp-nbresume-row[data-name="late"][data-status="done"]').wait_for()
+            # and the phase saved before the store moved, said to be in the old store
+            early = sidebar.locator('.jp-nbresume-row[data-name="early"][data-status="done"]')
+            early.wait_for()
+            assert f"in {FOLDER}/.nbresume" in early.inner_text()
             # the badges, now read under the new path, still say the same
             page.evaluate(
                 "() => document.querySelectorAll('.jp-nbresume-badge')"

@@ -153,6 +153,18 @@ export class NotebookPhases {
     return this._watcher;
   }
 
+  /** What the other stores the notebook's cells name say (``%checkpoint dir`` moved the store
+   * after they ran), read so far. */
+  get otherViews(): INotebookView[] {
+    const views: INotebookView[] = [];
+    for (const [watcher] of Array.from(this._others.values())) {
+      if (watcher.view) {
+        views.push(watcher.view);
+      }
+    }
+    return views;
+  }
+
   /** Phase names of the notebook's checkpoint cells, in cell order. */
   get names(): string[] {
     return this._names;
@@ -225,7 +237,11 @@ export class NotebookPhases {
       }
       const other = watcherFor(path, dir, true);
       if (other) {
-        const unsubscribe = other.subscribe(() => this._draw(this._watcher?.view ?? null));
+        const unsubscribe = other.subscribe(() => {
+          const view = this._watcher?.view ?? null;
+          this._draw(view);
+          this._changed.emit(view);
+        });
         this._others.set(dir, [other, unsubscribe]);
       }
     }

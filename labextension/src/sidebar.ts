@@ -124,10 +124,23 @@ export class CheckpointsPanel extends Widget {
     for (const row of ours) {
       list.appendChild(this._row(view, row, false));
     }
+    // the notebook's phases saved in a store it used before (``%checkpoint dir`` moved it)
+    const shown = new Set(ours.map(r => r.name));
+    for (const other of phases.otherViews) {
+      for (const row of Array.isArray(other.phases) ? other.phases : []) {
+        if (row && row.kind === 'phase' && mine.has(row.name) && !shown.has(row.name)) {
+          shown.add(row.name);
+          const item = this._row(other, row, false);
+          item.classList.add('jp-nbresume-elsewhere');
+          item.appendChild(el('div', 'jp-nbresume-row-meta', `in ${other.store}`));
+          list.appendChild(item);
+        }
+      }
+    }
     for (const row of others) {
       list.appendChild(this._row(view, row, true));
     }
-    if (!rows.length) {
+    if (!rows.length && !list.children.length) {
       this._showMessage(
         view.exists
           ? 'No checkpoints in this store yet.'
