@@ -536,3 +536,104 @@ def test_restart_and_run_all_twice(lab: JupyterServer) -> None:
         finally:
             browser.close()
     assert not console.ours, "\n".join(console.ours)
+
+
+MANY = 100
+
+
+def many_view() -> dict[str, Any]:
+    """The API's answer for a notebook of ``MANY`` phases, one of them running (so the views
+    poll every second)."""
+    rows = []
+    for i in range(MANY):
+        running = i == MANY - 1
+        rows.append(
+            {
+                "kind": "phase",
+                "name": f"p{i}",
+                "notebook": None,
+                "status": "running" if running else "done",
+                "running": running,
+                "resumable": False,
+                "updated": 2e9 - 60,
+                "duration": 1.5,
+                "versions": 1,
+                "size": 1000 + i,
+                "last_snapshot": None,
+                "snapshot_size": None,
+                "progress": None,
+            }
+        )
+    return {
+        "now": 2e9,
+        "store": "project/.nbresume",
+        "exists": True,
+        "running": 1,
+        "size": 10**6,
+        "phases": rows,
+    }
+
+
+@pytest.mark.timeout(300)
+def test_a_hundred_phases_in_the_sidebar(lab: JupyterServer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    sources = [f"%%checkpoint p{i}\nx = {i}" for i in range(MANY)]
+    (lab.root / "project" / "many.ipynb").write_text(json.dumps(notebook_json(sources)))
+    console = Console()
+    asked: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(60 * MS)
+        console.attach(page)
+        body = json.dumps(many_view())
+        page.route(
+            "**/nbresume/api/notebook?*",
+            lambda route: (
+                asked.append(route.request.url),
+                route.fulfill(status=200, content_type="application/json", body=body),
+            ),
+        )
+        try:
+            page.goto(f"{lab.url}/lab/workspaces/many/tree/project/many.ipynb?token={lab.token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
+            page.locator('.lm-TabBar-tab[title="Checkpoints"]').click()
+            sidebar = page.locator("#jp-nbresume-checkpoints")
+            page.wait_for_function(
+                "n => document.querySelectorAll('#jp-nbresume-checkpoints .jp-nbresume-row')"
+                ".length === n",
+                arg=MANY,
+            )
+            # scrolled to the last rows, with a button focused: the polls keep both
+            page.evaluate(
+                "() => { const s = document.getElementById('jp-nbresume-checkpoints');"
+                " s.scrollTop = s.scrollHeight; }"
+            )
+            last = sidebar.locator(f'.jp-nbresume-row[data-name="p{MANY - 2}"]')
+            last.locator(".jp-nbresume-action-history").focus()
+            top = page.evaluate(
+                "() => document.getElementById('jp-nbresume-checkpoints').scrollTop"
+            )
+            assert top > 1000, top
+            seen = len(asked)
+            page.wait_for_function(  # three more polls (one a second while a phase runs)
+                "n => window.performance.getEntriesByType('resource')"
+                ".filter(e => e.name.includes('/nbresume/api/notebook')).length >= n",
+                arg=seen + 3,
+            )
+            after = page.evaluate(
+                "() => document.getElementById('jp-nbresume-checkpoints').scrollTop"
+            )
+            assert abs(after - top) <= 1, (top, after)
+            assert page.evaluate(
+                "n => document.activeElement.closest('.jp-nbresume-row')?.dataset.name === n",
+                f"p{MANY - 2}",
+            )
+            shot(page, "lab-many.png")
+        except BaseException:
+            shot(page, "lab-many-failure.png")
+            raise
+        finally:
+            browser.close()
+    assert not console.ours, "\n".join(console.ours)
