@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +66,7 @@ SOURCES = [
     "# a comment first\n%%checkpoint prep\nx = 1",  # 5: not a cell magic for the kernel
     PREP,  # 6: cell 1 copied and pasted: two cells, one phase
     f"%%checkpoint {LONG}\nw = 4",  # 7
+    "    %%checkpoint indented\n    v = 5",  # 8: IPython dedents the whole cell first
 ]
 
 
@@ -123,7 +125,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     finally:
         del os.environ["JPY_SESSION_NAME"]
     try:
-        for source in (SOURCES[0], PREP, FIT, SOURCES[7]):
+        for source in (SOURCES[0], PREP, FIT, SOURCES[7], SOURCES[8]):
             kernel.run(source)
     finally:
         kernel.shutdown()
@@ -135,8 +137,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     notebook = notebook_json(SOURCES)
     cells = notebook["cells"]
     cells[4] = {"cell_type": "markdown", "id": "cell-4", "metadata": {}, "source": SOURCES[4]}
-    for index, name in ((1, "prep"), (2, "fit"), (6, "prep"), (7, LONG)):
-        body = SOURCES[index].lstrip("\n").partition("\n")[2]
+    for index, name in ((1, "prep"), (2, "fit"), (6, "prep"), (7, LONG), (8, "indented")):
+        body = textwrap.dedent(SOURCES[index].lstrip("\n")).partition("\n")[2]
         cells[index]["outputs"] = [phase_output(name, body, store)]
     (project / NOTEBOOK).write_text(json.dumps(notebook))
     moved_store(root / FOLDER, home)
@@ -203,6 +205,8 @@ def test_badges_follow_what_the_user_does_to_checkpoint_cells(lab: JupyterServer
             assert wait_state(page, 3, "later", "none")[2] == "not saved"
             assert state(page, 4) is None  # markdown
             assert state(page, 5) is None  # a comment first: no cell magic for the kernel
+            # an indented cell: the kernel ran it dedented, so it is not "stale"
+            wait_state(page, 8, "indented", "done")
             # a copied cell: both name `prep`, and each says so, not "done" twice
             first = wait_state(page, 1, "prep", "duplicate")
             copy = wait_state(page, 6, "prep", "duplicate")

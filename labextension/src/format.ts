@@ -314,21 +314,40 @@ export function phaseName(args: string): string | null {
   return null;
 }
 
-/** ``%%checkpoint NAME ...`` as the kernel reads a cell: its first line after leading blank lines
- * (IPython drops them, and the indent of that line): [is a checkpoint cell, NAME or null, body]. */
+/** ``%%checkpoint NAME ...`` as the kernel reads a cell: IPython drops leading blank lines, then
+ * the indent common to all lines (textwrap.dedent), then looks for ``%%`` on the first line:
+ * [is a checkpoint cell, NAME or null, body as the magic gets it]. */
 export function checkpointMagic(source: string): [boolean, string | null, string] {
-  const lines = source.split('\n');
+  let lines = source.split('\n');
   let start = 0;
   while (start < lines.length - 1 && /^\s*$/.test(lines[start])) {
     start += 1;
   }
+  lines = lines.slice(start);
+  let common: string | null = null;
+  for (const line of lines) {
+    if (/^\s*$/.test(line)) {
+      continue;
+    }
+    const indent = /^[ \t]*/.exec(line)![0];
+    if (common === null || indent.startsWith(common)) {
+      common = common ?? indent;
+    } else {
+      let n = 0;
+      while (n < common.length && n < indent.length && common[n] === indent[n]) {
+        n += 1;
+      }
+      common = common.slice(0, n);
+    }
+  }
+  const cut = (line: string) =>
+    /^\s*$/.test(line) ? '' : line.slice((common ?? '').length);
   // NB. IPython splits the magic's name from its line at the first space only
-  const match = /^%%checkpoint(?: (.*))?$/.exec(lines[start].trim());
+  const match = /^%%checkpoint(?: (.*))?$/.exec(cut(lines[0]).replace(/\s+$/, ''));
   if (!match) {
     return [false, null, ''];
   }
-  const body = lines.slice(start + 1).join('\n');
-  return [true, phaseName(match[1] || ''), body];
+  return [true, phaseName(match[1] || ''), lines.slice(1).map(cut).join('\n')];
 }
 
 /** The notebook a phase's last run came from, when it is not ``path`` (the open notebook, as
