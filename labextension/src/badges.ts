@@ -1,4 +1,4 @@
-// A badge on each checkpoint cell (restored / running 45% / interrupted / failed / stale), with
+// A badge on each checkpoint cell (restored / running 45% / interrupted / failed / stale / duplicate),
 // the phase's one-line note as its hover title; one `NotebookPhases` per open notebook, which
 // also tells the sidebar which store and which phase names the notebook has.
 import { Cell, CodeCell } from '@jupyterlab/cells';
