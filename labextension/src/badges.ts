@@ -1,6 +1,6 @@
-// A badge on each checkpoint cell (restored / running 45% / interrupted / failed / stale / duplicate),
-// with the phase's one-line note as its hover title; one `NotebookPhases` per open notebook, which
-// also tells the sidebar which store and which phase names the notebook has.
+// A badge on each checkpoint cell (restored / running 45% / interrupted / failed / stale /
+// duplicate), with the phase's one-line note as its hover title; one `NotebookPhases` per open
+// notebook, which also tells the sidebar which store and which phase names the notebook has.
 import { Cell, CodeCell } from '@jupyterlab/cells';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { ISignal, Signal } from '@lumino/signaling';
