@@ -641,3 +641,40 @@ def test_a_hundred_phases_in_the_sidebar(lab: JupyterServer) -> None:
         finally:
             browser.close()
     assert not console.ours, "\n".join(console.ours)
+
+
+@pytest.mark.timeout(300)
+def test_a_notebook_opened_with_no_kernel(lab: JupyterServer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    notebook = notebook_json([FIT])
+    del notebook["metadata"]["kernelspec"]  # JupyterLab asks which kernel: the user says none
+    body = FIT.partition("\n")[2]
+    notebook["cells"][0]["outputs"] = [
+        phase_output("fit", body, str(lab.root / "project" / ".nbresume"))
+    ]
+    (lab.root / "project" / "nokernel.ipynb").write_text(json.dumps(notebook))
+    stop_kernels(lab)
+    console = Console()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(60 * MS)
+        console.attach(page)
+        try:
+            page.goto(
+                f"{lab.url}/lab/workspaces/nokernel/tree/project/nokernel.ipynb?token={lab.token}"
+            )
+            page.wait_for_selector(".jp-Notebook .jp-Cell .jp-InputArea-editor")
+            page.locator(".jp-Dialog button", has_text="No Kernel").click()
+            page.locator(".jp-Dialog").wait_for(state="detached")
+            wait_state(page, 0, "fit", "done")
+            page.wait_for_selector('.jp-nbresume-cell[data-phase="fit"][data-status="done"]')
+            kernels = lab.client().get("/api/kernels", token=True).json()
+            assert kernels == [], kernels  # all of it from the server, nothing from a kernel
+        except BaseException:
+            shot(page, "lab-nokernel-failure.png")
+            raise
+        finally:
+            browser.close()
+    assert not console.ours, "\n".join(console.ours)
