@@ -173,7 +173,9 @@ class JupyterServer:
                 return False
 
             assert wait_until(started, START_TIMEOUT, 0.1), f"no runtime file:\n{self.log()}"
-            self.url = f"http://127.0.0.1:{info['port']}"
+            # (with --ServerApp.base_url=/jh/user/, as under JupyterHub, every path is below it)
+            base = str(info.get("base_url") or "/").rstrip("/")
+            self.url = f"http://127.0.0.1:{info['port']}{base}"
             client = Client(self)
 
             def answers() -> bool:

@@ -228,15 +228,135 @@ export function sourceHash(body: string): string {
   return value.toString(16).padStart(8, '0');
 }
 
-/** ``%%checkpoint NAME ...`` on the cell's first line: [is a checkpoint cell, NAME or null]. */
+/** The words of a magic's line as the kernel's ``shlex.split`` sees them (quotes, backslashes);
+ * null for unbalanced quotes (the kernel refuses the line). */
+export function shellWords(line: string): string[] | null {
+  const words: string[] = [];
+  let word: string | null = null;
+  let quote = '';
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quote === "'") {
+      if (c === "'") {
+        quote = '';
+      } else {
+        word += c;
+      }
+    } else if (quote === '"') {
+      if (c === '"') {
+        quote = '';
+      } else if (c === '\\' && i + 1 < line.length && '\\"'.includes(line[i + 1])) {
+        word += line[++i];
+      } else {
+        word += c;
+      }
+    } else if (/\s/.test(c)) {
+      if (word !== null) {
+        words.push(word);
+        word = null;
+      }
+    } else {
+      word = word ?? '';
+      if (c === "'" || c === '"') {
+        quote = c;
+      } else if (c === '\\' && i + 1 < line.length) {
+        word += line[++i];
+      } else {
+        word += c;
+      }
+    }
+  }
+  if (quote) {
+    return null;
+  }
+  if (word !== null) {
+    words.push(word);
+  }
+  return words;
+}
+
+/** The options of ``%%checkpoint`` that take a value (src/nbresume/_magics.py); argparse also
+ * takes any unambiguous prefix of an option (``--ev 1``). */
+const VALUE_OPTIONS = ['--every', '--exclude', '--validate'];
+const FLAG_OPTIONS = ['--force', '--no-deps', '--quiet', '--continue'];
+
+function takesValue(word: string): boolean {
+  if (word.includes('=')) {
+    return false;
+  }
+  const all = VALUE_OPTIONS.concat(FLAG_OPTIONS);
+  if (all.includes(word)) {
+    return VALUE_OPTIONS.includes(word);
+  }
+  const matches = all.filter(option => option.startsWith(word));
+  return matches.length === 1 && VALUE_OPTIONS.includes(matches[0]);
+}
+
+/** The phase NAME of a ``%%checkpoint`` line's arguments, as argparse reads them; null if none. */
+export function phaseName(args: string): string | null {
+  const words = shellWords(args);
+  if (!words) {
+    return null;
+  }
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i];
+    if (word === '--') {
+      return words[i + 1] || null;
+    }
+    if (word.startsWith('-') && word.length > 1) {
+      if (takesValue(word)) {
+        i += 1;
+      }
+      continue;
+    }
+    return word || null;
+  }
+  return null;
+}
+
+/** ``%%checkpoint NAME ...`` as the kernel reads a cell: IPython drops leading blank lines, then
+ * the indent common to all lines (textwrap.dedent), then looks for ``%%`` on the first line:
+ * [is a checkpoint cell, NAME or null, body as the magic gets it]. */
 export function checkpointMagic(source: string): [boolean, string | null, string] {
-  const newline = source.indexOf('\n');
-  const first = newline < 0 ? source : source.slice(0, newline);
-  const match = /^%%checkpoint(?:\s+(.*))?$/.exec(first.trim());
+  let lines = source.split('\n');
+  let start = 0;
+  while (start < lines.length - 1 && /^\s*$/.test(lines[start])) {
+    start += 1;
+  }
+  lines = lines.slice(start);
+  let common: string | null = null;
+  for (const line of lines) {
+    if (/^\s*$/.test(line)) {
+      continue;
+    }
+    const indent = /^[ \t]*/.exec(line)![0];
+    if (common === null || indent.startsWith(common)) {
+      common = common ?? indent;
+    } else {
+      let n = 0;
+      while (n < common.length && n < indent.length && common[n] === indent[n]) {
+        n += 1;
+      }
+      common = common.slice(0, n);
+    }
+  }
+  const cut = (line: string) =>
+    /^\s*$/.test(line) ? '' : line.slice((common ?? '').length);
+  // NB. IPython splits the magic's name from its line at the first space only
+  const match = /^%%checkpoint(?: (.*))?$/.exec(cut(lines[0]).replace(/\s+$/, ''));
   if (!match) {
     return [false, null, ''];
   }
-  const body = newline < 0 ? '' : source.slice(newline + 1);
-  const name = (match[1] || '').split(/\s+/).find(word => word && !word.startsWith('-'));
-  return [true, name || null, body];
+  return [true, phaseName(match[1] || ''), lines.slice(1).map(cut).join('\n')];
+}
+
+/** The notebook a phase's last run came from, when it is not ``path`` (the open notebook, as
+ * the contents API names it): two notebooks next to each other share one store, and a phase
+ * NAME used in both is one phase. The kernel records its absolute notebook path. */
+export function otherNotebook(row: IPhaseRow, path: string | null): string | null {
+  const notebook = str(row.notebook).replace(/\\/g, '/'); // (a kernel on Windows)
+  if (!notebook || path === null || notebook === path || notebook.endsWith('/' + path)) {
+    return null;
+  }
+  return notebook.slice(notebook.lastIndexOf('/') + 1) || null;
 }

@@ -5,6 +5,7 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
@@ -13,17 +14,20 @@ import { NotebookPhases } from './badges';
 import { RANK, rendererFactory } from './renderer';
 import { CheckpointsPanel } from './sidebar';
 
+const SHOW = 'nbresume:show-checkpoints';
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'nbresume:plugin',
   description: 'The nbresume phase view, checkpoint badges and the Checkpoints sidebar.',
   autoStart: true,
   requires: [IRenderMimeRegistry, INotebookTracker],
-  optional: [ILayoutRestorer],
+  optional: [ILayoutRestorer, ICommandPalette],
   activate: (
     app: JupyterFrontEnd,
     rendermime: IRenderMimeRegistry,
     tracker: INotebookTracker,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null
   ) => {
     rendermime.addFactory(rendererFactory, RANK);
     // NB. notebooks opened before this plugin ran cloned the registry without the factory
@@ -47,6 +51,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // (Notebook 7 lists the left area's panels in View > Left Sidebar by their caption)
     app.shell.add(sidebar, 'left', { rank: 650 });
     restorer?.add(sidebar, sidebar.id); // open after a reload if it was open before
+    // a way in from the keyboard: the command palette, then Tab through the rows' buttons
+    app.commands.addCommand(SHOW, {
+      label: 'Show Checkpoints',
+      caption: "The open notebook's checkpoints: status, progress, size, history",
+      execute: () => app.shell.activateById(sidebar.id)
+    });
+    palette?.addItem({ command: SHOW, category: 'Checkpoints' });
   }
 };
 

@@ -5,7 +5,7 @@ import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
 import { INotebookView, IPhaseRef, IPhaseRow, PHASE_MIME } from './api';
-import { count, duration, fraction, note, num, statusWord, str } from './format';
+import { count, duration, fraction, note, num, otherNotebook, statusWord, str } from './format';
 import { MAX_STORES, watcherFor } from './watcher';
 
 export const RANK = -20; // before the ipywidgets view (-10) of the same bundle
@@ -96,6 +96,7 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
       this._showFallback(error || '');
       return;
     }
+    this._error = error;
     const row = (Array.isArray(view.phases) ? view.phases : []).find(
       r => r && r.kind === 'phase' && r.name === ref.name
     );
@@ -106,18 +107,22 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
     // a hit in this kernel restored the phase's saved version: the store says done (or restored)
     const restored = ref.status === 'restored' && (row.status === 'done' || row.status === 'restored');
     const shown: IPhaseRow = restored ? { ...row, status: 'restored' } : row;
-    this._render(ref.name, statusWord(shown.status), note(shown, view.now), row);
+    const other = otherNotebook(row, resolverPath(this._options.resolver));
+    const line = note(shown, view.now) + (other ? ` · last run from ${other}` : '');
+    this._render(ref.name, statusWord(shown.status), line, row);
   }
 
   private _render(name: string, status: string, line: string, row: IPhaseRow | null): void {
-    const key = JSON.stringify([name, status, line, row && row.progress]);
+    const key = JSON.stringify([name, status, line, row && row.progress, this._error]);
     if (key === this._shown) {
       return;
     }
     this._shown = key;
     this.node.dataset.status = status;
     const header = el('div', 'jp-nbresume-cell-header');
-    header.appendChild(el('span', 'jp-nbresume-cell-name', name));
+    const title = el('span', 'jp-nbresume-cell-name', name);
+    title.title = name; // (a long name is cut with an ellipsis)
+    header.appendChild(title);
     header.appendChild(el('span', `jp-nbresume-pill jp-nbresume-status-${status}`, status));
     header.appendChild(el('span', 'jp-nbresume-cell-note', line));
     header.title = line;
@@ -156,6 +161,19 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
     } else if (row && status === 'running' && fraction(row) === null) {
       children.push(el('div', 'jp-nbresume-loop', 'running, no loop yet'));
     }
+    if (this._error) {
+      // what the store said last, and that it may be out of date: never shown as now
+      const stale = el(
+        'div',
+        'jp-nbresume-cell-error',
+        `could not refresh (${this._error}); this is the last state read`
+      );
+      stale.setAttribute('role', 'status');
+      children.push(stale);
+      this.node.dataset.error = 'true';
+    } else {
+      delete this.node.dataset.error;
+    }
     this.node.replaceChildren(...children);
   }
 
@@ -170,6 +188,7 @@ export class PhaseRenderer extends Widget implements IRenderMime.IRenderer {
   }
 
   private _ref: IPhaseRef | null = null;
+  private _error: string | null = null;
   private _fallback = '';
   private _shown = '';
   private _unsubscribe: (() => void) | null = null;

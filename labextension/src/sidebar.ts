@@ -12,6 +12,7 @@ import {
   duration,
   note,
   num,
+  otherNotebook,
   plural,
   resumedText,
   size,
@@ -37,6 +38,9 @@ export class CheckpointsPanel extends Widget {
     this.title.icon = checkpointIcon;
     this.title.caption = 'Checkpoints';
     this.addClass('jp-nbresume-sidebar');
+    this.node.tabIndex = -1; // focusable from the "Show Checkpoints" command
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', 'Checkpoints');
     this._head = el('div', 'jp-nbresume-sidebar-head');
     this._body = el('div', 'jp-nbresume-sidebar-body');
     this._message = el('div', 'jp-nbresume-sidebar-message');
@@ -76,6 +80,16 @@ export class CheckpointsPanel extends Widget {
     this._render(view);
   }
 
+  /** Activated (the "Show Checkpoints" command, a click on its tab): the keyboard focus comes
+   * here, once whatever closed to get here (the command palette) has given its focus back. */
+  protected onActivateRequest(): void {
+    requestAnimationFrame(() => {
+      if (this.isVisible && !this.node.contains(document.activeElement)) {
+        this.node.focus();
+      }
+    });
+  }
+
   protected onAfterShow(): void {
     this._follow();
     if (this._phases) {
@@ -110,10 +124,23 @@ export class CheckpointsPanel extends Widget {
     for (const row of ours) {
       list.appendChild(this._row(view, row, false));
     }
+    // the notebook's phases saved in a store it used before (``%checkpoint dir`` moved it)
+    const shown = new Set(ours.map(r => r.name));
+    for (const other of phases.otherViews) {
+      for (const row of Array.isArray(other.phases) ? other.phases : []) {
+        if (row && row.kind === 'phase' && mine.has(row.name) && !shown.has(row.name)) {
+          shown.add(row.name);
+          const item = this._row(other, row, false);
+          item.classList.add('jp-nbresume-elsewhere');
+          item.appendChild(el('div', 'jp-nbresume-row-meta', `in ${other.store}`));
+          list.appendChild(item);
+        }
+      }
+    }
     for (const row of others) {
       list.appendChild(this._row(view, row, true));
     }
-    if (!rows.length) {
+    if (!rows.length && !list.children.length) {
       this._showMessage(
         view.exists
           ? 'No checkpoints in this store yet.'
@@ -147,8 +174,10 @@ export class CheckpointsPanel extends Widget {
       item.classList.add('jp-nbresume-other');
     }
     const head = el('div', 'jp-nbresume-row-head');
+    const name = el('span', 'jp-nbresume-cell-name', row.name);
+    name.title = row.name; // (a long name is cut with an ellipsis)
     head.append(
-      el('span', 'jp-nbresume-cell-name', row.name),
+      name,
       el('span', `jp-nbresume-pill jp-nbresume-status-${status}`, status)
     );
     item.appendChild(head);
@@ -172,6 +201,11 @@ export class CheckpointsPanel extends Widget {
     }
     if (other) {
       meta.push('not in this notebook');
+    } else {
+      const from = otherNotebook(row, this._phases?.panel.context.path ?? null);
+      if (from) {
+        meta.push(`last run from ${from}`); // (a notebook sharing the store, and the NAME)
+      }
     }
     if (meta.length) {
       item.appendChild(el('div', 'jp-nbresume-row-meta', meta.join(' · ')));
