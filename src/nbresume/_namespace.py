@@ -39,6 +39,7 @@ from typing import Any
 
 import cloudpickle
 
+from ._members import write_members
 from ._standins import Unsaved, own_dict, rematch, self_dict
 from .errors import CheckpointWarning
 
@@ -457,6 +458,13 @@ def _write_in_place(live: Any, change: InPlace) -> bool:
             live._update_inplace(content)
         except Exception:
             return False
+        # NB. outside the data `_update_inplace` moves: `df.attrs[...] = `, `s.name = `, flags
+        live.attrs = content.attrs
+        live.flags.allows_duplicate_labels = content.flags.allows_duplicate_labels
+        if hasattr(content, "name"):
+            live.name = content.name
+    elif kind == "members":
+        return write_members(live, content)
     elif kind == "attrs" and isinstance(getattr(live, "__dict__", None), dict):
         vars(live).clear()
         vars(live).update(content)
@@ -495,7 +503,7 @@ def apply_values(ns: dict[str, Any], values: Mapping[str, Any]) -> None:
                 )
         elif isinstance(value, InPlace):
             live = ns.get(name)
-            if not _write_in_place(live, value):
+            if not _write_in_place(live, value) and value.kind != "members":
                 ns[name] = _rebuilt(value)
         else:
             ns[name] = value

@@ -17,6 +17,7 @@ from pathlib import PurePath
 from typing import Any
 
 from ._keys import BUDGET_SECONDS, CellNames, FingerprintError, fingerprint, fingerprint_input
+from ._members import MemberSnapshot, same_members, snapshot
 from ._namespace import (
     DELETED,
     InPlace,
@@ -87,6 +88,8 @@ def same_content(live: Any, saved: Any) -> bool:
     if saved.kind == "attrs":
         state = getattr(live, "__dict__", None)
         return isinstance(state, dict) and fingerprint(dict(state)) == fingerprint(saved.content)
+    if saved.kind == "members":
+        return same_members(live, saved.content)
     if saved.kind == "bytearray":
         return type(live) is bytearray and fingerprint(bytes(live)) == fingerprint(saved.content)
     return fingerprint(live) == fingerprint(saved.content)
@@ -112,6 +115,7 @@ class NamespaceTracker:
         self.ids: dict[str, int] = {}
         self.before: dict[str, Any] = {}
         self.watched: dict[str, str] = {}
+        self.members: dict[str, MemberSnapshot] = {}  # notebook functions and classes read
         self.refs: dict[int, str] = {}
 
     @property
@@ -132,6 +136,10 @@ class NamespaceTracker:
         read = [n for n in self.names.inputs if n in ns]
         more = set(read) | reachable_globals([ns[n] for n in read], ns)
         more |= _array_aliases(ns, more)
+        more |= _classes_of(ns, more)
+        self.members = {
+            n: snapshot(ns[n]) for n in more if is_notebook_object(ns[n]) and self._ours(n, ns[n])
+        }
         for name in more - watched.keys():
             value = ns[name]
             if (
@@ -183,6 +191,12 @@ class NamespaceTracker:
                     continue  # saved as a value: references to it must not become live ones
             if not isinstance(value, _IMMUTABLE):
                 refs.setdefault(id(value), name)
+        for name, members in self.members.items():
+            if name in bound or name in skipped or id(ns.get(name)) != self.ids.get(name):
+                continue
+            member_change = members.changes(ns[name])
+            if member_change is not None:  # the live object stays: a hit sets the members again
+                changed[name] = InPlace("members", member_change)
         for name, value in ns.items():
             if (
                 name not in bound
@@ -245,6 +259,15 @@ def _array_aliases(ns: Mapping[str, Any], names: Iterable[str]) -> set[str]:
     if not roots:
         return set()
     return {n for n, v in ns.items() if isinstance(v, np.ndarray) and id(_owner(v, np)) in roots}
+
+
+def _classes_of(ns: Mapping[str, Any], names: Iterable[str]) -> set[str]:
+    """The names of the notebook classes of instances among ``names``: a method may set a class
+    attribute through ``type(self)`` without naming the class."""
+    classes = {id(c) for n in names for c in type(ns[n]).__mro__ if c.__module__ == "__main__"}
+    if not classes:
+        return set()
+    return {n for n, v in ns.items() if isinstance(v, type) and id(v) in classes}
 
 
 def _owner(array: Any, np: Any) -> Any:

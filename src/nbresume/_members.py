@@ -1,0 +1,102 @@
+"""Attributes a cell sets on a notebook function or class (``Model.default_lr = 0.1``,
+``f.cache = {}``, ``type(self).runs += 1`` in a method).
+
+Notebook functions and classes are never saved as copies (a hit must leave the live ones in
+place), so what such a cell changes is saved as the members it set or deleted, and a hit sets
+them on the live object again: a hit in a new kernel leaves ``Model.default_lr`` as the run left
+it. The members' values go through `NamespacePickler` like any saved value.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._fingerprint import BUDGET_SECONDS, FingerprintError, fingerprint
+
+__all__ = ["MemberChange", "MemberSnapshot", "same_members", "snapshot", "write_members"]
+
+# members of a class that are not set by cells: ``__slotnames__`` is copyreg's cache of the slot
+# names, set the first time an instance is pickled or copied; the others are fixed by Python
+_NOT_SET = frozenset(("__dict__", "__weakref__", "__slotnames__", "__doc__", "__module__"))
+
+
+# members compared by identity: code (its globals are inputs of their own), not data
+_CODE = (types.FunctionType, staticmethod, classmethod, property, type)
+
+
+def members_of(obj: Any) -> dict[str, Any]:
+    """The attributes a cell can set on a function or class (its ``__dict__``, a shallow copy)."""
+    return {k: v for k, v in vars(obj).items() if k not in _NOT_SET}
+
+
+def snapshot(obj: Any) -> MemberSnapshot:
+    """``obj``'s members now, to compare with after the run."""
+    members = members_of(obj)
+    return MemberSnapshot(members, {k: _print(v) for k, v in members.items()})
+
+
+def _print(value: Any) -> str | None:
+    if isinstance(value, _CODE):
+        return None
+    try:
+        return fingerprint(value, budget=BUDGET_SECONDS)
+    except FingerprintError:
+        return None  # NB. then a change is seen only if the member is rebound
+
+
+@dataclass
+class MemberSnapshot:
+    """A notebook function's or class's members before the cell ran."""
+
+    members: dict[str, Any]  # NB. references: an id is never reused while the cell runs
+    prints: dict[str, str | None]  # fingerprints of the data members (None: compare by identity)
+
+    def changes(self, obj: Any) -> MemberChange | None:
+        """What the run set or deleted on ``obj``; None if nothing."""
+        now = members_of(obj)
+        assigned = {
+            k: v
+            for k, v in now.items()
+            if k not in self.members
+            or v is not self.members[k]
+            or (self.prints.get(k) is not None and _print(v) != self.prints[k])
+        }
+        deleted = [k for k in self.members if k not in now]
+        if not assigned and not deleted:
+            return None
+        return MemberChange(assigned, deleted)
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    """The members a run set on a notebook function or class, and those it deleted."""
+
+    assigned: dict[str, Any] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+
+
+def write_members(live: Any, change: MemberChange) -> bool:
+    """Set ``change`` on the live function or class; False if ``live`` is neither."""
+    if not isinstance(getattr(live, "__dict__", None), Mapping) or not callable(live):
+        return False
+    for name, value in change.assigned.items():
+        setattr(live, name, value)
+    for name in change.deleted:
+        if name in vars(live):
+            delattr(live, name)
+    return True
+
+
+def same_members(live: Any, change: MemberChange) -> bool:
+    """Whether ``live`` has the members ``change`` sets (and lacks those it deletes)."""
+    state = getattr(live, "__dict__", None)
+    if not isinstance(state, Mapping):
+        return False
+    if any(k in state for k in change.deleted):
+        return False
+    return all(
+        k in state and fingerprint(state[k]) == fingerprint(v) for k, v in change.assigned.items()
+    )

@@ -1,0 +1,176 @@
+"""Third round of stale-restore probes: state a cell changes without assigning it at the top level,
+restored by a hit in a new kernel; inputs reached only through a regex, a union type or a class's
+string annotations; stacked cell magics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from conftest import CellRun, runs
+from test_inputs import new_kernel, ok, restored
+
+RunCell = Callable[..., CellRun]
+
+# (define: a plain cell run before, cell: the checkpoint cell's body, check: an expression whose
+# value after a hit in a new kernel must equal its value after the real run)
+MUTATIONS: dict[str, tuple[str, str, str]] = {
+    "setattr": (
+        "class Obj:\n    pass\nobj = Obj()\nobj.a = 1",
+        "setattr(obj, 'a', 5)",
+        "obj.a",
+    ),
+    "augmented-attribute": (
+        "class Obj:\n    pass\nobj = Obj()\nobj.a = 1",
+        "obj.a += 1",
+        "obj.a",
+    ),
+    "dict-update": ("d = {'a': 1}", "d.update(b=2)", "d"),
+    "list-sort": ("xs = [3, 1, 2]", "xs.sort()", "xs"),
+    "del-item": ("d = {'a': 1, 'k': 2}", "del d['k']", "d"),
+    "np-copyto": ("import numpy as np\na = np.zeros(3)", "np.copyto(a, np.ones(3))", "a.tolist()"),
+    "helper-writes-an-array": (
+        "import numpy as np\na = np.zeros(3)\ndef fill(arr):\n    arr[...] = 7",
+        "fill(a)",
+        "a.tolist()",
+    ),
+    "drop-inplace": (
+        "import pandas as pd\nimport warnings\ndf = pd.DataFrame({'a': [1], 'b': [2]})",
+        # NB. pandas 3.1 deprecates inplace=True (PDEP-8)
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('ignore')\n"
+        "    df.drop(columns='b', inplace=True)",
+        "list(df.columns)",
+    ),
+    "series-name": ("import pandas as pd\ns = pd.Series([1])", "s.name = 'price'", "s.name"),
+    "frame-flags": (
+        "import pandas as pd\ndf = pd.DataFrame({'a': [1]})",
+        "df.flags.allows_duplicate_labels = False",
+        "df.flags.allows_duplicate_labels",
+    ),
+    "series-attrs-and-values": (
+        "import pandas as pd\ns = pd.Series([1])",
+        "s.attrs['unit'] = 'm'\ns[0] = 5",
+        "(s.attrs, s.tolist())",
+    ),
+    "columns-assigned": (
+        "import pandas as pd\ndf = pd.DataFrame({'a': [1], 'b': [2]})",
+        "df.columns = ['x', 'y']",
+        "list(df.columns)",
+    ),
+    "index-name": (
+        "import pandas as pd\ndf = pd.DataFrame({'a': [1]})",
+        "df.index.name = 'idx'",
+        "df.index.name",
+    ),
+    "attrs": (
+        "import pandas as pd\ndf = pd.DataFrame({'a': [1]})",
+        "df.attrs['unit'] = 'm'",
+        "df.attrs",
+    ),
+    "class-attribute": (
+        "class Model:\n    default_lr = 1.0",
+        "Model.default_lr = 0.1",
+        "Model.default_lr",
+    ),
+    "class-attribute-via-instance-method": (
+        "class Model:\n    runs = 0\n    def bump(self):\n        type(self).runs += 1\nm = Model()",
+        "m.bump()",
+        "Model.runs",
+    ),
+    "function-attribute": ("def f():\n    return 1", "f.cache = {'k': 1}", "f.cache"),
+    "function-attribute-mutated": (
+        "def f():\n    return 1\nf.calls = []",
+        "f.calls.append(1)",
+        "f.calls",
+    ),
+    "function-attribute-deleted": (
+        "def f():\n    return 1\nf.tag = 1",
+        "del f.tag",
+        "hasattr(f, 'tag')",
+    ),
+    "class-attribute-mutated": (
+        "class Registry:\n    items = {}",
+        "Registry.items['a'] = 1",
+        "Registry.items",
+    ),
+    "class-method-replaced": (
+        "class Model:\n    def lr(self):\n        return 1\ndef lr2(self):\n    return 2",
+        "Model.lr = lr2",
+        "Model().lr()",
+    ),
+    "class-attribute-through-a-helper": (
+        "class Model:\n    default_lr = 1.0\ndef tune():\n    Model.default_lr = 0.5",
+        "tune()",
+        "Model.default_lr",
+    ),
+    "classmethod-sets-a-class-attribute": (
+        "class Model:\n    n = 0\n    @classmethod\n    def bump(cls):\n        cls.n += 1",
+        "Model.bump()",
+        "Model.n",
+    ),
+    "set-discard": ("s = {1, 2}", "s.discard(1)", "sorted(s)"),
+    "bytearray-extend": ("b = bytearray(b'a')", "b.extend(b'bc')", "bytes(b)"),
+    "deque-append": ("import collections\nq = collections.deque([1])", "q.append(2)", "list(q)"),
+    "nested-list-in-dict": ("cfg = {'layers': [1]}", "cfg['layers'].append(2)", "cfg"),
+    "object-in-list": (
+        "class Obj:\n    pass\nitems = [Obj()]",
+        "items[0].done = True",
+        "getattr(items[0], 'done', None)",
+    ),
+    "counter-update": (
+        "import collections\nc = collections.Counter()",
+        "c.update('aab')",
+        "dict(c)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MUTATIONS))
+def test_a_mutation_the_cell_did_not_assign_is_restored_in_a_new_kernel(
+    case: str, shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    define, body, check = MUTATIONS[case]
+    cell = f"%%checkpoint mutation\ntick()\n{body}\n"
+    ok(run_cell(define))
+    ok(run_cell(cell))
+    expected = eval(check, shell.user_ns)
+    new_kernel(shell)
+    ok(run_cell(define))
+    again = ok(run_cell(cell))
+    assert restored(again)
+    assert runs() == 1
+    assert eval(check, shell.user_ns) == expected
+
+
+def test_a_hit_sets_class_members_on_the_live_class_and_keeps_notebook_functions_live(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    define = "class Model:\n    default_lr = 1.0\ndef lr2(self):\n    return 2\nm = Model()"
+    cell = "%%checkpoint members\ntick()\nModel.default_lr = 0.1\nModel.lr = lr2\n"
+    ok(run_cell(define))
+    ok(run_cell(cell))
+    new_kernel(shell)
+    ok(run_cell(define))
+    live = shell.user_ns["Model"]
+    ok(run_cell(cell))
+    assert runs() == 1
+    ns = shell.user_ns
+    assert ns["Model"] is live
+    assert type(ns["m"]) is live
+    assert ns["m"].default_lr == 0.1
+    assert ns["Model"].__dict__["lr"] is ns["lr2"]
+    # the same kernel: the class changed, so the cell reads another input and runs again
+    ok(run_cell(cell))
+    assert runs() == 2
+
+
+def test_a_cell_that_leaves_notebook_classes_alone_saves_no_members(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    ok(run_cell("class Model:\n    default_lr = 1.0\n    def lr(self):\n        return 1"))
+    ok(run_cell("%%checkpoint reads\ntick()\ny = Model().lr() + Model.default_lr\n"))
+    ok(run_cell("%%checkpoint reads\ntick()\ny = Model().lr() + Model.default_lr\n"))
+    assert runs() == 1
