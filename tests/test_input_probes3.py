@@ -4,12 +4,16 @@ string annotations; stacked cell magics."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from conftest import CellRun, runs
+from nbresume._fingerprint import fingerprint
 from test_inputs import new_kernel, ok, restored
 
 RunCell = Callable[..., CellRun]
@@ -174,3 +178,85 @@ def test_a_cell_that_leaves_notebook_classes_alone_saves_no_members(
     ok(run_cell("%%checkpoint reads\ntick()\ny = Model().lr() + Model.default_lr\n"))
     ok(run_cell("%%checkpoint reads\ntick()\ny = Model().lr() + Model.default_lr\n"))
     assert runs() == 1
+
+
+# -- values pickle reduces through copyreg (re.Pattern, int | str) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        pytest.param(lambda: re.compile("a"), lambda: re.compile("b"), id="pattern"),
+        pytest.param(lambda: re.compile("a"), lambda: re.compile("a", re.I), id="pattern-flags"),
+        pytest.param(lambda: re.compile("a"), lambda: re.compile(b"a"), id="pattern-bytes"),
+        pytest.param(
+            lambda: re.compile("a").match("a"), lambda: re.compile("b").match("b"), id="match"
+        ),
+        pytest.param(
+            lambda: re.compile("a").search("ab"),
+            lambda: re.compile("a").search("ba"),
+            id="match-position",
+        ),
+        pytest.param(lambda: int | str, lambda: int | float, id="union-type"),
+        pytest.param(lambda: hashlib.sha256(b"a"), lambda: hashlib.sha256(b"b"), id="hash-content"),
+        pytest.param(hashlib.sha256, hashlib.md5, id="hash-algorithm"),
+        pytest.param(
+            lambda: hashlib.blake2b(b"a"), lambda: hashlib.blake2b(b"b"), id="blake2-content"
+        ),
+        pytest.param(
+            lambda: hashlib.shake_128(b"a"), lambda: hashlib.shake_128(b"b"), id="shake-content"
+        ),
+    ],
+)
+def test_values_pickle_reduces_through_copyreg_get_their_own_fingerprints(
+    a: Callable[[], Any], b: Callable[[], Any]
+) -> None:
+    assert fingerprint(a()) == fingerprint(a())
+    assert fingerprint(a()) != fingerprint(b())
+
+
+def test_a_cell_using_a_compiled_pattern_runs_again_when_the_pattern_changes(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    cell = "%%checkpoint words\ntick()\nfound = pat.findall('Ab ab')\n"
+    ok(run_cell("import re\npat = re.compile('ab')"))
+    ok(run_cell(cell))
+    ok(run_cell(cell))
+    assert runs() == 1
+    ok(run_cell("pat = re.compile('ab', re.I)"))
+    again = ok(run_cell(cell))
+    assert runs() == 2
+    assert "'pat'" in again.note_text, again.note_text
+    assert shell.user_ns["found"] == ["Ab", "ab"]
+
+
+# -- a class's string annotations name globals typing.get_type_hints reads ----------------------
+
+HINTS = {
+    "string-annotation": "class Row:\n    x: 'Unit'",
+    "future-annotations": "from __future__ import annotations\nclass Row:\n    x: Unit",
+    "dataclass": (
+        "from __future__ import annotations\nimport dataclasses\n"
+        "@dataclasses.dataclass\nclass Row:\n    x: list[Unit]"
+    ),
+    "inherited": "class Base:\n    x: 'Unit'\nclass Row(Base):\n    pass",
+}
+
+
+@pytest.mark.parametrize("case", list(HINTS))
+def test_a_cell_resolving_type_hints_runs_again_when_a_named_type_changes(
+    case: str, shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    cell = "%%checkpoint hints\ntick()\nimport typing\nhints = typing.get_type_hints(Row)\n"
+    try:
+        ok(run_cell(f"Unit = int\n{HINTS[case]}"))
+    finally:
+        shell.compile.reset_compiler_flags()  # NB. the shell outlives the test
+    ok(run_cell(cell))
+    ok(run_cell(cell))
+    assert runs() == 1
+    ok(run_cell("Unit = str"))
+    again = ok(run_cell(cell))
+    assert runs() == 2
+    assert "'Row'" in again.note_text, again.note_text
+    assert "str" in repr(shell.user_ns["hints"])
