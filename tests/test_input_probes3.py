@@ -7,12 +7,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from conftest import CellRun, runs
+from nbresume import CheckpointWarning
 from nbresume._fingerprint import fingerprint
 from test_inputs import new_kernel, ok, restored
 
@@ -260,3 +262,40 @@ def test_a_cell_resolving_type_hints_runs_again_when_a_named_type_changes(
     assert runs() == 2
     assert "'Row'" in again.note_text, again.note_text
     assert "str" in repr(shell.user_ns["hints"])
+
+
+# -- cell magics stacked under %%checkpoint --------------------------------------------------------
+
+
+@pytest.mark.parametrize("magic", ["writefile", "file", "writefile -a"])
+def test_a_writefile_cell_runs_every_time_with_a_note(
+    magic: str, shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    """A hit would replay 'Writing mod1.py' without writing it: a deleted file stayed deleted."""
+    cell = f"%%checkpoint wf\n%%{magic} mod1.py\nK = 1\n"
+    note = "%%writefile writes 'mod1.py': a hit would not write it"
+    with pytest.warns(CheckpointWarning, match=re.escape(note)):
+        ok(run_cell(cell))
+    Path("mod1.py").unlink()
+    with pytest.warns(CheckpointWarning, match=re.escape(note)):
+        ok(run_cell(cell))
+    assert Path("mod1.py").read_text().strip() == "K = 1"
+
+
+def test_a_captured_cell_restores_its_capture_in_a_new_kernel(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    cell = "%%checkpoint cap\n%%capture out\ntick()\nprint('hello')\ny = K * 2\n"
+    shell.user_ns["K"] = 1
+    assert ok(run_cell(cell)).outputs == []
+    new_kernel(shell)
+    shell.user_ns["K"] = 1
+    again = ok(run_cell(cell))
+    assert restored(again)
+    assert runs() == 1
+    assert shell.user_ns["out"].stdout == "hello\n"
+    assert shell.user_ns["y"] == 2
+    shell.user_ns["K"] = 2
+    ok(run_cell(cell))
+    assert runs() == 2
+    assert shell.user_ns["y"] == 4
