@@ -299,3 +299,47 @@ def test_a_captured_cell_restores_its_capture_in_a_new_kernel(
     ok(run_cell(cell))
     assert runs() == 2
     assert shell.user_ns["y"] == 4
+
+
+# -- files: not tracked, and the workarounds docs/decisions.md gives work ------------------------
+
+READ_CSV = "%%checkpoint load\ntick()\nimport pandas as pd\ndf = pd.read_csv('data.csv')\n"
+
+
+def test_a_file_read_by_path_is_not_an_input_as_documented(run_cell: RunCell) -> None:
+    Path("data.csv").write_text("a\n1\n")
+    ok(run_cell(READ_CSV))
+    Path("data.csv").write_text("a\n2\n")
+    ok(run_cell(READ_CSV))
+    assert runs() == 1  # the documented limit ("Not tracked": files the cell reads)
+
+
+@pytest.mark.parametrize(
+    ("plain", "cell"),
+    [
+        pytest.param(
+            "from pathlib import Path\nraw = Path('data.csv').read_bytes()",
+            "import io\nimport pandas as pd\ndf = pd.read_csv(io.BytesIO(raw))",
+            id="content",
+        ),
+        pytest.param(
+            "import os\nst = os.stat('data.csv')\ndata_sig = (st.st_size, st.st_mtime_ns)",
+            "data_sig\nimport pandas as pd\ndf = pd.read_csv('data.csv')",
+            id="signature",
+        ),
+    ],
+)
+def test_the_documented_workarounds_make_a_data_file_an_input(
+    plain: str, cell: str, shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    checkpoint = f"%%checkpoint load\ntick()\n{cell}\n"
+    Path("data.csv").write_text("a\n1\n")
+    ok(run_cell(plain))
+    ok(run_cell(checkpoint))
+    ok(run_cell(checkpoint))
+    assert runs() == 1
+    Path("data.csv").write_text("a\n22\n")  # NB. another size: mtime alone may not move
+    ok(run_cell(plain))
+    ok(run_cell(checkpoint))
+    assert runs() == 2
+    assert shell.user_ns["df"]["a"].tolist() == [22]
