@@ -126,6 +126,29 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
         "items[0].done = True",
         "getattr(items[0], 'done', None)",
     ),
+    "set-index-inplace": (
+        "import pandas as pd\nimport warnings\ndf = pd.DataFrame({'a': [1, 2], 'b': [3, 4]})",
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('ignore')\n"
+        "    df.set_index('a', inplace=True)",
+        "(df.index.name, df.index.tolist(), list(df.columns))",
+    ),
+    "loc-set": (
+        "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2]})",
+        "df.loc[0, 'a'] = 5",
+        "df['a'].tolist()",
+    ),
+    "columns-name": (
+        "import pandas as pd\ndf = pd.DataFrame({'a': [1]})",
+        "df.columns.name = 'cols'",
+        "df.columns.name",
+    ),
+    "shuffle-in-place": (
+        "import numpy as np\na = np.arange(10)",
+        "np.random.seed(3)\nnp.random.shuffle(a)",
+        "a.tolist()",
+    ),
+    "array-sort": ("import numpy as np\na = np.array([3, 1, 2])", "a.sort()", "a.tolist()"),
     "counter-update": (
         "import collections\nc = collections.Counter()",
         "c.update('aab')",
