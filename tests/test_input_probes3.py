@@ -366,3 +366,54 @@ def test_the_documented_workarounds_make_a_data_file_an_input(
     ok(run_cell(checkpoint))
     assert runs() == 2
     assert shell.user_ns["df"]["a"].tolist() == [22]
+
+
+# -- pandas options: global state like rcParams -------------------------------------------------
+
+# pandas-cookbook chapter 4 sets display.width in its first cell: restored in a new kernel, the
+# setting was lost, and every later cell that ran again printed frames at another width
+SET_OPTIONS = (
+    "%%checkpoint setup\ntick()\nimport pandas as pd\n"
+    "pd.set_option('display.width', 5000)\npd.set_option('display.max_rows', 4)\n"
+)
+SHOW = "%%checkpoint show\ntick()\nframe = pd.DataFrame({'a': range(10)})\nframe\n"
+
+
+def test_a_hit_applies_the_pandas_options_its_run_set(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    import pandas as pd
+
+    try:
+        ok(run_cell(SET_OPTIONS))
+        pd.reset_option("display.width")
+        pd.reset_option("display.max_rows")
+        new_kernel(shell)
+        assert restored(ok(run_cell(SET_OPTIONS)))
+        assert runs() == 1
+        assert pd.get_option("display.width") == 5000
+        assert pd.get_option("display.max_rows") == 4
+    finally:
+        pd.reset_option("display.width")
+        pd.reset_option("display.max_rows")
+
+
+def test_pandas_options_are_an_input_of_a_cell_that_shows_something(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    import pandas as pd
+
+    try:
+        ok(run_cell("import pandas as pd"))
+        first = ok(run_cell(SHOW))
+        assert restored(ok(run_cell(SHOW)))
+        ok(run_cell("pd.set_option('display.max_rows', 4)"))
+        again = ok(run_cell(SHOW))
+        assert runs() == 2
+        assert "'pd.options'" in again.note_text, again.note_text
+        assert again.outputs != first.outputs  # the frame printed in 4 rows, as a plain cell would
+        ok(run_cell("pd.reset_option('display.max_rows')"))
+        assert restored(ok(run_cell(SHOW)))
+        assert runs() == 2
+    finally:
+        pd.reset_option("display.max_rows")
