@@ -149,6 +149,21 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
         "a.tolist()",
     ),
     "array-sort": ("import numpy as np\na = np.array([3, 1, 2])", "a.sort()", "a.tolist()"),
+    "object-in-a-dict-with-its-own-name": (
+        "class Model:\n    pass\nm = Model()\nmodels = {'a': m}",
+        "models['a'].fitted = True",
+        "(getattr(m, 'fitted', None), models['a'] is m)",
+    ),
+    "object-in-a-list-with-its-own-name": (
+        "class Model:\n    pass\nm = Model()\nzoo = [m]",
+        "zoo[0].fitted = True\nzoo.append(1)",
+        "(getattr(m, 'fitted', None), zoo[0] is m, len(zoo))",
+    ),
+    "array-in-a-dict-with-its-own-name": (
+        "import numpy as np\nw = np.zeros(2)\nparams = {'w': w}",
+        "params['w'] += 1",
+        "(w.tolist(), params['w'] is w)",
+    ),
     "counter-update": (
         "import collections\nc = collections.Counter()",
         "c.update('aab')",

@@ -191,6 +191,7 @@ class NamespaceTracker:
                     continue  # saved as a value: references to it must not become live ones
             if not isinstance(value, _IMMUTABLE):
                 refs.setdefault(id(value), name)
+        self._bind_items(changed, refs, bound | skipped)
         for name, members in self.members.items():
             if name in bound or name in skipped or id(ns.get(name)) != self.ids.get(name):
                 continue
@@ -243,6 +244,36 @@ class NamespaceTracker:
             values[DELETED] = deleted
         self.refs = refs
         return values
+
+    def _bind_items(self, changed: dict[str, Any], refs: dict[int, str], taken: set[str]) -> None:
+        """Items of a changed container that have a name of their own (``m`` in ``models =
+        {'a': m}``) stay that object on a hit: the container refers to it by name, and its own
+        state is saved too (the cell may have changed it through the container)."""
+        containers = [
+            c for c in changed.values() if isinstance(c, InPlace) and c.kind in ("dict", "list")
+        ]
+        if not containers:
+            return
+        named = {
+            id(v): n
+            for n, v in self.ns.items()
+            if n not in taken
+            and self.ids.get(n) == id(v)
+            and self._ours(n, v)
+            and not isinstance(v, (*_IMMUTABLE, types.ModuleType))
+            and not is_notebook_object(v)
+        }
+        for change in containers:
+            items = change.content.values() if change.kind == "dict" else change.content
+            for item in items:
+                name = named.get(id(item))
+                if name is None or name in changed:
+                    continue
+                refs[id(item)] = name
+                state = in_place(item)
+                changed[name] = item if state is None else state
+                if state is None:
+                    del refs[id(item)]  # saved as a value: the container keeps a copy of it
 
     def pickler(self) -> Any:
         """The pickler factory for `values` (call `values` first)."""
