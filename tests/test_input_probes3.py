@@ -432,3 +432,12 @@ def test_pandas_options_are_an_input_of_a_cell_that_shows_something(
         assert runs() == 2
     finally:
         pd.reset_option("display.max_rows")
+
+
+def test_two_stylers_of_one_frame_are_the_same_input_and_other_styles_are_not() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [1.0, 2.0]})
+    assert fingerprint(frame.style) == fingerprint(frame.style)
+    assert fingerprint(frame.style) != fingerprint(frame.style.format("{:.1f}").hide())
+    assert fingerprint(frame.style) != fingerprint((frame + 1).style)

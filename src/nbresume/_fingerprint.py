@@ -78,6 +78,8 @@ _VOLATILE_ATTRIBUTES = {
     )
     for package in ("matplotlib", "mpl_toolkits")
 }
+# a pandas Styler draws a random id for its HTML at creation: two stylers of one frame are alike
+_VOLATILE_ATTRIBUTES["pandas"] = frozenset({"uuid"})
 # hashlib's objects: OpenSSL's, and the builtin ones Python falls back to
 _HASH_MODULES = frozenset(
     ("_hashlib", "_md5", "_sha1", "_sha256", "_sha2", "_sha512", "_sha3", "_blake2")
