@@ -102,6 +102,11 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
         "Registry.items['a'] = 1",
         "Registry.items",
     ),
+    "class-attribute-mutated-keeps-its-identity": (
+        "class Registry:\n    items = {}\nalias = Registry.items",
+        "Registry.items['a'] = 1",
+        "(alias, alias is Registry.items)",
+    ),
     "class-method-replaced": (
         "class Model:\n    def lr(self):\n        return 1\ndef lr2(self):\n    return 2",
         "Model.lr = lr2",
@@ -441,3 +446,45 @@ def test_two_stylers_of_one_frame_are_the_same_input_and_other_styles_are_not() 
     assert fingerprint(frame.style) == fingerprint(frame.style)
     assert fingerprint(frame.style) != fingerprint(frame.style.format("{:.1f}").hide())
     assert fingerprint(frame.style) != fingerprint((frame + 1).style)
+
+
+# -- a setting put on a local module (a .py file next to the notebook) --------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "check"),
+    [
+        ("settings.SCALE = 5", "settings.SCALE"),
+        ("settings.CONFIG['lr'] = 0.5", "settings.CONFIG"),
+        ("settings.configure(7)", "settings.SCALE"),
+    ],
+)
+def test_a_setting_put_on_a_local_module_is_put_back_by_a_hit_in_a_new_kernel(
+    body: str,
+    check: str,
+    shell: InteractiveShell,
+    run_cell: RunCell,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path.cwd()))
+    Path("settings.py").write_text(
+        "SCALE = 1\nCONFIG = {'lr': 0.1}\ndef configure(s):\n    global SCALE\n    SCALE = s\n"
+    )
+    importlib.invalidate_caches()
+    cell = f"%%checkpoint setup\ntick()\n{body}\n"
+    try:
+        ok(run_cell("import settings"))
+        ok(run_cell(cell))
+        expected = eval(check, shell.user_ns)
+        new_kernel(shell)
+        del sys.modules["settings"]
+        ok(run_cell("import settings"))
+        assert restored(ok(run_cell(cell)))
+        assert runs() == 1
+        assert eval(check, shell.user_ns) == expected
+        assert shell.user_ns["settings"] is sys.modules["settings"]
+    finally:
+        sys.modules.pop("settings", None)

@@ -1,10 +1,12 @@
 """Attributes a cell sets on a notebook function or class (``Model.default_lr = 0.1``,
-``f.cache = {}``, ``type(self).runs += 1`` in a method).
+``f.cache = {}``, ``type(self).runs += 1`` in a method), or on a module of the user's (a .py file
+next to the notebook: ``settings.SCALE = 5``, ``settings.configure(7)``).
 
-Notebook functions and classes are never saved as copies (a hit must leave the live ones in
-place), so what such a cell changes is saved as the members it set or deleted, and a hit sets
-them on the live object again: a hit in a new kernel leaves ``Model.default_lr`` as the run left
-it. The members' values go through `NamespacePickler` like any saved value.
+These are never saved as copies (a hit must leave the live ones in place), so what such a cell
+changes is saved as the members it set or deleted, and a hit sets them on the live object again:
+a hit in a new kernel leaves ``Model.default_lr`` as the run left it. A member changed in place
+(``Registry.items['a'] = 1``) is written back into the live member. The members' values go
+through `NamespacePickler` like any saved value.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ _NOT_SET = frozenset(("__dict__", "__weakref__", "__slotnames__", "__doc__", "__
 
 
 # members compared by identity: code (its globals are inputs of their own), not data
-_CODE = (types.FunctionType, staticmethod, classmethod, property, type)
+_CODE = (types.FunctionType, staticmethod, classmethod, property, type, types.ModuleType)
 
 
 def members_of(obj: Any) -> dict[str, Any]:
-    """The attributes a cell can set on a function or class (its ``__dict__``, a shallow copy)."""
+    """The attributes a cell can set on a function, class or module (a shallow copy)."""
+    if isinstance(obj, types.ModuleType):  # NB. not its __builtins__, __loader__, __spec__...
+        return {k: v for k, v in vars(obj).items() if not (k.startswith("__") and k.endswith("__"))}
     return {k: v for k, v in vars(obj).items() if k not in _NOT_SET}
 
 
@@ -56,14 +60,15 @@ class MemberSnapshot:
 
     def changes(self, obj: Any) -> MemberChange | None:
         """What the run set or deleted on ``obj``; None if nothing."""
+        from ._namespace import in_place  # NB. _namespace imports this module
+
         now = members_of(obj)
-        assigned = {
-            k: v
-            for k, v in now.items()
-            if k not in self.members
-            or v is not self.members[k]
-            or (self.prints.get(k) is not None and _print(v) != self.prints[k])
-        }
+        assigned: dict[str, Any] = {}
+        for k, v in now.items():
+            if k not in self.members or v is not self.members[k]:
+                assigned[k] = v
+            elif self.prints.get(k) is not None and _print(v) != self.prints[k]:
+                assigned[k] = in_place(v) or v  # changed in place: written back in place
         deleted = [k for k in self.members if k not in now]
         if not assigned and not deleted:
             return None
@@ -79,11 +84,18 @@ class MemberChange:
 
 
 def write_members(live: Any, change: MemberChange) -> bool:
-    """Set ``change`` on the live function or class; False if ``live`` is neither."""
-    if not isinstance(getattr(live, "__dict__", None), Mapping) or not callable(live):
+    """Set ``change`` on the live function, class or module; False if ``live`` is none."""
+    from ._namespace import InPlace, rebuilt, write_in_place
+
+    if not isinstance(getattr(live, "__dict__", None), Mapping) or not (
+        callable(live) or isinstance(live, types.ModuleType)
+    ):
         return False
     for name, value in change.assigned.items():
-        setattr(live, name, value)
+        if not isinstance(value, InPlace):
+            setattr(live, name, value)
+        elif not write_in_place(getattr(live, name, None), value):
+            setattr(live, name, rebuilt(value))
     for name in change.deleted:
         if name in vars(live):
             delattr(live, name)

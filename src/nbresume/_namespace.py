@@ -58,9 +58,11 @@ __all__ = [
     "is_ipython",
     "is_notebook_object",
     "reachable_globals",
+    "rebuilt",
     "resolving",
     "setting_magics",
     "unconditional",
+    "write_in_place",
 ]
 
 DELETED = "__nbresume_deleted__"  # among the saved variables: the names the run deleted
@@ -442,7 +444,7 @@ def in_place(value: Any) -> InPlace | None:
     return None
 
 
-def _write_in_place(live: Any, change: InPlace) -> bool:
+def write_in_place(live: Any, change: InPlace) -> bool:
     kind, content = change.kind, change.content
     if kind in ("dict", "set") and type(live) is type(content):
         live.clear()
@@ -473,7 +475,7 @@ def _write_in_place(live: Any, change: InPlace) -> bool:
     return True
 
 
-def _rebuilt(change: InPlace) -> Any:
+def rebuilt(change: InPlace) -> Any:
     if change.kind == "bytearray":
         return bytearray(change.content)
     return change.content
@@ -503,8 +505,8 @@ def apply_values(ns: dict[str, Any], values: Mapping[str, Any]) -> None:
                 )
         elif isinstance(value, InPlace):
             live = ns.get(name)
-            if not _write_in_place(live, value) and value.kind != "members":
-                ns[name] = _rebuilt(value)
+            if not write_in_place(live, value) and value.kind != "members":
+                ns[name] = rebuilt(value)
         else:
             ns[name] = value
 

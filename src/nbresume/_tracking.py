@@ -138,7 +138,9 @@ class NamespaceTracker:
         more |= _array_aliases(ns, more)
         more |= _classes_of(ns, more)
         self.members = {
-            n: snapshot(ns[n]) for n in more if is_notebook_object(ns[n]) and self._ours(n, ns[n])
+            n: snapshot(ns[n])
+            for n in more
+            if (is_notebook_object(ns[n]) or _users_module(ns[n])) and self._ours(n, ns[n])
         }
         for name in more - watched.keys():
             value = ns[name]
@@ -308,6 +310,8 @@ def _owner(array: Any, np: Any) -> Any:
     return array if array.base is None else array.base
 
 
-def _users_module(module: types.ModuleType) -> bool:
+def _users_module(module: Any) -> bool:
     """A module of the user's (a .py file next to the notebook) is an input: its code may change."""
+    if not isinstance(module, types.ModuleType):
+        return False
     return is_user_module(str(getattr(module, "__name__", "")))  # NB. %run leaves one without
