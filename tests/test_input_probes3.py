@@ -488,3 +488,29 @@ def test_a_setting_put_on_a_local_module_is_put_back_by_a_hit_in_a_new_kernel(
         assert shell.user_ns["settings"] is sys.modules["settings"]
     finally:
         sys.modules.pop("settings", None)
+
+
+def test_a_hit_applies_the_numpy_print_options_its_run_set(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    """fastai's 'How to Implement Linear Regression' sets them in a cell that also shows R."""
+    import numpy as np
+
+    cell = "%%checkpoint opts\ntick()\nimport numpy as np\nnp.set_printoptions(precision=2)\n"
+    show = "%%checkpoint show\ntick()\nnp.array([1 / 3])\n"
+    try:
+        ok(run_cell(cell))
+        first = ok(run_cell(show))
+        np.set_printoptions(precision=8)
+        new_kernel(shell)
+        assert restored(ok(run_cell(cell)))
+        assert np.get_printoptions()["precision"] == 2
+        assert restored(ok(run_cell(show)))
+        assert runs() == 2
+        ok(run_cell("np.set_printoptions(precision=5)"))
+        again = ok(run_cell(show))
+        assert runs() == 3
+        assert "'np.printoptions'" in again.note_text, again.note_text
+        assert again.outputs != first.outputs
+    finally:
+        np.set_printoptions(precision=8)

@@ -1,10 +1,11 @@
 """Global state outside the namespace that cells read and change: numpy's and ``random``'s global
-generators, matplotlib's rcParams and pandas' options.
+generators, matplotlib's rcParams, pandas' options and numpy's print options.
 
 A cell *uses* a generator when its run changed the generator's state (it drew or seeded) and its
 code names the generator (``np.random.rand``, ``random.shuffle``); it *reads* rcParams when it
-showed a figure, and pandas' options (``display.width``, ``display.max_rows``) when it showed
-anything. The state before the run is then an input of the cell
+showed a figure, and pandas' options (``display.width``, ``display.max_rows``) and numpy's print
+options (``np.set_printoptions``) when it showed anything. The state before the run is then an
+input of the cell
 (a pseudo-input named like ``np.random state``), except for a cell that seeds: what it leaves
 does not depend on what it found. The state after the run is saved with the entry and put back on
 a hit, so the next cell draws the same numbers, and figures get the same style, as after a real
@@ -13,6 +14,7 @@ run. Nothing is imported here that the notebook has not imported.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import warnings
@@ -24,12 +26,10 @@ from ._keys import fingerprint
 __all__ = ["PSEUDO_INPUTS", "capture", "fingerprints", "restore", "seeds", "used"]
 
 NUMPY, RANDOM, RCPARAMS, PANDAS = "np.random state", "random state", "plt.rcParams", "pd.options"
-PSEUDO_INPUTS = (
-    NUMPY,
-    RANDOM,
-    RCPARAMS,
-    PANDAS,
-)  # input names no variable can have (a space, a dot)
+PRINTOPTIONS = "np.printoptions"
+# input names no variable can have (a space, a dot)
+PSEUDO_INPUTS = (NUMPY, RANDOM, RCPARAMS, PANDAS, PRINTOPTIONS)
+_SHOWN = (PANDAS, PRINTOPTIONS)  # how what a cell shows is printed
 ABSENT = "absent"  # the fingerprint of state whose module is not imported
 _SEEDS = re.compile(r"\b(?:seed|set_state|setstate)\s*\(")
 _GENERATORS = (NUMPY, RANDOM)
@@ -58,6 +58,9 @@ def _state(name: str) -> Any:
         return None if random is None else random.getstate()
     if name == PANDAS:
         return _pandas_options()
+    if name == PRINTOPTIONS:
+        np = sys.modules.get("numpy")
+        return None if np is None else np.get_printoptions()
     mpl = sys.modules.get("matplotlib")
     if mpl is None:
         return None
@@ -125,8 +128,9 @@ def used(
         saved.append(name)
     if figures and before.get(RCPARAMS, ABSENT) != ABSENT:
         inputs[RCPARAMS] = before[RCPARAMS]
-    if shown and before.get(PANDAS, ABSENT) != ABSENT:
-        inputs[PANDAS] = before[PANDAS]
+    for name in _SHOWN:
+        if shown and before.get(name, ABSENT) != ABSENT:
+            inputs[name] = before[name]
     return inputs, saved
 
 
@@ -148,6 +152,8 @@ def restore(states: Mapping[str, Any]) -> None:
             random.setstate(state)
         elif name == PANDAS:
             _restore_pandas(state)
+        elif name == PRINTOPTIONS:
+            _restore_printoptions(state)
         elif name == RCPARAMS:
             import matplotlib as mpl
 
@@ -181,3 +187,14 @@ def _restore_pandas(state: Mapping[str, Any]) -> None:
                 pd.set_option(key, value)
             except Exception:  # a value that does not compare, or that this pandas refuses
                 continue
+
+
+def _restore_printoptions(state: Mapping[str, Any]) -> None:
+    import numpy as np
+
+    try:
+        np.set_printoptions(**state)
+    except (TypeError, ValueError):  # an option this numpy does not have
+        known = np.get_printoptions()
+        with contextlib.suppress(TypeError, ValueError):
+            np.set_printoptions(**{k: v for k, v in state.items() if k in known})
