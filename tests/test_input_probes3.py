@@ -514,3 +514,37 @@ def test_a_hit_applies_the_numpy_print_options_its_run_set(
         assert again.outputs != first.outputs
     finally:
         np.set_printoptions(precision=8)
+
+
+# -- `from package import submodule` restored in a kernel that has not imported the submodule ---
+
+
+def test_a_submodule_imported_by_name_is_restored_before_its_package_loaded_it(
+    shell: InteractiveShell,
+    run_cell: RunCell,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """fastai's gradient-descent-intro: `from matplotlib import animation` in a new kernel, where
+    matplotlib was imported but not matplotlib.animation: the entry could not be unpickled."""
+    import sys
+
+    site = tmp_path_factory.mktemp("site")  # NB. outside the notebook's folder: "installed"
+    (site / "pkgsub").mkdir()
+    (site / "pkgsub" / "__init__.py").write_text("")
+    (site / "pkgsub" / "anim.py").write_text("FRAMES = 3\n")
+    monkeypatch.syspath_prepend(str(site))
+    cell = "%%checkpoint sub\ntick()\nimport pkgsub\nfrom pkgsub import anim\nn = anim.FRAMES\n"
+    try:
+        ok(run_cell(cell))
+        new_kernel(shell)
+        del sys.modules["pkgsub.anim"]
+        del sys.modules["pkgsub"].anim
+        again = ok(run_cell(cell))
+        assert restored(again), again.note_text
+        assert runs() == 1
+        assert shell.user_ns["anim"] is sys.modules["pkgsub.anim"]
+        assert shell.user_ns["n"] == 3
+    finally:
+        for name in ("pkgsub.anim", "pkgsub"):
+            sys.modules.pop(name, None)
