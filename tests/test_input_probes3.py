@@ -548,3 +548,24 @@ def test_a_submodule_imported_by_name_is_restored_before_its_package_loaded_it(
     finally:
         for name in ("pkgsub.anim", "pkgsub"):
             sys.modules.pop(name, None)
+
+
+def test_an_attribute_that_cannot_be_saved_is_left_unset_not_the_class_deleted(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    define = "class Model:\n    lock = 'an older value'\n"
+    cell = (
+        "%%checkpoint lock\ntick()\nimport threading\nModel.lock = threading.Lock()\nModel.n = 3\n"
+    )
+    ok(run_cell(define))
+    with pytest.warns(
+        CheckpointWarning, match="could not save attribute 'lock' the cell set on 'Model'"
+    ):
+        ok(run_cell(cell))
+    new_kernel(shell)
+    ok(run_cell(define))
+    assert restored(ok(run_cell(cell)))
+    assert runs() == 1
+    model = shell.user_ns["Model"]
+    assert model.n == 3
+    assert not hasattr(model, "lock")  # not the older value

@@ -12,11 +12,15 @@ through `NamespacePickler` like any saved value.
 from __future__ import annotations
 
 import types
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import cloudpickle
+
 from ._fingerprint import BUDGET_SECONDS, FingerprintError, fingerprint
+from .errors import CheckpointWarning
 
 __all__ = ["MemberChange", "MemberSnapshot", "same_members", "snapshot", "write_members"]
 
@@ -58,8 +62,12 @@ class MemberSnapshot:
     members: dict[str, Any]  # NB. references: an id is never reused while the cell runs
     prints: dict[str, str | None]  # fingerprints of the data members (None: compare by identity)
 
-    def changes(self, obj: Any) -> MemberChange | None:
-        """What the run set or deleted on ``obj``; None if nothing."""
+    def changes(self, obj: Any, name: str = "") -> MemberChange | None:
+        """What the run set or deleted on ``obj`` (bound to ``name``); None if nothing.
+
+        A member that cannot be pickled (``Model.lock = threading.Lock()``) warns, and a hit in
+        another kernel deletes it rather than leave an older value of it in place.
+        """
         from ._namespace import in_place  # NB. _namespace imports this module
 
         now = members_of(obj)
@@ -70,9 +78,30 @@ class MemberSnapshot:
             elif self.prints.get(k) is not None and _print(v) != self.prints[k]:
                 assigned[k] = in_place(v) or v  # changed in place: written back in place
         deleted = [k for k in self.members if k not in now]
+        for k in list(assigned):
+            why = _unpicklable(assigned[k])
+            if why is not None:
+                del assigned[k]
+                deleted.append(k)
+                warnings.warn(
+                    f"could not save attribute {k!r} the cell set on {name!r} ({why}); a hit in "
+                    "another kernel leaves it unset; --force runs the cell again to set it",
+                    CheckpointWarning,
+                    stacklevel=2,
+                )
         if not assigned and not deleted:
             return None
         return MemberChange(assigned, deleted)
+
+
+def _unpicklable(value: Any) -> str | None:
+    """Why ``value`` cannot be saved, or None."""
+    content = getattr(value, "content", value)  # NB. an `InPlace`
+    try:
+        cloudpickle.dumps(content)
+    except Exception as exc:
+        return f"a {type(content).__qualname__} cannot be pickled: {str(exc)[:80]}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -197,7 +197,7 @@ class NamespaceTracker:
         for name, members in self.members.items():
             if name in bound or name in skipped or id(ns.get(name)) != self.ids.get(name):
                 continue
-            member_change = members.changes(ns[name])
+            member_change = members.changes(ns[name], name)
             if member_change is not None:  # the live object stays: a hit sets the members again
                 changed[name] = InPlace("members", member_change)
         for name, value in ns.items():
