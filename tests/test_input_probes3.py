@@ -569,3 +569,33 @@ def test_an_attribute_that_cannot_be_saved_is_left_unset_not_the_class_deleted(
     model = shell.user_ns["Model"]
     assert model.n == 3
     assert not hasattr(model, "lock")  # not the older value
+
+
+# -- ipywidgets: a widget holds the kernel's comm -------------------------------------------------
+
+WIDGET_CELL = """%%checkpoint slider
+import ipywidgets as widgets
+w = widgets.IntSlider(value=3, description='n')
+box = widgets.VBox([w, widgets.Text(value='t')])
+w.value = 7
+"""
+
+
+@pytest.mark.kernel
+def test_a_widget_made_in_a_checkpoint_cell_is_restored_in_a_new_kernel(kernels: Any) -> None:
+    """ipywidgets' Widget Basics: restored in a new kernel, `w` was deleted ("could not be
+    saved": the comm holds a lock) and every later `display(w)`, `w.value` failed."""
+    from kernel_helpers import note_kinds
+
+    kernel = kernels.start()
+    kernel.run("%load_ext nbresume")
+    first = kernel.run(WIDGET_CELL)
+    assert not [o for o in first if o.get("name") == "stderr"], first
+    kernel.restart()
+    kernel.run("%load_ext nbresume")
+    again = kernel.run(WIDGET_CELL)
+    assert "restored" in note_kinds(again), again
+    assert not [o for o in again if o.get("name") == "stderr"], again
+    assert kernel.eval("(w.value, w.description, box.children[0] is w, box.children[1].value)") == (
+        "(7, 'n', True, 't')"
+    )

@@ -41,6 +41,7 @@ import cloudpickle
 
 from ._members import write_members
 from ._standins import Unsaved, own_dict, rematch, self_dict
+from ._widgets import widget_reduction
 from .errors import CheckpointWarning
 
 __all__ = [
@@ -584,4 +585,5 @@ class NamespacePickler(cloudpickle.Pickler):  # type: ignore[misc]
             # attributes that are the items (statsmodels' Dataset): pickle's default would load
             # a __dict__ of its own, another value (and another fingerprint) than the one saved
             return self_dict, (type(obj),), None, None, iter(dict.items(obj))
-        return super().reducer_override(obj)
+        # NB. a widget holds the kernel's comm: saved as its traits
+        return widget_reduction(obj) or super().reducer_override(obj)
