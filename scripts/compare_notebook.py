@@ -46,6 +46,7 @@ VOLATILE = [
     (re.compile(r"\b\d{2}:\d{2}:\d{2}\b"), "HH:MM:SS"),
     (re.compile(r"\b[\d,]+ loops? each\b"), "N loops each"),
     (re.compile(r"The slowest run took [^\\]*?(\\n)+"), ""),  # %timeit, on a noisy machine
+    (re.compile(r'"model_id": "[0-9a-f]{32}"'), '"model_id": "…"'),  # a widget's view: new each run
 ]
 
 

@@ -104,3 +104,13 @@ def test_after_an_edit_cells_reading_the_edited_value_run_again(tmp_path: Path) 
     )
     assert report["findings"] == []
     assert report["after_edit"] == {"restored": 1, "ran": 2}
+
+
+def test_a_widgets_model_id_is_masked() -> None:
+    compare = _compare_module()
+
+    def view(model_id: str) -> list[dict[str, Any]]:
+        data = {"application/vnd.jupyter.widget-view+json": {"model_id": model_id}}
+        return [{"output_type": "display_data", "data": data, "metadata": {}}]
+
+    assert compare.own(view("44fb8b89735a4144802dd29c28d0ec8b")) == compare.own(view("0" * 32))
