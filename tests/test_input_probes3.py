@@ -581,6 +581,9 @@ w.value = 7
 """
 
 
+READ_WIDGET = "%%checkpoint read\ndoubled = w.value * 2\n"
+
+
 @pytest.mark.kernel
 def test_a_widget_made_in_a_checkpoint_cell_is_restored_in_a_new_kernel(kernels: Any) -> None:
     """ipywidgets' Widget Basics: restored in a new kernel, `w` was deleted ("could not be
@@ -591,11 +594,23 @@ def test_a_widget_made_in_a_checkpoint_cell_is_restored_in_a_new_kernel(kernels:
     kernel.run("%load_ext nbresume")
     first = kernel.run(WIDGET_CELL)
     assert not [o for o in first if o.get("name") == "stderr"], first
+    kernel.run(READ_WIDGET)
     kernel.restart()
     kernel.run("%load_ext nbresume")
     again = kernel.run(WIDGET_CELL)
     assert "restored" in note_kinds(again), again
     assert not [o for o in again if o.get("name") == "stderr"], again
+    assert "restored" in note_kinds(kernel.run(READ_WIDGET))  # the same input in a new kernel
     assert kernel.eval("(w.value, w.description, box.children[0] is w, box.children[1].value)") == (
         "(7, 'n', True, 't')"
     )
+
+
+def test_a_widget_counts_by_its_class_and_synced_traits() -> None:
+    import ipywidgets as widgets
+
+    assert fingerprint(widgets.IntSlider(value=3)) == fingerprint(widgets.IntSlider(value=3))
+    assert fingerprint(widgets.IntSlider(value=3)) != fingerprint(widgets.IntSlider(value=4))
+    assert fingerprint(widgets.IntSlider(value=3)) != fingerprint(widgets.IntText(value=3))
+    box = widgets.VBox([widgets.Text(value="a")])
+    assert fingerprint(box) != fingerprint(widgets.VBox([widgets.Text(value="b")]))

@@ -28,6 +28,7 @@ import xxhash
 
 from ._code import code_digest, global_names
 from ._usermodules import file_digest, is_user_module
+from ._widgets import widget_reduction
 from .errors import NbresumeError
 
 __all__ = ["BUDGET_SECONDS", "FingerprintError", "fingerprint", "fingerprint_input"]
@@ -152,7 +153,7 @@ def fingerprint_input(name: str, value: Any, *, budget: float | None = BUDGET_SE
         raise FingerprintError(name, outer, why) from None
 
 
-_PLAIN, _NAMED, _DATA, _OTHER = object(), object(), object(), object()
+_PLAIN, _NAMED, _DATA, _OTHER, _WIDGET = object(), object(), object(), object(), object()
 _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python, not in C
 _IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: a C type made at runtime, never a class
 _OBJECT_GETSTATE = getattr(object, "__getstate__", None)  # 3.11+
@@ -167,6 +168,8 @@ def _kind(t: type) -> object:
         return _NAMED
     if t.__module__.partition(".")[0] in ("numpy", "pandas"):
         return _DATA
+    if any(c.__module__.partition(".")[0] == "ipywidgets" for c in t.__mro__):
+        return _WIDGET
     plain = (
         # NB. `class N(int)` holds an int; a C type (re.Pattern) is a heap type, but immutable
         all(c.__flags__ & _HEAP_TYPE and not c.__flags__ & _IMMUTABLE_TYPE for c in t.__mro__[:-1])
@@ -359,6 +362,15 @@ class Walk:
         kind = self.kinds.get(t)
         if kind is None:
             kind = self.kinds[t] = _kind(t)
+        if kind is _WIDGET:
+            # as a hit makes it again (`_widgets`): not by its comm and model id, new each kernel
+            reduced = widget_reduction(value)
+            if reduced is not None:
+                state = reduced[1]
+                self.keep.append(state)
+                self.feed(h, state)
+                return
+            kind = _OTHER
         if kind is _PLAIN:  # an instance of a Python class that pickles its __dict__ and slots
             self.feed(h, t)
             self._state(h, value)
