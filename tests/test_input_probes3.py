@@ -614,3 +614,18 @@ def test_a_widget_counts_by_its_class_and_synced_traits() -> None:
     assert fingerprint(widgets.IntSlider(value=3)) != fingerprint(widgets.IntText(value=3))
     box = widgets.VBox([widgets.Text(value="a")])
     assert fingerprint(box) != fingerprint(widgets.VBox([widgets.Text(value="b")]))
+
+
+def test_widgets_made_from_their_traits_are_rebuilt_and_interactive_is_not() -> None:
+    import ipywidgets as widgets
+
+    from nbresume._widgets import rebuild_widget, widget_reduction
+
+    a, b = widgets.FloatText(value=1.5), widgets.FloatSlider()
+    link = widgets.jslink((a, "value"), (b, "value"))
+    reduced = widget_reduction(link)
+    assert reduced is not None
+    again = rebuild_widget(*reduced[1])
+    assert again.source == (a, "value")
+    assert again.target == (b, "value")
+    assert widget_reduction(widgets.interactive(lambda x: x, x=1)) is None
