@@ -629,3 +629,17 @@ def test_widgets_made_from_their_traits_are_rebuilt_and_interactive_is_not() -> 
     assert again.source == (a, "value")
     assert again.target == (b, "value")
     assert widget_reduction(widgets.interactive(lambda x: x, x=1)) is None
+
+
+def test_interact_on_a_notebook_function_restores_quietly(
+    shell: InteractiveShell, run_cell: RunCell
+) -> None:
+    """ipywidgets' Using Interact: `interact(f, x=10)` sets f.widget (an `interactive`)."""
+    ok(run_cell("import ipywidgets as widgets\ndef f(x):\n    return x"))
+    cell = "%%checkpoint interact\ntick()\nwidgets.interact(f, x=10);\n"
+    ok(run_cell(cell))  # NB. no warning (filterwarnings = error)
+    new_kernel(shell)
+    ok(run_cell("import ipywidgets as widgets\ndef f(x):\n    return x"))
+    assert restored(ok(run_cell(cell)))
+    assert runs() == 1
+    assert shell.user_ns["f"](3) == 3

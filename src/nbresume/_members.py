@@ -11,6 +11,7 @@ through `NamespacePickler` like any saved value.
 
 from __future__ import annotations
 
+import sys
 import types
 import warnings
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from typing import Any
 import cloudpickle
 
 from ._fingerprint import BUDGET_SECONDS, FingerprintError, fingerprint
+from ._widgets import widget_reduction
 from .errors import CheckpointWarning
 
 __all__ = ["MemberChange", "MemberSnapshot", "same_members", "snapshot", "write_members"]
@@ -79,6 +81,11 @@ class MemberSnapshot:
                 assigned[k] = in_place(v) or v  # changed in place: written back in place
         deleted = [k for k in self.members if k not in now]
         for k in list(assigned):
+            if _is_widget(now[k]) and widget_reduction(now[k]) is None:
+                # NB. `interact(f)` sets f.widget, an `interactive`: its view is replayed as text
+                del assigned[k]
+                deleted.append(k)
+                continue
             why = _unpicklable(assigned[k])
             if why is not None:
                 del assigned[k]
@@ -92,6 +99,11 @@ class MemberSnapshot:
         if not assigned and not deleted:
             return None
         return MemberChange(assigned, deleted)
+
+
+def _is_widget(value: Any) -> bool:
+    ipywidgets = sys.modules.get("ipywidgets")
+    return ipywidgets is not None and isinstance(value, ipywidgets.Widget)
 
 
 def _unpicklable(value: Any) -> str | None:
