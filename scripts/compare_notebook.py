@@ -8,7 +8,11 @@ public notebooks and nbresume's own examples are treated alike):
 1. plain: the cells as they are, in a fresh kernel;
 2. first: ``%load_ext nbresume`` then every code cell as ``%%checkpoint cell-NNN`` (cells that start
    with another cell magic stay as they are), in a fresh kernel in another folder;
-3. second: the same notebook again in a fresh kernel in that folder: every cell should restore.
+3. second: the same notebook again in a fresh kernel in that folder: every cell should restore;
+4. with ``--edit N:CODE``: CODE appended to code cell N (an edit that changes what it assigns),
+   run plain in a fresh folder and with nbresume in the folder of 1-3: every cell must show what
+   the plain run of the edited notebook shows (a cell restored from before the edit that shows
+   something else is ``stale after the edit``); the report counts the cells that ran again.
 
 Errors do not stop a run (a public notebook may fail to download its data: only a cell that fails
 *only* under nbresume counts). A finding is one of: ``fails only under nbresume``, ``outputs differ
@@ -42,6 +46,7 @@ VOLATILE = [
     (re.compile(r"\b\d{2}:\d{2}:\d{2}\b"), "HH:MM:SS"),
     (re.compile(r"\b[\d,]+ loops? each\b"), "N loops each"),
     (re.compile(r"The slowest run took [^\\]*?(\\n)+"), ""),  # %timeit, on a noisy machine
+    (re.compile(r'"model_id": "[0-9a-f]{32}"'), '"model_id": "…"'),  # a widget's view: new each run
 ]
 
 
@@ -147,8 +152,24 @@ def execute(nb: Any, workdir: Path, home: Path, timeout: int) -> tuple[Any, str 
     return nb, None
 
 
-def compare(path: Path, workdir: Path, timeout: int = 600, options: str = "") -> dict[str, Any]:
-    """Run ``path`` three times (plain, first, second) under ``workdir``; -> the report."""
+def edited(nb: Any, edit: str) -> Any:
+    """``nb`` with the code of ``edit`` ("N:CODE") appended to its cell N."""
+    import copy
+
+    index, _, code = edit.partition(":")
+    nb = copy.deepcopy(nb)
+    cell = nb.cells[int(index)]
+    if cell.cell_type != "code":
+        raise SystemExit(f"--edit {edit!r}: cell {index} is not a code cell")
+    cell.source = cell.source.rstrip("\n") + "\n" + code
+    return nb
+
+
+def compare(
+    path: Path, workdir: Path, timeout: int = 600, options: str = "", edit: str | None = None
+) -> dict[str, Any]:
+    """Run ``path`` three times (plain, first, second) under ``workdir``, then edited if ``edit``
+    ("N:CODE"); -> the report."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -158,7 +179,7 @@ def compare(path: Path, workdir: Path, timeout: int = 600, options: str = "") ->
     for extra in path.parent.iterdir():  # data files and folders (data/) next to the notebook
         if extra.name.startswith(".") or extra.suffix == ".ipynb":
             continue
-        for folder in ("plain", "nbresume"):
+        for folder in ("plain", "nbresume", "plain-edited"):
             (workdir / folder).mkdir(parents=True, exist_ok=True)
             if extra.is_dir():
                 shutil.copytree(extra, workdir / folder / extra.name, dirs_exist_ok=True)
@@ -194,7 +215,43 @@ def compare(path: Path, workdir: Path, timeout: int = 600, options: str = "") ->
             findings.append({**where, "finding": "not restored"})
         if own(b) != own(c):
             findings.append({**where, "finding": "restore shows other outputs"})
-    return {"notebook": str(path), "code_cells": cells, "findings": findings}
+    report = {"notebook": str(path), "code_cells": cells, "findings": findings}
+    if edit is not None:
+        report["after_edit"] = _compare_edited(
+            nb, edit, workdir, home, timeout=timeout, options=options, findings=findings
+        )
+    return report
+
+
+def _compare_edited(
+    nb: Any,
+    edit: str,
+    workdir: Path,
+    home: Path,
+    *,
+    timeout: int,
+    options: str,
+    findings: list[dict[str, Any]],
+) -> dict[str, int]:
+    """Run the edited notebook plain and with nbresume (the store of the first runs); a cell
+    whose outputs differ from the plain edited run's is stale. -> counts of restored/ran cells."""
+    plain_nb, wrapped_nb = variants(edited(nb, edit), options)
+    plain, stopped = execute(plain_nb, workdir / "plain-edited", home, timeout)
+    after, after_stopped = execute(wrapped_nb, workdir / "nbresume", home, timeout)
+    for run, why in (("plain edited", stopped), ("edited", after_stopped)):
+        if why is not None:
+            findings.append({"cell": -1, "source": run, "finding": "run stopped", "error": why})
+    counts = {"restored": 0, "ran": 0}
+    for index, cell in enumerate(plain.cells):
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        a, b = cell.outputs, after.cells[index + 1].outputs
+        counts["restored" if restored(b) else "ran"] += 1
+        if own(a) != own(b):
+            where = {"cell": index, "source": cell.source.strip().splitlines()[0][:80]}
+            finding = "stale after the edit" if restored(b) else "outputs differ after the edit"
+            findings.append({**where, "finding": finding})
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,17 +261,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it")
     parser.add_argument("--options", default="", help="added to every %%%%checkpoint line")
+    parser.add_argument(
+        "--edit",
+        help="N:CODE: then append CODE to code cell N and check every cell against a plain run",
+    )
     args = parser.parse_args(argv)
     reports = []
     for path in args.notebooks:
         workdir = args.keep / path.stem if args.keep else Path(tempfile.mkdtemp(prefix="nbcmp-"))
         try:
-            report = compare(path, workdir, args.timeout, args.options)
+            report = compare(path, workdir, args.timeout, args.options, args.edit)
         finally:
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
         reports.append(report)
         print(f"{path.name}: {report['code_cells']} code cells, {len(report['findings'])} findings")
+        if "after_edit" in report:
+            print(f"  after the edit: {report['after_edit']}")
         for finding in report["findings"]:
             extra = f" ({finding['error']})" if "error" in finding else ""
             print(f"  cell {finding['cell']}: {finding['finding']}{extra}: {finding['source']}")

@@ -246,6 +246,7 @@ def shell(
         shell.reset(new_session=False)  # NB. without the displayhook's flush: a full gc, 0.1 s
     finally:
         hook.do_full_cache = full_cache
+    shell.compile.reset_compiler_flags()  # NB. an earlier test's `from __future__ import ...`
     events: list[Event] = []
     shell.display_pub = RecordingDisplayPublisher(events, shell=shell)
     shell.extension_manager.loaded.discard("nbresume")

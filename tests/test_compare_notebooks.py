@@ -76,3 +76,41 @@ def test_the_clock_and_timeits_loop_count_are_masked() -> None:
     greek = "645 \u03bcs ± 51.4 \u03bcs per loop (mean ± std. dev. of 7 runs, 1,000 loops each)"
     assert compare.own(stream(greek)) == compare.own(stream(faster))  # IPython's mu is U+03BC
     assert compare.own(stream("prob 1.0")) != compare.own(stream("prob 2.0"))
+
+
+def test_an_edit_is_appended_to_its_cell() -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1\n")])
+    assert _compare_module().edited(nb, "0:x += 1").cells[0].source == "x = 1\nx += 1"
+    assert nb.cells[0].source == "x = 1\n"
+
+
+def test_after_an_edit_cells_reading_the_edited_value_run_again(tmp_path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("base = [1, 2]\nother = 'x'"),
+            nbformat.v4.new_code_cell("total = sum(base)\ntotal"),
+            nbformat.v4.new_code_cell("print(other * 2)"),
+        ]
+    )
+    (tmp_path / "nb").mkdir()
+    path = tmp_path / "nb" / "edit.ipynb"
+    nbformat.write(nb, path)
+    report = _compare_module().compare(
+        path, tmp_path / "work", timeout=120, edit="0:base.append(3)"
+    )
+    assert report["findings"] == []
+    assert report["after_edit"] == {"restored": 1, "ran": 2}
+
+
+def test_a_widgets_model_id_is_masked() -> None:
+    compare = _compare_module()
+
+    def view(model_id: str) -> list[dict[str, Any]]:
+        data = {"application/vnd.jupyter.widget-view+json": {"model_id": model_id}}
+        return [{"output_type": "display_data", "data": data, "metadata": {}}]
+
+    assert compare.own(view("44fb8b89735a4144802dd29c28d0ec8b")) == compare.own(view("0" * 32))

@@ -355,6 +355,8 @@ class _Scope(ast.NodeVisitor):
         reads = read_magic(method, texts)
         if reads.dynamic:
             self._dynamic(reads.dynamic)
+        if reads.refused and self.dynamic is None:
+            self.dynamic = reads.refused
         if reads.run_file:
             self.run_files.append(reads.run_file)
         if reads.code is not None:

@@ -10,10 +10,12 @@ raises `FingerprintError`, whose message is the note the engine shows.
 from __future__ import annotations
 
 import copy
+import copyreg
 import enum
 import io
 import marshal
 import re
+import sys
 import time
 import types
 import weakref
@@ -26,6 +28,7 @@ import xxhash
 
 from ._code import code_digest, global_names
 from ._usermodules import file_digest, is_user_module
+from ._widgets import widget_reduction
 from .errors import NbresumeError
 
 __all__ = ["BUDGET_SECONDS", "FingerprintError", "fingerprint", "fingerprint_input"]
@@ -76,6 +79,12 @@ _VOLATILE_ATTRIBUTES = {
     )
     for package in ("matplotlib", "mpl_toolkits")
 }
+# a pandas Styler draws a random id for its HTML at creation: two stylers of one frame are alike
+_VOLATILE_ATTRIBUTES["pandas"] = frozenset({"uuid"})
+# hashlib's objects: OpenSSL's, and the builtin ones Python falls back to
+_HASH_MODULES = frozenset(
+    ("_hashlib", "_md5", "_sha1", "_sha256", "_sha2", "_sha512", "_sha3", "_blake2")
+)
 # IPython's output cache and history: read through a function's globals, they change every cell
 _IPYTHON_NAMES = frozenset({"In", "Out", "_", "__", "___", "_ih", "_oh", "_dh", "get_ipython"})
 
@@ -144,8 +153,9 @@ def fingerprint_input(name: str, value: Any, *, budget: float | None = BUDGET_SE
         raise FingerprintError(name, outer, why) from None
 
 
-_PLAIN, _NAMED, _DATA, _OTHER = object(), object(), object(), object()
+_PLAIN, _NAMED, _DATA, _OTHER, _WIDGET = object(), object(), object(), object(), object()
 _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python, not in C
+_IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: a C type made at runtime, never a class
 _OBJECT_GETSTATE = getattr(object, "__getstate__", None)  # 3.11+
 _OBJECT_SETSTATE = getattr(object, "__setstate__", None)  # None: object has none
 
@@ -158,8 +168,12 @@ def _kind(t: type) -> object:
         return _NAMED
     if t.__module__.partition(".")[0] in ("numpy", "pandas"):
         return _DATA
+    if any(c.__module__.partition(".")[0] == "ipywidgets" for c in t.__mro__):
+        return _WIDGET
     plain = (
-        all(c.__flags__ & _HEAP_TYPE for c in t.__mro__[:-1])  # NB. `class N(int)` holds an int
+        # NB. `class N(int)` holds an int; a C type (re.Pattern) is a heap type, but immutable
+        all(c.__flags__ & _HEAP_TYPE and not c.__flags__ & _IMMUTABLE_TYPE for c in t.__mro__[:-1])
+        and t not in copyreg.dispatch_table
         and t.__reduce_ex__ is object.__reduce_ex__  # type: ignore[comparison-overlap]
         and t.__reduce__ is object.__reduce__  # type: ignore[comparison-overlap]
         and getattr(t, "__getstate__", None) is _OBJECT_GETSTATE
@@ -348,6 +362,15 @@ class Walk:
         kind = self.kinds.get(t)
         if kind is None:
             kind = self.kinds[t] = _kind(t)
+        if kind is _WIDGET:
+            # as a hit makes it again (`_widgets`): not by its comm and model id, new each kernel
+            reduced = widget_reduction(value)
+            if reduced is not None:
+                state = reduced[1]
+                self.keep.append(state)
+                self.feed(h, state)
+                return
+            kind = _OTHER
         if kind is _PLAIN:  # an instance of a Python class that pickles its __dict__ and slots
             self.feed(h, t)
             self._state(h, value)
@@ -409,6 +432,13 @@ class Walk:
         elif isinstance(value, types.GeneratorType) and value.gi_frame is None:
             # finished: nothing left to read, all alike but for the name (what a hit restores)
             h.update(f"<finished generator {value.__qualname__}>".encode())
+        elif type(value).__module__ in _HASH_MODULES and hasattr(value, "digest"):
+            # a hashlib object pickles to nothing: what it has read is its digest so far
+            digest = value.digest(64) if "shake" in value.name else value.digest()
+            h.update(f"{value.name}:".encode() + digest)
+        elif isinstance(value, re.Match):
+            # what a hit finds again (`rematch`): the search, and where it matched
+            self.feed(h, (value.re, value.string, value.pos, value.endpos, value.regs))
         elif isinstance(value, _CONSUMED):
             raise FingerprintError("", _type_name(value), "its items are used up when read")
         else:
@@ -417,7 +447,9 @@ class Walk:
     def _reduced(self, h: Sink, value: Any) -> None:
         """Hash an object by what it pickles to, walked like a container."""
         try:
-            reduced = value.__reduce_ex__(5)
+            # NB. pickle asks copyreg first: re.Pattern and `int | str` cannot reduce themselves
+            reducer = copyreg.dispatch_table.get(type(value))
+            reduced = value.__reduce_ex__(5) if reducer is None else reducer(value)
         except Exception:
             reduced = None
         if isinstance(reduced, str):  # pickled by reference, e.g. a functools.cache wrapper
@@ -527,6 +559,13 @@ class Walk:
                 continue
             h.update(name.encode())
             self.feed(h, member)
+        annotations = vars(cls).get("__annotations__")
+        if isinstance(annotations, dict):  # `x: 'Unit'`: typing.get_type_hints reads Unit
+            g = _class_globals(cls)
+            for name in _annotation_names(annotations):
+                if name in g and name not in _IPYTHON_NAMES:
+                    h.update(name.encode())
+                    self.feed(h, g[name])
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
@@ -541,6 +580,16 @@ _ENUM_CACHES = frozenset(("_value2member_map_", "_unhashable_values_"))
 def _annotation_names(annotations: dict[str, Any]) -> list[str]:
     """Globals named by string annotations (`from __future__ import annotations`, 'Model')."""
     return [n for v in annotations.values() if isinstance(v, str) for n in _IDENTIFIER.findall(v)]
+
+
+def _class_globals(cls: type) -> dict[str, Any]:
+    """The globals a class's string annotations resolve in: its methods', or its module's."""
+    for member in vars(cls).values():
+        fn = getattr(member, "__func__", member)
+        if isinstance(fn, types.FunctionType):
+            return fn.__globals__
+    module = sys.modules.get(cls.__module__)
+    return vars(module) if module is not None else {}
 
 
 def _users(module: str | None) -> bool:

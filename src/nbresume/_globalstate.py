@@ -1,9 +1,11 @@
 """Global state outside the namespace that cells read and change: numpy's and ``random``'s global
-generators and matplotlib's rcParams.
+generators, matplotlib's rcParams, pandas' options and numpy's print options.
 
 A cell *uses* a generator when its run changed the generator's state (it drew or seeded) and its
 code names the generator (``np.random.rand``, ``random.shuffle``); it *reads* rcParams when it
-showed a figure. The state before the run is then an input of the cell
+showed a figure, and pandas' options (``display.width``, ``display.max_rows``) and numpy's print
+options (``np.set_printoptions``) when it showed anything. The state before the run is then an
+input of the cell
 (a pseudo-input named like ``np.random state``), except for a cell that seeds: what it leaves
 does not depend on what it found. The state after the run is saved with the entry and put back on
 a hit, so the next cell draws the same numbers, and figures get the same style, as after a real
@@ -12,6 +14,7 @@ run. Nothing is imported here that the notebook has not imported.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import warnings
@@ -22,8 +25,11 @@ from ._keys import fingerprint
 
 __all__ = ["PSEUDO_INPUTS", "capture", "fingerprints", "restore", "seeds", "used"]
 
-NUMPY, RANDOM, RCPARAMS = "np.random state", "random state", "plt.rcParams"
-PSEUDO_INPUTS = (NUMPY, RANDOM, RCPARAMS)  # input names no variable can have (a space, a dot)
+NUMPY, RANDOM, RCPARAMS, PANDAS = "np.random state", "random state", "plt.rcParams", "pd.options"
+PRINTOPTIONS = "np.printoptions"
+# input names no variable can have (a space, a dot)
+PSEUDO_INPUTS = (NUMPY, RANDOM, RCPARAMS, PANDAS, PRINTOPTIONS)
+_SHOWN = (PANDAS, PRINTOPTIONS)  # how what a cell shows is printed
 ABSENT = "absent"  # the fingerprint of state whose module is not imported
 _SEEDS = re.compile(r"\b(?:seed|set_state|setstate)\s*\(")
 _GENERATORS = (NUMPY, RANDOM)
@@ -50,10 +56,36 @@ def _state(name: str) -> Any:
     if name == RANDOM:
         random = sys.modules.get("random")
         return None if random is None else random.getstate()
+    if name == PANDAS:
+        return _pandas_options()
+    if name == PRINTOPTIONS:
+        np = sys.modules.get("numpy")
+        return None if np is None else np.get_printoptions()
     mpl = sys.modules.get("matplotlib")
     if mpl is None:
         return None
     return {k: v for k, v in mpl.rcParams.items() if k not in _RUNTIME_RC}
+
+
+def _pandas_options() -> dict[str, Any] | None:
+    """pandas' options by their dotted keys; None when pandas is not imported.
+
+    NB. read from pandas' own dict, not with `get_option`: reading a deprecated option warns.
+    """
+    pd = sys.modules.get("pandas")
+    config = getattr(getattr(getattr(pd, "_config", None), "config", None), "_global_config", None)
+    if not isinstance(config, dict):
+        return None
+    flat: dict[str, Any] = {}
+    todo: list[tuple[str, dict[str, Any]]] = [("", config)]
+    while todo:
+        prefix, level = todo.pop()
+        for key, value in level.items():
+            if isinstance(value, dict):
+                todo.append((f"{prefix}{key}.", value))
+            else:
+                flat[prefix + key] = value
+    return dict(sorted(flat.items()))
 
 
 def fingerprints(names: Iterable[str] = PSEUDO_INPUTS) -> dict[str, str]:
@@ -71,11 +103,16 @@ def seeds(source: str) -> bool:
 
 
 def used(
-    before: Mapping[str, str], after: Mapping[str, str], source: str, figures: bool
+    before: Mapping[str, str],
+    after: Mapping[str, str],
+    source: str,
+    figures: bool,
+    shown: bool = False,
 ) -> tuple[dict[str, str], list[str]]:
     """-> (the pseudo-inputs of the run, with their fingerprints before it; the states to save).
 
-    ``figures``: whether the run showed a figure (it read rcParams).
+    ``figures``: whether the run showed a figure (it read rcParams); ``shown``: whether it showed
+    anything (a frame prints as pandas' display options say).
     """
     inputs: dict[str, str] = {}
     seeding = seeds(source)
@@ -91,6 +128,9 @@ def used(
         saved.append(name)
     if figures and before.get(RCPARAMS, ABSENT) != ABSENT:
         inputs[RCPARAMS] = before[RCPARAMS]
+    for name in _SHOWN:
+        if shown and before.get(name, ABSENT) != ABSENT:
+            inputs[name] = before[name]
     return inputs, saved
 
 
@@ -110,6 +150,10 @@ def restore(states: Mapping[str, Any]) -> None:
             import random
 
             random.setstate(state)
+        elif name == PANDAS:
+            _restore_pandas(state)
+        elif name == PRINTOPTIONS:
+            _restore_printoptions(state)
         elif name == RCPARAMS:
             import matplotlib as mpl
 
@@ -126,3 +170,31 @@ def restore(states: Mapping[str, Any]) -> None:
             with warnings.catch_warnings():  # NB. deprecated keys warn when set
                 warnings.simplefilter("ignore")
                 mpl.rcParams.update(changed)
+
+
+def _restore_pandas(state: Mapping[str, Any]) -> None:
+    import pandas as pd
+
+    now = _pandas_options() or {}
+    with warnings.catch_warnings():  # NB. deprecated options warn when set
+        warnings.simplefilter("ignore")
+        for key, value in state.items():
+            if key not in now:
+                continue  # an option this pandas does not have
+            try:
+                if now[key] is value or bool(now[key] == value):
+                    continue
+                pd.set_option(key, value)
+            except Exception:  # a value that does not compare, or that this pandas refuses
+                continue
+
+
+def _restore_printoptions(state: Mapping[str, Any]) -> None:
+    import numpy as np
+
+    try:
+        np.set_printoptions(**state)
+    except (TypeError, ValueError):  # an option this numpy does not have
+        known = np.get_printoptions()
+        with contextlib.suppress(TypeError, ValueError):
+            np.set_printoptions(**{k: v for k, v in state.items() if k in known})

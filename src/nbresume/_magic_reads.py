@@ -19,6 +19,7 @@ CODE_MAGICS = {"time": True, "prun": True, "timeit": False, "capture": True}
 # %run options followed by a value (IPython's `%run?`)
 RUN_VALUE_OPTIONS = {"-N", "-b", "-G", "-T", "-D", "-l", "-r", "-s", "-m"}
 TIMEIT_VALUE_OPTIONS = {"-n", "-r", "-p", "-s", "-l", "-T", "-D"}
+WRITEFILE_MAGICS = ("writefile", "file")  # NB. %%file is IPython's alias of %%writefile
 _EXPANSION = re.compile(r"\$(\w+)|\{([^{}]+)\}")  # IPython's $name and {expr} in magic arguments
 
 
@@ -32,6 +33,7 @@ class MagicReads:
     run_file: str | None = None  # the file %run executes
     stores: tuple[str, ...] = ()  # names it binds itself (%%capture out)
     dynamic: str | None = None  # what it reads that no name list can follow
+    refused: str | None = None  # why a hit could not stand for a run (the whole note)
 
 
 def read_magic(method: str, texts: list[str]) -> MagicReads:
@@ -45,6 +47,13 @@ def read_magic(method: str, texts: list[str]) -> MagicReads:
         if name in CODE_MAGICS:
             stores = (line.split()[-1],) if name == "capture" and line.split() else ()
             return MagicReads(code=body, leaks=CODE_MAGICS[name], stores=stores)
+        if name in WRITEFILE_MAGICS:
+            path = line.split()[-1] if line.split() else ""
+            why = (
+                f"%%writefile writes {path!r}: a hit would not write it, so the cell runs every "
+                "time (put %%writefile in a plain cell)"
+            )
+            return MagicReads(expanded=line, refused=why)
         return MagicReads(expanded=line)
     return MagicReads()
 

@@ -39,7 +39,9 @@ from typing import Any
 
 import cloudpickle
 
+from ._members import write_members
 from ._standins import Unsaved, own_dict, rematch, self_dict
+from ._widgets import widget_reduction
 from .errors import CheckpointWarning
 
 __all__ = [
@@ -57,9 +59,11 @@ __all__ = [
     "is_ipython",
     "is_notebook_object",
     "reachable_globals",
+    "rebuilt",
     "resolving",
     "setting_magics",
     "unconditional",
+    "write_in_place",
 ]
 
 DELETED = "__nbresume_deleted__"  # among the saved variables: the names the run deleted
@@ -441,7 +445,7 @@ def in_place(value: Any) -> InPlace | None:
     return None
 
 
-def _write_in_place(live: Any, change: InPlace) -> bool:
+def write_in_place(live: Any, change: InPlace) -> bool:
     kind, content = change.kind, change.content
     if kind in ("dict", "set") and type(live) is type(content):
         live.clear()
@@ -457,6 +461,13 @@ def _write_in_place(live: Any, change: InPlace) -> bool:
             live._update_inplace(content)
         except Exception:
             return False
+        # NB. outside the data `_update_inplace` moves: `df.attrs[...] = `, `s.name = `, flags
+        live.attrs = content.attrs
+        live.flags.allows_duplicate_labels = content.flags.allows_duplicate_labels
+        if hasattr(content, "name"):
+            live.name = content.name
+    elif kind == "members":
+        return write_members(live, content)
     elif kind == "attrs" and isinstance(getattr(live, "__dict__", None), dict):
         vars(live).clear()
         vars(live).update(content)
@@ -465,7 +476,7 @@ def _write_in_place(live: Any, change: InPlace) -> bool:
     return True
 
 
-def _rebuilt(change: InPlace) -> Any:
+def rebuilt(change: InPlace) -> Any:
     if change.kind == "bytearray":
         return bytearray(change.content)
     return change.content
@@ -495,8 +506,8 @@ def apply_values(ns: dict[str, Any], values: Mapping[str, Any]) -> None:
                 )
         elif isinstance(value, InPlace):
             live = ns.get(name)
-            if not _write_in_place(live, value):
-                ns[name] = _rebuilt(value)
+            if not write_in_place(live, value) and value.kind != "members":
+                ns[name] = rebuilt(value)
         else:
             ns[name] = value
 
@@ -574,4 +585,5 @@ class NamespacePickler(cloudpickle.Pickler):  # type: ignore[misc]
             # attributes that are the items (statsmodels' Dataset): pickle's default would load
             # a __dict__ of its own, another value (and another fingerprint) than the one saved
             return self_dict, (type(obj),), None, None, iter(dict.items(obj))
-        return super().reducer_override(obj)
+        # NB. a widget holds the kernel's comm: saved as its traits
+        return widget_reduction(obj) or super().reducer_override(obj)

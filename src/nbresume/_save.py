@@ -33,8 +33,9 @@ def save(run: CheckpointRun, value: Any, has_value: bool) -> None:
     # NB. in the order the kernel showed them (stdout before a warning written first)
     outputs = merge_streams(strip_for_replay(shown_order(recorder.outputs, time.monotonic())))
     figures = any(k.startswith("image/") for o in outputs for k in (o.get("data") or {}))
+    shown = any(o.get("output_type") in ("display_data", "execute_result") for o in outputs)
     uses, states = _globalstate.used(
-        run._states_before, _globalstate.fingerprints(), run.analysis, figures
+        run._states_before, _globalstate.fingerprints(), run.analysis, figures, shown
     )
     if not run.options.no_deps:
         kept = {n: f for n, f in run.inputs.items() if n not in _globalstate.PSEUDO_INPUTS}

@@ -77,7 +77,12 @@ class Imported:
 
 
 def _imported(module: str, attr: str) -> Any:
-    return getattr(importlib.import_module(module), attr)
+    loaded = importlib.import_module(module)
+    try:
+        return getattr(loaded, attr)
+    except AttributeError:
+        # `from matplotlib import animation`: a submodule, an attribute only once imported
+        return importlib.import_module(f"{module}.{attr}")
 
 
 # The values runs of this kernel could not save, by name (the latest one only): a hit keeps one

@@ -17,6 +17,7 @@ from pathlib import PurePath
 from typing import Any
 
 from ._keys import BUDGET_SECONDS, CellNames, FingerprintError, fingerprint, fingerprint_input
+from ._members import MemberSnapshot, same_members, snapshot
 from ._namespace import (
     DELETED,
     InPlace,
@@ -87,6 +88,8 @@ def same_content(live: Any, saved: Any) -> bool:
     if saved.kind == "attrs":
         state = getattr(live, "__dict__", None)
         return isinstance(state, dict) and fingerprint(dict(state)) == fingerprint(saved.content)
+    if saved.kind == "members":
+        return same_members(live, saved.content)
     if saved.kind == "bytearray":
         return type(live) is bytearray and fingerprint(bytes(live)) == fingerprint(saved.content)
     return fingerprint(live) == fingerprint(saved.content)
@@ -112,6 +115,7 @@ class NamespaceTracker:
         self.ids: dict[str, int] = {}
         self.before: dict[str, Any] = {}
         self.watched: dict[str, str] = {}
+        self.members: dict[str, MemberSnapshot] = {}  # notebook functions and classes read
         self.refs: dict[int, str] = {}
 
     @property
@@ -132,6 +136,12 @@ class NamespaceTracker:
         read = [n for n in self.names.inputs if n in ns]
         more = set(read) | reachable_globals([ns[n] for n in read], ns)
         more |= _array_aliases(ns, more)
+        more |= _classes_of(ns, more)
+        self.members = {
+            n: snapshot(ns[n])
+            for n in more
+            if (is_notebook_object(ns[n]) or _users_module(ns[n])) and self._ours(n, ns[n])
+        }
         for name in more - watched.keys():
             value = ns[name]
             if (
@@ -183,6 +193,13 @@ class NamespaceTracker:
                     continue  # saved as a value: references to it must not become live ones
             if not isinstance(value, _IMMUTABLE):
                 refs.setdefault(id(value), name)
+        self._bind_items(changed, refs, bound | skipped)
+        for name, members in self.members.items():
+            if name in bound or name in skipped or id(ns.get(name)) != self.ids.get(name):
+                continue
+            member_change = members.changes(ns[name], name)
+            if member_change is not None:  # the live object stays: a hit sets the members again
+                changed[name] = InPlace("members", member_change)
         for name, value in ns.items():
             if (
                 name not in bound
@@ -230,6 +247,36 @@ class NamespaceTracker:
         self.refs = refs
         return values
 
+    def _bind_items(self, changed: dict[str, Any], refs: dict[int, str], taken: set[str]) -> None:
+        """Items of a changed container that have a name of their own (``m`` in ``models =
+        {'a': m}``) stay that object on a hit: the container refers to it by name, and its own
+        state is saved too (the cell may have changed it through the container)."""
+        containers = [
+            c for c in changed.values() if isinstance(c, InPlace) and c.kind in ("dict", "list")
+        ]
+        if not containers:
+            return
+        named = {
+            id(v): n
+            for n, v in self.ns.items()
+            if n not in taken
+            and self.ids.get(n) == id(v)
+            and self._ours(n, v)
+            and not isinstance(v, (*_IMMUTABLE, types.ModuleType))
+            and not is_notebook_object(v)
+        }
+        for change in containers:
+            items = change.content.values() if change.kind == "dict" else change.content
+            for item in items:
+                name = named.get(id(item))
+                if name is None or name in changed:
+                    continue
+                refs[id(item)] = name
+                state = in_place(item)
+                changed[name] = item if state is None else state
+                if state is None:
+                    del refs[id(item)]  # saved as a value: the container keeps a copy of it
+
     def pickler(self) -> Any:
         """The pickler factory for `values` (call `values` first)."""
         return functools.partial(NamespacePickler, ns=self.ns, refs=dict(self.refs))
@@ -247,6 +294,15 @@ def _array_aliases(ns: Mapping[str, Any], names: Iterable[str]) -> set[str]:
     return {n for n, v in ns.items() if isinstance(v, np.ndarray) and id(_owner(v, np)) in roots}
 
 
+def _classes_of(ns: Mapping[str, Any], names: Iterable[str]) -> set[str]:
+    """The names of the notebook classes of instances among ``names``: a method may set a class
+    attribute through ``type(self)`` without naming the class."""
+    classes = {id(c) for n in names for c in type(ns[n]).__mro__ if c.__module__ == "__main__"}
+    if not classes:
+        return set()
+    return {n for n, v in ns.items() if isinstance(v, type) and id(v) in classes}
+
+
 def _owner(array: Any, np: Any) -> Any:
     """The object that owns an array's memory (numpy collapses ``base`` chains of views)."""
     while isinstance(array.base, np.ndarray):
@@ -254,6 +310,8 @@ def _owner(array: Any, np: Any) -> Any:
     return array if array.base is None else array.base
 
 
-def _users_module(module: types.ModuleType) -> bool:
+def _users_module(module: Any) -> bool:
     """A module of the user's (a .py file next to the notebook) is an input: its code may change."""
+    if not isinstance(module, types.ModuleType):
+        return False
     return is_user_module(str(getattr(module, "__name__", "")))  # NB. %run leaves one without
