@@ -432,6 +432,59 @@ def test_a_failed_write_frees_its_space_so_later_checkpoints_still_save(
     assert ticks().count("small") == 1
 
 
+@pytest.mark.parametrize("where", ["nbresume.checkpoint.save", "nbresume._save.dumps_namespace"])
+def test_a_bug_of_ours_while_saving_keeps_the_cell_a_success_and_runs_it_again_next_time(
+    shell: InteractiveShell, run_cell: RunCell, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """An error nbresume did not foresee (a bug, a damaged record) never turns the user's
+    finished cell into a failed one: one warning, the live result stays, nothing wrong is saved."""
+    assert run_cell(OLD).error is None
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("an unforeseen bug")
+
+    cell = "%%checkpoint new\ntick('new')\nnew = [1, 2]\nprint('computed')\nlen(new)\n"
+    with monkeypatch.context() as patched, recorded_warnings() as caught:
+        patched.setattr(where, broken)
+        ran = run_cell(cell)
+    assert ran.error is None
+    assert ran.value == 2
+    assert shell.user_ns["new"] == [1, 2]
+    (message,) = checkpoint_warnings(caught)
+    assert one_line(message)
+    assert "saving checkpoint 'new' failed: unexpected TypeError: an unforeseen bug" in message
+    assert "the cell's variables are kept" in message
+    again = run_cell(cell)  # nothing was saved: it runs again, and is saved this time
+    assert again.error is None
+    assert not restored(again)
+    assert restored(run_cell(cell))
+    assert ticks() == ["old", "new", "new"]
+    assert_old_restores(shell, run_cell)
+
+
+def test_a_bug_of_ours_in_a_loop_snapshot_never_stops_the_loop(
+    shell: InteractiveShell, run_cell: RunCell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("an unforeseen bug")
+
+    cell = (
+        "%%checkpoint loop --every 1\nout = []\nfor i in resumable(range(4)):\n"
+        "    tick(i)\n    out.append(i * i)\n"
+    )
+    with monkeypatch.context() as patched, recorded_warnings() as caught:
+        patched.setattr("nbresume._loophost.dumps_namespace", broken)
+        ran = run_cell(cell)
+    assert ran.error is None
+    assert shell.user_ns["out"] == [0, 1, 4, 9]
+    (message,) = checkpoint_warnings(caught)  # once, not once per item
+    assert one_line(message)
+    assert "a snapshot of 'loop' failed: unexpected TypeError: an unforeseen bug" in message
+    assert "the loop goes on without snapshots" in message
+    assert restored(run_cell(cell))  # the run itself was saved as done
+    assert ticks() == ["0", "1", "2", "3"]
+
+
 @contextlib.contextmanager
 def read_only(path: Path) -> Iterator[str]:
     """Make ``path`` read-only: a read-only bind mount as root (root ignores modes), else chmod."""

@@ -20,6 +20,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections import Counter
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,8 @@ from ._host import LoopState
 from ._namespace import DELETED, apply_values
 from ._policy import WRAPPER_CLOSED
 from ._serialize import dumps_namespace
-from .errors import CheckpointError, StoreError
+from ._text import debugging, unexpected
+from .errors import CheckpointError, CheckpointWarning, StoreError
 
 if TYPE_CHECKING:
     from .checkpoint import CheckpointRun
@@ -78,6 +80,7 @@ class CellLoops:
         self._whole_run = False  # the SIGINT handler is ours for the whole run, not per loop
         self._plain: list[Any] = []  # plain loops started (`it = iter(resumable(xs))`, next(it))
         self._previous_sigint: Any = None
+        self._told_unexpected = False  # a snapshot failed in a way nbresume did not foresee
 
     # -- which loops resume here --------------------------------------------------------------
 
@@ -260,7 +263,20 @@ class CellLoops:
             # what they drew in the run that was interrupted, not the seed's first numbers
             "globals": _globalstate.capture(_GENERATORS),
         }
-        pickled, failures = dumps_namespace(run._variables(), extra, run.tracker.pickler())
+        try:
+            pickled, failures = dumps_namespace(run._variables(), extra, run.tracker.pickler())
+        except Exception as exc:  # NB. a bug of ours never stops the user's loop
+            if debugging():
+                raise
+            if not self._told_unexpected:
+                self._told_unexpected = True
+                warnings.warn(
+                    f"{unexpected(exc, f'a snapshot of {run.name!r}')}; the loop goes on "
+                    "without snapshots",
+                    CheckpointWarning,
+                    stacklevel=2,
+                )
+            return time.perf_counter() - start
         run._warn_unsaved(failures)
         done = snapshot_done(extra)
         try:

@@ -65,6 +65,7 @@ from ._runlog import Note, Notify, RunLog, Watch, phases
 from ._runlog import told_store as _told_store  # noqa: F401  (tests clear it: a new kernel)
 from ._save import save
 from ._store import MISSING, Store, open_store
+from ._text import debugging, unexpected
 from ._tracking import NamespaceTracker, cell_inputs
 from ._usermodules import import_inputs
 from .errors import CheckpointError, CheckpointWarning, StoreError
@@ -309,7 +310,17 @@ class CheckpointRun(RunLog):
         if unfinished is not None:  # a try around a loop caught its error: the result is half
             self._stopped(unfinished)
             return
-        save(self, value, has_value)
+        try:
+            save(self, value, has_value)
+        except Exception as exc:  # NB. a bug or a damaged record never fails a cell that ran
+            if debugging():
+                raise
+            warnings.warn(
+                f"{unexpected(exc, f'saving checkpoint {self.name!r}')}; the cell's variables "
+                "are kept",
+                CheckpointWarning,
+                stacklevel=2,
+            )
         phases[self.name].finish("done")
         self._watch(phases[self.name], "end")
 
