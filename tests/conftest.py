@@ -227,6 +227,24 @@ def reset_nbresume_state() -> None:
     checkpoint._told_store.clear()
 
 
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For plain-Python loop tests what the shell fixture gives cells: their own working
+    directory, the test key, no user configuration, fresh registries and once-per-process notes,
+    and the SIGTERM handler put back (``yield from isolated(...)`` in an autouse fixture)."""
+    from nbresume import _ownhost
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NBRESUME_KEY", TEST_KEY)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("NBRESUME_DIR", raising=False)
+    reset_nbresume_state()
+    _ownhost._noted.clear()  # each test hears its once-per-process notes
+    sigterm = signal.getsignal(signal.SIGTERM)
+    yield
+    reset_nbresume_state()
+    signal.signal(signal.SIGTERM, sigterm)
+
+
 @pytest.fixture
 def shell(
     _ipython: InteractiveShell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

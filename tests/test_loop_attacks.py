@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from conftest import CellRun, reset_nbresume_state, tick
+from conftest import CellRun, isolated, tick
 from kernel_helpers import KernelPool, read_runs, stdout_of, wait_until
-from nbresume import _ownhost, resumable
+from nbresume import resumable
 from test_resumable import Boom, arm, check, counts
 
 RunCell = Callable[..., CellRun]
@@ -27,16 +27,7 @@ RunCell = Callable[..., CellRun]
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NBRESUME_KEY", "nbresume-test-key")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("NBRESUME_DIR", raising=False)
-    reset_nbresume_state()
-    _ownhost._noted.clear()  # each test hears its once-per-process notes
-    sigterm = signal.getsignal(signal.SIGTERM)
-    yield
-    reset_nbresume_state()
-    signal.signal(signal.SIGTERM, sigterm)
+    yield from isolated(tmp_path, monkeypatch)
 
 
 def _interrupt(times: int) -> Callable[[], None]:

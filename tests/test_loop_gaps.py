@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import json
-import signal
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,9 +18,9 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from conftest import CellRun, reset_nbresume_state, tick
+from conftest import CellRun, isolated, tick
 from kernel_helpers import KernelPool, notes, own_outputs, read_runs, wait_until
-from nbresume import _ownhost, resumable
+from nbresume import resumable
 from test_resumable import Boom, arm, check, counts, ticks
 
 RunCell = Callable[..., CellRun]
@@ -29,16 +28,7 @@ RunCell = Callable[..., CellRun]
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NBRESUME_KEY", "nbresume-test-key")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("NBRESUME_DIR", raising=False)
-    reset_nbresume_state()
-    _ownhost._noted.clear()
-    sigterm = signal.getsignal(signal.SIGTERM)
-    yield
-    reset_nbresume_state()
-    signal.signal(signal.SIGTERM, sigterm)
+    yield from isolated(tmp_path, monkeypatch)
 
 
 @pytest.fixture

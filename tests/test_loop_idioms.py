@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from conftest import CellRun, reset_nbresume_state, tick
+from conftest import CellRun, isolated, tick
 from kernel_helpers import KernelPool, read_runs, wait_until
 from nbresume import CheckpointError, resumable
 from test_resumable import Boom, arm, check, counts, ticks
@@ -32,15 +32,7 @@ RunCell = Callable[..., CellRun]
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NBRESUME_KEY", "nbresume-test-key")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("NBRESUME_DIR", raising=False)
-    reset_nbresume_state()
-    sigterm = signal.getsignal(signal.SIGTERM)
-    yield
-    reset_nbresume_state()
-    signal.signal(signal.SIGTERM, sigterm)
+    yield from isolated(tmp_path, monkeypatch)
 
 
 @pytest.fixture

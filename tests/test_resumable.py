@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from IPython.core.interactiveshell import InteractiveShell
 
-from conftest import CellRun, reset_nbresume_state, tick
+from conftest import CellRun, isolated, tick
 from nbresume import CheckpointError, resumable
 
 RunCell = Callable[..., CellRun]
@@ -80,16 +80,7 @@ HELPERS = {"tick": tick, "check": check, "record_progress": record_progress}
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Plain-Python tests get what the shell fixture gives cells: own cwd, key, fresh registries."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NBRESUME_KEY", "nbresume-test-key")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("NBRESUME_DIR", raising=False)
-    reset_nbresume_state()
-    sigterm = signal.getsignal(signal.SIGTERM)
-    yield
-    reset_nbresume_state()
-    signal.signal(signal.SIGTERM, sigterm)
+    yield from isolated(tmp_path, monkeypatch)
 
 
 # -- running the same loop in plain Python or in a checkpoint cell ----------------------------
