@@ -27,6 +27,18 @@ def children(pid: int) -> list[int]:
     return [int(n) for n in text.split()]
 
 
+def start_run(folder: Path, notebook: Path) -> subprocess.Popen[str]:
+    """``nbresume run NOTEBOOK`` in ``folder``, in the background, its output piped."""
+    return subprocess.Popen(
+        [str(BIN / "nbresume"), "run", notebook.name],
+        cwd=folder,
+        env=kernel_env(folder),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def nbresume(folder: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "nbresume"), *argv],
@@ -80,14 +92,7 @@ def test_a_signal_stops_the_run_and_its_kernel_without_a_retry(
         MARK + "\nfrom pathlib import Path\nPath('kernel.pid').write_text(str(os.getpid()))",
         "%%checkpoint long --every 1\nfor i in resumable(range(500)):\n    mark(i)\n    time.sleep(0.1)",
     )
-    process = subprocess.Popen(
-        [str(BIN / "nbresume"), "run", nb.name],
-        cwd=tmp_path,
-        env=kernel_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_run(tmp_path, nb)
     try:
         assert wait_until(lambda: len(read_runs(tmp_path / "ran.txt")) >= 2, 60)
         kernel = int((tmp_path / "kernel.pid").read_text())
@@ -135,14 +140,7 @@ def test_a_signal_while_the_kernel_starts_stops_in_one_line_and_leaves_no_kernel
     startup = tmp_path / ".ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
     (startup / "00-slow.py").write_text("import time\ntime.sleep(60)\n")
-    process = subprocess.Popen(
-        [str(BIN / "nbresume"), "run", nb.name],
-        cwd=tmp_path,
-        env=kernel_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_run(tmp_path, nb)
     try:
         assert wait_until(lambda: bool(children(process.pid)), 60)
         kernels = children(process.pid)
@@ -222,14 +220,7 @@ def test_a_second_run_of_a_notebook_being_run_is_refused_in_one_line(tmp_path: P
         MARK,
         "%%checkpoint long --every 1\nfor i in resumable(range(500)):\n    mark(i)\n    time.sleep(0.1)",
     )
-    process = subprocess.Popen(
-        [str(BIN / "nbresume"), "run", nb.name],
-        cwd=tmp_path,
-        env=kernel_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_run(tmp_path, nb)
     try:
         assert wait_until(lambda: len(read_runs(tmp_path / "ran.txt")) >= 1, 60)
         second = nbresume(tmp_path, "run", str(tmp_path / "." / nb.name), "-o", "other.ipynb")
@@ -250,14 +241,7 @@ def test_a_run_piped_into_a_reader_that_leaves_still_runs_and_writes_its_noteboo
 ) -> None:
     """``nbresume run nb.ipynb | head -1``: the run wrote no notebook and said exit 0."""
     nb = write_notebook(tmp_path / "piped.ipynb", MARK + "\nmark(1)", "mark(2)")
-    process = subprocess.Popen(
-        [str(BIN / "nbresume"), "run", nb.name],
-        cwd=tmp_path,
-        env=kernel_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_run(tmp_path, nb)
     assert process.stdout is not None
     process.stdout.close()  # the reader left before the first line
     _, err = process.communicate(timeout=120)
